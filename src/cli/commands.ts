@@ -1,0 +1,5 @@
+import type { CommandModule } from 'yargs';
+
+/** Every `repro` sub-command; each lives in its own file under src/cli/. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [];
