@@ -1,0 +1,305 @@
+/**
+ * The kernel interface every backend supplies. Ops (src/tensor/ops) are written once against this
+ * interface and never touch storage themselves (design note 1), so the CPU and CUDA backends only
+ * differ here. Each kernel has a CPU twin (src/backend/cpu) that is the reference for correctness.
+ *
+ * Conventions:
+ * - Storage is an opaque handle to `size` elements of `dtype`; element offsets and strides are in
+ *   elements, never bytes. Tensors handed to kernels are contiguous unless a StridedView says
+ *   otherwise.
+ * - Scale factors (unit scaling's constants) are kernel parameters, so that `scaled()` costs no
+ *   launch of its own on the hot path (design note 4).
+ * - Kernels never synchronise with the host; only `read` does (design note 2).
+ * - Randomised kernels take a `seed`, a `stream` and an `epoch` counter held in device memory (a
+ *   1-element int32 storage), so a captured CUDA graph draws fresh numbers on every replay. The
+ *   Philox layout is in src/tensor/philox.ts.
+ */
+
+export type DType = 'f32' | 'i32';
+
+/** An allocation on a backend. Backends extend this with their own handle. */
+export interface Storage {
+  readonly size: number;
+  readonly dtype: DType;
+}
+
+/** A strided window onto a storage: element (i0, i1, …) lives at offset + Σ ik·strides[k]. */
+export interface StridedView {
+  readonly storage: Storage;
+  readonly offset: number;
+  readonly strides: readonly number[];
+}
+
+export type UnaryKind =
+  | 'copy'
+  | 'abs'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'reciprocal'
+  | 'square'
+  | 'tanh'
+  | 'sigmoid'
+  | 'relu'
+  | 'gelu'
+  | 'geluTanh'
+  | 'sin'
+  | 'cos';
+
+/** add: scaleA·a + scaleB·b; mul: outScale·a·b; div: outScale·a/b; max/min: outScale·max(a,b);
+ * eq/gt/ge: 1 where the comparison holds else 0. */
+export type BinaryKind = 'add' | 'mul' | 'div' | 'max' | 'min' | 'eq' | 'gt' | 'ge';
+
+export type ReduceKind = 'sum' | 'max' | 'min' | 'sumSquares';
+
+/** A number format as the quantise kernel needs it (see src/formats). */
+export interface QuantiseFormat {
+  readonly exponentBits: number;
+  readonly mantissaBits: number;
+  readonly bias: number;
+  /** 'ieee': top exponent is inf/nan; 'fn': only S.1111.111 is NaN, no inf; 'none': no reserved codes. */
+  readonly special: 'ieee' | 'fn' | 'none';
+}
+
+export interface QuantiseOptions {
+  readonly rounding: 'nearest' | 'stochastic';
+  readonly overflow: 'saturate' | 'inf';
+  /** Round to FP16 (nearest-even) first, as the paper's IPU cast did. */
+  readonly viaFp16: boolean;
+  readonly seed: number;
+  readonly stream: number;
+}
+
+export interface GemmParams {
+  readonly transA: boolean;
+  readonly transB: boolean;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly alpha: number;
+  readonly a: Storage;
+  readonly aOffset: number;
+  readonly lda: number;
+  readonly b: Storage;
+  readonly bOffset: number;
+  readonly ldb: number;
+  readonly beta: number;
+  readonly c: Storage;
+  readonly cOffset: number;
+  readonly ldc: number;
+  readonly batch: number;
+  readonly strideA: number;
+  readonly strideB: number;
+  readonly strideC: number;
+  /** Operand precision the GEMM may assume (values are already quantised to it): lets CUDA use
+   * FP16/BF16/FP8 tensor cores. The CPU backend always computes in FP32. */
+  readonly inputFormat?: 'fp32' | 'tf32' | 'fp16' | 'bf16' | 'e4m3' | 'e5m2';
+}
+
+export interface LayerNormParams {
+  readonly x: Storage;
+  readonly gamma: Storage | null;
+  readonly beta: Storage | null;
+  readonly out: Storage;
+  /** Per-row mean and 1/sqrt(var + eps), saved for the backward kernel. */
+  readonly mean: Storage;
+  readonly rstd: Storage;
+  readonly rows: number;
+  readonly cols: number;
+  readonly eps: number;
+}
+
+export interface LayerNormGradParams {
+  readonly x: Storage;
+  readonly gamma: Storage | null;
+  readonly mean: Storage;
+  readonly rstd: Storage;
+  readonly gradOut: Storage;
+  readonly gradX: Storage;
+  /** Written (not accumulated); null when not wanted. */
+  readonly gradGamma: Storage | null;
+  readonly gradBeta: Storage | null;
+  readonly rows: number;
+  readonly cols: number;
+  readonly gradXScale: number;
+  readonly gradGammaScale: number;
+  readonly gradBetaScale: number;
+}
+
+export interface CrossEntropyParams {
+  readonly logits: Storage;
+  readonly labels: Storage;
+  /** Per-row weight (0 drops the row), or null for all ones. */
+  readonly mask: Storage | null;
+  readonly rows: number;
+  readonly vocab: number;
+  /** Per-row mask·(logsumexp − logit[label]). */
+  readonly loss: Storage;
+  /** Per-row logsumexp, saved for the backward kernel. */
+  readonly logSumExp: Storage;
+}
+
+export interface CrossEntropyGradParams {
+  readonly logits: Storage;
+  readonly labels: Storage;
+  readonly mask: Storage | null;
+  readonly logSumExp: Storage;
+  /** Upstream gradient of each row's loss. */
+  readonly gradLoss: Storage;
+  readonly gradLogits: Storage;
+  readonly rows: number;
+  readonly vocab: number;
+  readonly scale: number;
+}
+
+export interface AdamWParams {
+  readonly param: Storage;
+  readonly grad: Storage;
+  readonly m: Storage;
+  readonly v: Storage;
+  readonly n: number;
+  /** int32 step counter t (1-based after the optimiser's increment), read on the device. */
+  readonly step: Storage;
+  readonly lr: number;
+  /** lr_t = lr·lrScale·2^(−(t−1)·lrDecay). */
+  readonly lrDecay: number;
+  /** Per-parameter multiplier of the gradient step (unit scaling: 1/√length for 1-D params). */
+  readonly lrScale: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** Decoupled weight decay, applied with the undecayed, unscaled lr. */
+  readonly weightDecay: number;
+  /** Multiplies the gradient before use (e.g. 1/lossScale). */
+  readonly gradScale: number;
+}
+
+export interface SgdmParams {
+  readonly param: Storage;
+  readonly grad: Storage;
+  readonly momentum: Storage;
+  readonly n: number;
+  readonly step: Storage;
+  readonly lr: number;
+  readonly lrDecay: number;
+  readonly lrScale: number;
+  readonly mu: number;
+  readonly weightDecay: number;
+  readonly gradScale: number;
+}
+
+/** LAMB, phase 1: update m and v, write the raw update direction u = m̂/(√v̂+ε) + wd·θ. */
+export interface LambUpdateParams {
+  readonly param: Storage;
+  readonly grad: Storage;
+  readonly m: Storage;
+  readonly v: Storage;
+  readonly update: Storage;
+  readonly n: number;
+  readonly step: Storage;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly gradScale: number;
+}
+
+/** LAMB, phase 2: θ −= lr_t·trust·u with trust = ‖θ‖/‖u‖ (1 when either is 0). */
+export interface LambApplyParams {
+  readonly param: Storage;
+  readonly update: Storage;
+  /** 1-element sums of squares of θ and u. */
+  readonly paramNormSq: Storage;
+  readonly updateNormSq: Storage;
+  readonly n: number;
+  readonly step: Storage;
+  /** lr_t = lr · schedule(t), schedule given as linear warmup then linear decay to zero. */
+  readonly lr: number;
+  readonly warmupSteps: number;
+  readonly totalSteps: number;
+  readonly useTrustRatio: boolean;
+}
+
+export interface Backend {
+  readonly name: 'cpu' | 'cuda';
+
+  alloc(size: number, dtype: DType): Storage;
+  release(storage: Storage): void;
+  write(storage: Storage, data: Float32Array | Int32Array, offset?: number): void;
+  /** Copies the storage to the host (the only synchronising call). */
+  read(storage: Storage): Float32Array | Int32Array;
+  /** Bytes currently allocated and the peak since start (device memory for CUDA). */
+  memoryStats(): { allocatedBytes: number; peakBytes: number; reservedBytes: number };
+
+  fill(out: Storage, offset: number, n: number, value: number): void;
+  /** out = outScale·f(inScale·x), element-wise over n contiguous elements. */
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number): void;
+  /** gradX = gradScale·inScale·f'(inScale·x)·gradOut (written, not accumulated). */
+  unaryGrad(
+    kind: UnaryKind,
+    x: Storage,
+    gradOut: Storage,
+    gradX: Storage,
+    n: number,
+    inScale: number,
+    gradScale: number,
+  ): void;
+  /** Broadcasting binary op over `shape`; out is contiguous (it may alias a or b element-wise). */
+  binary(
+    kind: BinaryKind,
+    a: StridedView,
+    b: StridedView,
+    out: Storage,
+    shape: readonly number[],
+    scaleA: number,
+    scaleB: number,
+  ): void;
+  /** out = cond ≠ 0 ? a : b, broadcasting over `shape`. */
+  where(cond: StridedView, a: StridedView, b: StridedView, out: Storage, shape: readonly number[]): void;
+  /** dst[view] (=|+=) scale·src[view] over `shape`. With accumulate, dst positions may repeat. */
+  copy(src: StridedView, dst: StridedView, shape: readonly number[], scale: number, accumulate: boolean): void;
+  /** Reduces contiguous x of xShape to outShape (same rank, 1 on reduced axes); result × scale. */
+  reduce(
+    kind: ReduceKind,
+    x: Storage,
+    xShape: readonly number[],
+    out: Storage,
+    outShape: readonly number[],
+    scale: number,
+  ): void;
+  gemm(params: GemmParams): void;
+  /** Row-wise softmax (or log-softmax) of inScale·x, times outScale. */
+  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void;
+  /** From y = softmax(·) (or log-softmax): gradX = gradScale·y·(gradOut − Σ gradOut·y), or for
+   * log-softmax gradScale·(gradOut − exp(y)·Σ gradOut). */
+  softmaxGrad(y: Storage, gradOut: Storage, gradX: Storage, rows: number, cols: number, gradScale: number, log: boolean): void;
+  layerNorm(params: LayerNormParams): void;
+  layerNormGrad(params: LayerNormGradParams): void;
+  /** out[i, :] = table[ids[i], :]. */
+  gather(table: Storage, ids: Storage, out: Storage, count: number, dim: number): void;
+  /** gradTable[ids[i], :] += scale·gradOut[i, :]. */
+  scatterAdd(gradOut: Storage, ids: Storage, gradTable: Storage, count: number, dim: number, scale: number): void;
+  crossEntropy(params: CrossEntropyParams): void;
+  crossEntropyGrad(params: CrossEntropyGradParams): void;
+  /** Fills n elements from the Philox stream (seed, stream, epoch[0]). */
+  random(
+    out: Storage,
+    n: number,
+    distribution: 'uniform' | 'normal',
+    seed: number,
+    stream: number,
+    epoch: Storage | null,
+    a: number,
+    b: number,
+  ): void;
+  quantise(x: Storage, out: Storage, n: number, format: QuantiseFormat, options: QuantiseOptions, epoch: Storage | null): void;
+  /** counter[0] += 1 (int32), on the device. */
+  increment(counter: Storage): void;
+  adamw(params: AdamWParams): void;
+  sgdm(params: SgdmParams): void;
+  lambUpdate(params: LambUpdateParams): void;
+  lambApply(params: LambApplyParams): void;
+  /** Waits for queued work (no-op on the CPU). */
+  synchronize(): void;
+}
