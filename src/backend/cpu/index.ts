@@ -1,0 +1,195 @@
+import type {
+  AdamWParams,
+  Backend,
+  BinaryKind,
+  CrossEntropyGradParams,
+  CrossEntropyParams,
+  DType,
+  GemmParams,
+  LambApplyParams,
+  LambUpdateParams,
+  LayerNormGradParams,
+  LayerNormParams,
+  QuantiseFormat,
+  QuantiseOptions,
+  ReduceKind,
+  SgdmParams,
+  Storage,
+  StridedView,
+  UnaryKind,
+} from '../backend.ts';
+import { CpuStorage, dataOf, f32, i32 } from './storage.ts';
+import * as elementwise from './elementwise.ts';
+import { reduce } from './reduce.ts';
+import * as nn from './nn-kernels.ts';
+import * as optim from './optim-kernels.ts';
+import { sgemmBatched } from './gemm.ts';
+import { fillNormal, fillUniform } from '../../tensor/philox.ts';
+import { quantiseWithFormat } from './quantise.ts';
+
+/** The reference backend: plain TypeScript kernels (and a system BLAS for matmuls when present). */
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  private allocated = 0;
+  private peak = 0;
+  /** Released buffers by dtype and size, so a steady-state step reuses memory instead of
+   * producing garbage; alloc() hands out uninitialised (stale) contents, like a device allocator. */
+  private readonly pool = new Map<string, CpuStorage[]>();
+  private pooledBytes = 0;
+
+  alloc(size: number, dtype: DType): Storage {
+    const key = `${dtype}:${size}`;
+    const cached = this.pool.get(key)?.pop();
+    this.allocated += size * 4;
+    this.peak = Math.max(this.peak, this.allocated);
+    if (cached) {
+      this.pooledBytes -= size * 4;
+      return cached;
+    }
+    return new CpuStorage(size, dtype);
+  }
+
+  release(storage: Storage): void {
+    if (!(storage instanceof CpuStorage)) throw new Error('CpuBackend.release: foreign storage');
+    this.allocated -= storage.size * 4;
+    const key = `${storage.dtype}:${storage.size}`;
+    let list = this.pool.get(key);
+    if (!list) this.pool.set(key, (list = []));
+    list.push(storage);
+    this.pooledBytes += storage.size * 4;
+  }
+
+  write(storage: Storage, data: Float32Array | Int32Array, offset = 0): void {
+    dataOf(storage).set(data, offset);
+  }
+
+  read(storage: Storage): Float32Array | Int32Array {
+    return dataOf(storage).slice();
+  }
+
+  memoryStats(): { allocatedBytes: number; peakBytes: number; reservedBytes: number } {
+    return { allocatedBytes: this.allocated, peakBytes: this.peak, reservedBytes: this.allocated + this.pooledBytes };
+  }
+
+  fill(out: Storage, offset: number, n: number, value: number): void {
+    dataOf(out).fill(value, offset, offset + n);
+  }
+
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number): void {
+    elementwise.unary(kind, f32(x), f32(out), n, inScale, outScale);
+  }
+
+  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number): void {
+    elementwise.unaryGrad(kind, f32(x), f32(gradOut), f32(gradX), n, inScale, gradScale);
+  }
+
+  binary(kind: BinaryKind, a: StridedView, b: StridedView, out: Storage, shape: readonly number[], scaleA: number, scaleB: number): void {
+    elementwise.binary(kind, a, b, f32(out), shape, scaleA, scaleB);
+  }
+
+  where(cond: StridedView, a: StridedView, b: StridedView, out: Storage, shape: readonly number[]): void {
+    elementwise.where(cond, a, b, f32(out), shape);
+  }
+
+  copy(src: StridedView, dst: StridedView, shape: readonly number[], scale: number, accumulate: boolean): void {
+    elementwise.copy(src, dst, shape, scale, accumulate);
+  }
+
+  reduce(kind: ReduceKind, x: Storage, xShape: readonly number[], out: Storage, outShape: readonly number[], scale: number): void {
+    reduce(kind, f32(x), xShape, f32(out), outShape, scale);
+  }
+
+  gemm(p: GemmParams): void {
+    sgemmBatched({
+      transA: p.transA,
+      transB: p.transB,
+      m: p.m,
+      n: p.n,
+      k: p.k,
+      alpha: p.alpha,
+      a: f32(p.a),
+      aOffset: p.aOffset,
+      lda: p.lda,
+      b: f32(p.b),
+      bOffset: p.bOffset,
+      ldb: p.ldb,
+      beta: p.beta,
+      c: f32(p.c),
+      cOffset: p.cOffset,
+      ldc: p.ldc,
+      batch: p.batch,
+      strideA: p.strideA,
+      strideB: p.strideB,
+      strideC: p.strideC,
+    });
+  }
+
+  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void {
+    nn.softmax(f32(x), f32(out), rows, cols, inScale, outScale, log);
+  }
+
+  softmaxGrad(y: Storage, gradOut: Storage, gradX: Storage, rows: number, cols: number, gradScale: number, log: boolean): void {
+    nn.softmaxGrad(f32(y), f32(gradOut), f32(gradX), rows, cols, gradScale, log);
+  }
+
+  layerNorm(params: LayerNormParams): void {
+    nn.layerNorm(params);
+  }
+
+  layerNormGrad(params: LayerNormGradParams): void {
+    nn.layerNormGrad(params);
+  }
+
+  gather(table: Storage, ids: Storage, out: Storage, count: number, dim: number): void {
+    nn.gather(f32(table), i32(ids), f32(out), count, dim, table.size / dim);
+  }
+
+  scatterAdd(gradOut: Storage, ids: Storage, gradTable: Storage, count: number, dim: number, scale: number): void {
+    nn.scatterAdd(f32(gradOut), i32(ids), f32(gradTable), count, dim, scale);
+  }
+
+  crossEntropy(params: CrossEntropyParams): void {
+    nn.crossEntropy(params);
+  }
+
+  crossEntropyGrad(params: CrossEntropyGradParams): void {
+    nn.crossEntropyGrad(params);
+  }
+
+  random(out: Storage, n: number, distribution: 'uniform' | 'normal', seed: number, stream: number, epoch: Storage | null, a: number, b: number): void {
+    const target = f32(out).subarray(0, n);
+    const e = epoch ? i32(epoch)[0] >>> 0 : 0;
+    if (distribution === 'normal') fillNormal(target, seed, stream, 0, a, b, e);
+    else {
+      fillUniform(target, seed, stream, 0, e);
+      if (a !== 0 || b !== 1) for (let i = 0; i < n; i++) target[i] = a + (b - a) * target[i];
+    }
+  }
+
+  quantise(x: Storage, out: Storage, n: number, format: QuantiseFormat, options: QuantiseOptions, epoch: Storage | null): void {
+    const e = epoch ? i32(epoch)[0] >>> 0 : 0;
+    quantiseWithFormat(f32(x).subarray(0, n), f32(out).subarray(0, n), format, options, e);
+  }
+
+  increment(counter: Storage): void {
+    i32(counter)[0] += 1;
+  }
+
+  adamw(params: AdamWParams): void {
+    optim.adamw(params);
+  }
+
+  sgdm(params: SgdmParams): void {
+    optim.sgdm(params);
+  }
+
+  lambUpdate(params: LambUpdateParams): void {
+    optim.lambUpdate(params);
+  }
+
+  lambApply(params: LambApplyParams): void {
+    optim.lambApply(params);
+  }
+
+  synchronize(): void {}
+}

@@ -1,0 +1,146 @@
+import type { CrossEntropyGradParams, CrossEntropyParams, LayerNormGradParams, LayerNormParams } from '../backend.ts';
+import { f32, i32 } from './storage.ts';
+
+export function softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) max = Math.max(max, inScale * x[base + c]);
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += Math.exp(inScale * x[base + c] - max);
+    if (log) {
+      const lse = max + Math.log(sum);
+      for (let c = 0; c < cols; c++) out[base + c] = outScale * (inScale * x[base + c] - lse);
+    } else {
+      const k = outScale / sum;
+      for (let c = 0; c < cols; c++) out[base + c] = k * Math.exp(inScale * x[base + c] - max);
+    }
+  }
+}
+
+export function softmaxGrad(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number, gradScale: number, log: boolean): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let dot = 0;
+    if (log) {
+      for (let c = 0; c < cols; c++) dot += gy[base + c];
+      for (let c = 0; c < cols; c++) gx[base + c] = gradScale * (gy[base + c] - Math.exp(y[base + c]) * dot);
+    } else {
+      for (let c = 0; c < cols; c++) dot += gy[base + c] * y[base + c];
+      for (let c = 0; c < cols; c++) gx[base + c] = gradScale * y[base + c] * (gy[base + c] - dot);
+    }
+  }
+}
+
+export function layerNorm(p: LayerNormParams): void {
+  const x = f32(p.x), out = f32(p.out), mean = f32(p.mean), rstd = f32(p.rstd);
+  const gamma = p.gamma ? f32(p.gamma) : null;
+  const beta = p.beta ? f32(p.beta) : null;
+  const { rows, cols, eps } = p;
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += x[base + c];
+    const mu = sum / cols;
+    let sq = 0;
+    for (let c = 0; c < cols; c++) {
+      const d = x[base + c] - mu;
+      sq += d * d;
+    }
+    const rs = 1 / Math.sqrt(sq / cols + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    for (let c = 0; c < cols; c++) {
+      let v = (x[base + c] - mu) * rs;
+      if (gamma) v *= gamma[c];
+      if (beta) v += beta[c];
+      out[base + c] = v;
+    }
+  }
+}
+
+export function layerNormGrad(p: LayerNormGradParams): void {
+  const x = f32(p.x), mean = f32(p.mean), rstd = f32(p.rstd), gy = f32(p.gradOut), gx = f32(p.gradX);
+  const gamma = p.gamma ? f32(p.gamma) : null;
+  const { rows, cols } = p;
+  const gGamma = p.gradGamma ? new Float64Array(cols) : null;
+  const gBeta = p.gradBeta ? new Float64Array(cols) : null;
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    const mu = mean[r], rs = rstd[r];
+    // dxhat = gy·γ;  dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat))
+    let sumD = 0, sumDX = 0;
+    for (let c = 0; c < cols; c++) {
+      const xhat = (x[base + c] - mu) * rs;
+      const d = gy[base + c] * (gamma ? gamma[c] : 1);
+      sumD += d;
+      sumDX += d * xhat;
+      if (gGamma) gGamma[c] += gy[base + c] * xhat;
+      if (gBeta) gBeta[c] += gy[base + c];
+    }
+    const meanD = sumD / cols, meanDX = sumDX / cols;
+    for (let c = 0; c < cols; c++) {
+      const xhat = (x[base + c] - mu) * rs;
+      const d = gy[base + c] * (gamma ? gamma[c] : 1);
+      gx[base + c] = p.gradXScale * rs * (d - meanD - xhat * meanDX);
+    }
+  }
+  if (gGamma && p.gradGamma) {
+    const out = f32(p.gradGamma);
+    for (let c = 0; c < cols; c++) out[c] = p.gradGammaScale * gGamma[c];
+  }
+  if (gBeta && p.gradBeta) {
+    const out = f32(p.gradBeta);
+    for (let c = 0; c < cols; c++) out[c] = p.gradBetaScale * gBeta[c];
+  }
+}
+
+export function gather(table: Float32Array, ids: Int32Array, out: Float32Array, count: number, dim: number, tableRows: number): void {
+  for (let i = 0; i < count; i++) {
+    const id = ids[i];
+    if (id < 0 || id >= tableRows) throw new Error(`gather: id ${id} outside [0, ${tableRows})`);
+    out.set(table.subarray(id * dim, id * dim + dim), i * dim);
+  }
+}
+
+export function scatterAdd(gradOut: Float32Array, ids: Int32Array, gradTable: Float32Array, count: number, dim: number, scale: number): void {
+  for (let i = 0; i < count; i++) {
+    const t = ids[i] * dim, g = i * dim;
+    for (let c = 0; c < dim; c++) gradTable[t + c] += scale * gradOut[g + c];
+  }
+}
+
+export function crossEntropy(p: CrossEntropyParams): void {
+  const logits = f32(p.logits), labels = i32(p.labels), loss = f32(p.loss), lseOut = f32(p.logSumExp);
+  const mask = p.mask ? f32(p.mask) : null;
+  const { rows, vocab } = p;
+  for (let r = 0; r < rows; r++) {
+    const base = r * vocab;
+    let max = -Infinity;
+    for (let c = 0; c < vocab; c++) max = Math.max(max, logits[base + c]);
+    let sum = 0;
+    for (let c = 0; c < vocab; c++) sum += Math.exp(logits[base + c] - max);
+    const lse = max + Math.log(sum);
+    lseOut[r] = lse;
+    const w = mask ? mask[r] : 1;
+    const label = labels[r];
+    loss[r] = w === 0 ? 0 : w * (lse - logits[base + label]);
+  }
+}
+
+export function crossEntropyGrad(p: CrossEntropyGradParams): void {
+  const logits = f32(p.logits), labels = i32(p.labels), lse = f32(p.logSumExp), gLoss = f32(p.gradLoss), gx = f32(p.gradLogits);
+  const mask = p.mask ? f32(p.mask) : null;
+  const { rows, vocab, scale } = p;
+  for (let r = 0; r < rows; r++) {
+    const base = r * vocab;
+    const w = (mask ? mask[r] : 1) * gLoss[r] * scale;
+    if (w === 0) {
+      gx.fill(0, base, base + vocab);
+      continue;
+    }
+    const l = lse[r];
+    for (let c = 0; c < vocab; c++) gx[base + c] = w * Math.exp(logits[base + c] - l);
+    gx[base + labels[r]] -= w;
+  }
+}

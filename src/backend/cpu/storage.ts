@@ -1,0 +1,70 @@
+import type { DType, Storage, StridedView } from '../backend.ts';
+
+/** CPU storage: a typed array owned by the backend. */
+export class CpuStorage implements Storage {
+  readonly data: Float32Array | Int32Array;
+  constructor(
+    readonly size: number,
+    readonly dtype: DType,
+  ) {
+    this.data = dtype === 'f32' ? new Float32Array(size) : new Int32Array(size);
+  }
+}
+
+export function dataOf(storage: Storage): Float32Array | Int32Array {
+  if (!(storage instanceof CpuStorage)) throw new Error('CPU kernel received storage of another backend');
+  return storage.data;
+}
+
+export function f32(storage: Storage): Float32Array {
+  const data = dataOf(storage);
+  if (!(data instanceof Float32Array)) throw new Error('CPU kernel expected float32 storage');
+  return data;
+}
+
+export function i32(storage: Storage): Int32Array {
+  const data = dataOf(storage);
+  if (!(data instanceof Int32Array)) throw new Error('CPU kernel expected int32 storage');
+  return data;
+}
+
+/**
+ * Calls body(offsets…) for every index of `shape`, in row-major order, handing it the element
+ * offset of each view. The last axis is walked in a tight inner loop.
+ */
+export function forEachStrided(
+  shape: readonly number[],
+  views: readonly StridedView[],
+  inner: (offsets: Int32Array, innerStrides: Int32Array, count: number) => void,
+): void {
+  const rank = shape.length;
+  const nv = views.length;
+  const offsets = new Int32Array(nv);
+  const innerStrides = new Int32Array(nv);
+  if (rank === 0) {
+    for (let v = 0; v < nv; v++) offsets[v] = views[v].offset;
+    inner(offsets, innerStrides, 1);
+    return;
+  }
+  for (const d of shape) if (d === 0) return;
+  const last = shape[rank - 1];
+  for (let v = 0; v < nv; v++) innerStrides[v] = views[v].strides[rank - 1];
+  const counter = new Int32Array(Math.max(rank - 1, 0));
+  const base = new Float64Array(nv);
+  for (let v = 0; v < nv; v++) base[v] = views[v].offset;
+  for (;;) {
+    for (let v = 0; v < nv; v++) offsets[v] = base[v];
+    inner(offsets, innerStrides, last);
+    // advance the outer counter (odometer) and the base offsets with it
+    let axis = rank - 2;
+    while (axis >= 0) {
+      counter[axis]++;
+      for (let v = 0; v < nv; v++) base[v] += views[v].strides[axis];
+      if (counter[axis] < shape[axis]) break;
+      for (let v = 0; v < nv; v++) base[v] -= views[v].strides[axis] * shape[axis];
+      counter[axis] = 0;
+      axis--;
+    }
+    if (axis < 0) return;
+  }
+}

@@ -1,0 +1,123 @@
+import { connectTape } from './scope.ts';
+import { formatShape, sameShape, type Tensor } from './tensor.ts';
+
+/**
+ * Computes the gradients of an op's inputs from the gradient of its output (null: no gradient).
+ * Each returned tensor is handed to autograd, which releases it: return distinct tensors, never
+ * gradOutput itself (an alias made with `alias()` shares the storage at no cost).
+ */
+export type BackwardFn = (gradOutput: Tensor) => readonly (Tensor | null)[];
+
+interface TapeEntry {
+  readonly output: Tensor;
+  readonly inputs: readonly Tensor[];
+  readonly backward: BackwardFn;
+}
+
+const tape: TapeEntry[] = [];
+let gradEnabled = true;
+
+connectTape(
+  (length) => {
+    if (tape.length > length) tape.length = length;
+  },
+  () => tape.length,
+);
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording anything on the tape (evaluation, optimiser updates). */
+export function noGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+/** Records an op on the tape when any input needs a gradient; marks the output accordingly. */
+export function record(output: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
+  output.isLeaf = false;
+  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return output;
+  output.requiresGrad = true;
+  tape.push({ output, inputs, backward });
+  return output;
+}
+
+export function tapeLength(): number {
+  return tape.length;
+}
+
+/** Forgets every recorded op (e.g. after a forward pass that will not be differentiated). */
+export function clearTape(): void {
+  tape.length = 0;
+}
+
+/**
+ * Reverse-mode pass from `root` (seeded with ones, or `seed`). Gradients of leaf tensors that
+ * require them accumulate into `.grad` (allocated once, kept across steps); intermediate
+ * gradients are released as soon as they have been propagated. Clears the tape.
+ */
+export function backward(root: Tensor, seed?: Tensor, accumulate: AccumulateFn = defaultAccumulate): void {
+  if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require a gradient`);
+  const grads = new Map<number, Tensor>();
+  grads.set(root.id, seed ?? onesLike(root));
+  for (let i = tape.length - 1; i >= 0; i--) {
+    const entry = tape[i];
+    const gradOut = grads.get(entry.output.id);
+    if (!gradOut) continue;
+    grads.delete(entry.output.id);
+    const inputGrads = entry.backward(gradOut);
+    if (gradOut !== seed) gradOut.dispose();
+    entry.inputs.forEach((input, k) => {
+      const g = inputGrads[k];
+      if (!g) return;
+      if (!input.requiresGrad) {
+        g.dispose();
+        return;
+      }
+      if (!sameShape(g.shape, input.shape)) {
+        throw new Error(`backward: gradient of ${input.describe()} has shape ${formatShape(g.shape)}`);
+      }
+      if (input.isLeaf) {
+        accumulate(input, g);
+        g.dispose();
+        return;
+      }
+      const existing = grads.get(input.id);
+      if (existing) {
+        addInPlace(existing, g);
+        g.dispose();
+      } else grads.set(input.id, g);
+    });
+  }
+  for (const g of grads.values()) g.dispose();
+  tape.length = 0;
+}
+
+export type AccumulateFn = (leaf: Tensor, grad: Tensor) => void;
+
+let onesLike: (t: Tensor) => Tensor = () => {
+  throw new Error('autograd not initialised');
+};
+let addInPlace: (target: Tensor, value: Tensor) => void = () => {
+  throw new Error('autograd not initialised');
+};
+let defaultAccumulate: AccumulateFn = () => {
+  throw new Error('autograd not initialised');
+};
+
+/** Wires in the few ops autograd itself needs (set by ops/index.ts, avoiding an import cycle). */
+export function connectAutogradOps(ops: {
+  onesLike: (t: Tensor) => Tensor;
+  addInPlace: (target: Tensor, value: Tensor) => void;
+  accumulateGrad: AccumulateFn;
+}): void {
+  onesLike = ops.onesLike;
+  addInPlace = ops.addInPlace;
+  defaultAccumulate = ops.accumulateGrad;
+}

@@ -1,0 +1,177 @@
+import type { BinaryKind, UnaryKind } from '../../backend/backend.ts';
+import { record } from '../autograd.ts';
+import type { Tensor } from '../tensor.ts';
+import { broadcastShapes, broadcastView, sumTo } from './broadcast.ts';
+import { alias, empty, full } from './creation.ts';
+
+/** Forward and backward multipliers of an op's output. `gradScale` replaces `scale` in the backward
+ * pass (unit scaling); leaving it out gives the true gradient. */
+export interface OutputScale {
+  scale?: number;
+  gradScale?: number;
+}
+
+type Operand = Tensor | number;
+
+function asTensor(v: Operand, like: Tensor): Tensor {
+  return typeof v === 'number' ? full([], v, 'f32', like.backend) : v;
+}
+
+function checkSameBackend(op: string, a: Tensor, b: Tensor): void {
+  if (a.backend !== b.backend) throw new Error(`${op}: operands live on different backends (${a.backend.name}, ${b.backend.name})`);
+}
+
+function binaryKernel(kind: BinaryKind, op: string, a: Tensor, b: Tensor, scaleA: number, scaleB: number): Tensor {
+  checkSameBackend(op, a, b);
+  const shape = broadcastShapes(op, a.shape, b.shape);
+  const out = empty(shape, 'f32', a.backend);
+  a.backend.binary(kind, broadcastView(a, shape), broadcastView(b, shape), out.storage, shape, scaleA, scaleB);
+  return out;
+}
+
+export interface AddOptions {
+  scaleA?: number;
+  scaleB?: number;
+  gradScaleA?: number;
+  gradScaleB?: number;
+}
+
+/** scaleA·a + scaleB·b with broadcasting (residual adds put their √α factors here). */
+export function add(aIn: Operand, bIn: Operand, options: AddOptions = {}): Tensor {
+  const a = typeof aIn === 'number' ? asTensor(aIn, bIn as Tensor) : aIn;
+  const b = asTensor(bIn, a);
+  const { scaleA = 1, scaleB = 1 } = options;
+  const gradScaleA = options.gradScaleA ?? scaleA;
+  const gradScaleB = options.gradScaleB ?? scaleB;
+  const out = binaryKernel('add', 'add', a, b, scaleA, scaleB);
+  return record(out, [a, b], (g) => [
+    a.requiresGrad ? sumTo(g, a.shape, gradScaleA) : null,
+    b.requiresGrad ? sumTo(g, b.shape, gradScaleB) : null,
+  ]);
+}
+
+export function sub(a: Operand, b: Operand): Tensor {
+  return add(a, b, { scaleB: -1 });
+}
+
+/** scale·a·b with broadcasting. */
+export function mul(aIn: Operand, bIn: Operand, options: OutputScale = {}): Tensor {
+  const a = typeof aIn === 'number' ? asTensor(aIn, bIn as Tensor) : aIn;
+  const b = asTensor(bIn, a);
+  const scale = options.scale ?? 1;
+  const gradScale = options.gradScale ?? scale;
+  const out = binaryKernel('mul', 'mul', a, b, scale, 1);
+  return record(out, [a, b], (g) => [
+    a.requiresGrad ? sumTo(binaryKernel('mul', 'mul', g, b, gradScale, 1), a.shape) : null,
+    b.requiresGrad ? sumTo(binaryKernel('mul', 'mul', g, a, gradScale, 1), b.shape) : null,
+  ]);
+}
+
+export function div(aIn: Operand, bIn: Operand): Tensor {
+  const a = typeof aIn === 'number' ? asTensor(aIn, bIn as Tensor) : aIn;
+  const b = asTensor(bIn, a);
+  const out = binaryKernel('div', 'div', a, b, 1, 1);
+  return record(out, [a, b], (g) => [
+    a.requiresGrad ? sumTo(binaryKernel('div', 'div', g, b, 1, 1), a.shape) : null,
+    // d(a/b)/db = −(a/b)/b
+    b.requiresGrad ? sumTo(binaryKernel('div', 'div', binaryKernel('mul', 'div', g, out, 1, 1), b, -1, 1), b.shape) : null,
+  ]);
+}
+
+/** Element-wise comparisons (no gradient): 1 where true, else 0. */
+export function greater(a: Operand, b: Operand): Tensor {
+  const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : a;
+  return binaryKernel('gt', 'greater', ta, asTensor(b, ta), 1, 1);
+}
+
+export function greaterEqual(a: Operand, b: Operand): Tensor {
+  const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : a;
+  return binaryKernel('ge', 'greaterEqual', ta, asTensor(b, ta), 1, 1);
+}
+
+export function equal(a: Operand, b: Operand): Tensor {
+  const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : a;
+  return binaryKernel('eq', 'equal', ta, asTensor(b, ta), 1, 1);
+}
+
+/** cond ≠ 0 ? a : b, broadcasting all three. */
+export function where(cond: Tensor, aIn: Operand, bIn: Operand): Tensor {
+  const a = asTensor(aIn, cond);
+  const b = asTensor(bIn, cond);
+  const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, a.shape), b.shape);
+  const out = empty(shape, 'f32', cond.backend);
+  cond.backend.where(broadcastView(cond, shape), broadcastView(a, shape), broadcastView(b, shape), out.storage, shape);
+  return record(out, [a, b], (g) => {
+    const zero = full([], 0, 'f32', g.backend);
+    const pick = (first: Tensor, second: Tensor) => {
+      const t = empty(shape, 'f32', g.backend);
+      g.backend.where(broadcastView(cond, shape), broadcastView(first, shape), broadcastView(second, shape), t.storage, shape);
+      return t;
+    };
+    return [a.requiresGrad ? sumTo(pick(g, zero), a.shape) : null, b.requiresGrad ? sumTo(pick(zero, g), b.shape) : null];
+  });
+}
+
+export interface UnaryOptions extends OutputScale {
+  /** Multiplies the input before the function: y = scale·f(inScale·x). */
+  inScale?: number;
+}
+
+function unaryOp(kind: UnaryKind, x: Tensor, options: UnaryOptions = {}): Tensor {
+  const { inScale = 1, scale = 1 } = options;
+  const gradScale = options.gradScale ?? scale;
+  const out = empty(x.shape, 'f32', x.backend);
+  x.backend.unary(kind, x.storage, out.storage, x.size, inScale, scale);
+  return record(out, [x], (g) => {
+    const gx = empty(x.shape, 'f32', x.backend);
+    x.backend.unaryGrad(kind, x.storage, g.storage, gx.storage, x.size, inScale, gradScale);
+    return [gx];
+  });
+}
+
+export const exp = (x: Tensor, o?: UnaryOptions) => unaryOp('exp', x, o);
+export const log = (x: Tensor, o?: UnaryOptions) => unaryOp('log', x, o);
+export const sqrt = (x: Tensor, o?: UnaryOptions) => unaryOp('sqrt', x, o);
+export const rsqrt = (x: Tensor, o?: UnaryOptions) => unaryOp('rsqrt', x, o);
+export const reciprocal = (x: Tensor, o?: UnaryOptions) => unaryOp('reciprocal', x, o);
+export const square = (x: Tensor, o?: UnaryOptions) => unaryOp('square', x, o);
+export const abs = (x: Tensor, o?: UnaryOptions) => unaryOp('abs', x, o);
+export const tanh = (x: Tensor, o?: UnaryOptions) => unaryOp('tanh', x, o);
+export const sigmoid = (x: Tensor, o?: UnaryOptions) => unaryOp('sigmoid', x, o);
+export const relu = (x: Tensor, o?: UnaryOptions) => unaryOp('relu', x, o);
+export const sin = (x: Tensor, o?: UnaryOptions) => unaryOp('sin', x, o);
+export const cos = (x: Tensor, o?: UnaryOptions) => unaryOp('cos', x, o);
+/** GELU, erf form (PyTorch's default) or tanh approximation. */
+export const gelu = (x: Tensor, o: UnaryOptions & { approximate?: 'none' | 'tanh' } = {}) =>
+  unaryOp(o.approximate === 'tanh' ? 'geluTanh' : 'gelu', x, o);
+
+/** Multiplies by a constant (one kernel; the true gradient unless gradScale says otherwise). */
+export function scale(x: Tensor, factor: number, gradScale = factor): Tensor {
+  return unaryOp('copy', x, { scale: factor, gradScale });
+}
+
+export function neg(x: Tensor): Tensor {
+  return scale(x, -1);
+}
+
+/**
+ * The unit-scaling primitive: forward y = fwdScale·x, backward gradX = bwdScale·gradY (not the
+ * true derivative). A factor of 1 costs no kernel: the tensor is aliased.
+ */
+export function scaled(x: Tensor, fwdScale = 1, bwdScale = 1): Tensor {
+  let out: Tensor;
+  if (fwdScale === 1) out = alias(x);
+  else {
+    out = empty(x.shape, 'f32', x.backend);
+    x.backend.unary('copy', x.storage, out.storage, x.size, 1, fwdScale);
+  }
+  return record(out, [x], (g) => {
+    if (bwdScale === 1) return [alias(g)];
+    const gx = empty(g.shape, 'f32', g.backend);
+    g.backend.unary('copy', g.storage, gx.storage, g.size, 1, bwdScale);
+    return [gx];
+  });
+}
+
+export const scaleFwd = (x: Tensor, s: number) => scaled(x, s, 1);
+export const scaleBwd = (x: Tensor, s: number) => scaled(x, 1, s);

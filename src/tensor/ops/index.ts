@@ -1,0 +1,31 @@
+/** The device-independent op set: each op's forward and backward run on backend kernels. */
+import { connectAutogradOps } from '../autograd.ts';
+import { persistent } from '../scope.ts';
+import type { Tensor } from '../tensor.ts';
+import { broadcastView } from './broadcast.ts';
+import { onesLike, zeros } from './creation.ts';
+
+export * from './creation.ts';
+export * from './elementwise.ts';
+export * from './reduce.ts';
+export * from './shape.ts';
+export * from './matmul.ts';
+export * from './nn.ts';
+export * from './conv.ts';
+export * from './quantise.ts';
+export * from './custom.ts';
+export { broadcastShapes, sumTo } from './broadcast.ts';
+
+/** target += value (element-wise, same shape), in place. */
+export function addInPlace(target: Tensor, value: Tensor): void {
+  target.backend.binary('add', target.view(), broadcastView(value, target.shape), target.storage, target.shape, 1, 1);
+}
+
+connectAutogradOps({
+  onesLike,
+  addInPlace,
+  accumulateGrad(leaf, grad) {
+    if (!leaf.grad) leaf.grad = persistent(() => zeros(leaf.shape, 'f32', leaf.backend));
+    addInPlace(leaf.grad, grad);
+  },
+});

@@ -1,0 +1,194 @@
+import type { GemmParams } from '../../backend/backend.ts';
+import { record } from '../autograd.ts';
+import { formatShape, type Tensor } from '../tensor.ts';
+import { empty } from './creation.ts';
+
+export interface MatmulOptions {
+  /** Use a stored as [..., k, m] (resp. b as [..., n, k]). */
+  transA?: boolean;
+  transB?: boolean;
+  /** Forward output multiplier (folded into the GEMM's alpha). */
+  scale?: number;
+  /** Backward multipliers of each operand's gradient; default: the true gradient (= scale). */
+  gradScaleA?: number;
+  gradScaleB?: number;
+  /** Operand precision the values already have, so a backend may use low-precision GEMMs. */
+  inputFormat?: GemmParams['inputFormat'];
+  /** Precision of the incoming gradient (e.g. e5m2 in FP8 training) for the backward GEMMs. */
+  gradFormat?: GemmParams['inputFormat'];
+}
+
+interface Layout {
+  batchShape: number[];
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  aBatched: boolean;
+  bBatched: boolean;
+}
+
+function layout(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Layout {
+  if (a.rank < 2 || b.rank < 2) throw new Error(`matmul: operands need rank ≥ 2, got ${a.describe()} and ${b.describe()}`);
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const m = transA ? ac : ar;
+  const k = transA ? ar : ac;
+  const kb = transB ? bc : br;
+  const n = transB ? br : bc;
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const aBatched = aBatch.length > 0;
+  const bBatched = bBatch.length > 0;
+  const sameBatch = aBatch.length === bBatch.length && aBatch.every((d, i) => d === bBatch[i]);
+  if (k !== kb || (aBatched && bBatched && !sameBatch)) {
+    throw new Error(
+      `matmul: shapes ${formatShape(a.shape)}${transA ? 'ᵀ' : ''} and ${formatShape(b.shape)}${transB ? 'ᵀ' : ''} do not multiply`,
+    );
+  }
+  const batchShape = aBatched ? aBatch : bBatch;
+  return { batchShape, batch: batchShape.reduce((p, d) => p * d, 1), m, n, k, aBatched, bBatched };
+}
+
+/** C = alpha·op(A)·op(B) for row-major operands held whole in tensors. */
+function gemm(
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  g: { transA: boolean; transB: boolean; m: number; n: number; k: number; batch: number; strideA: number; strideB: number; alpha: number; beta?: number; inputFormat?: GemmParams['inputFormat'] },
+): void {
+  a.backend.gemm({
+    transA: g.transA,
+    transB: g.transB,
+    m: g.m,
+    n: g.n,
+    k: g.k,
+    alpha: g.alpha,
+    a: a.storage,
+    aOffset: 0,
+    lda: g.transA ? g.m : g.k,
+    b: b.storage,
+    bOffset: 0,
+    ldb: g.transB ? g.k : g.n,
+    beta: g.beta ?? 0,
+    c: out.storage,
+    cOffset: 0,
+    ldc: g.n,
+    batch: g.batch,
+    strideA: g.strideA,
+    strideB: g.strideB,
+    strideC: g.m * g.n,
+    inputFormat: g.inputFormat,
+  });
+}
+
+/**
+ * Batched matrix product op(a)·op(b)·scale over the last two axes. Leading (batch) axes must match,
+ * or one operand may have none (it is shared across the batch, e.g. a weight).
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false, scale = 1 } = options;
+  const gradScaleA = options.gradScaleA ?? scale;
+  const gradScaleB = options.gradScaleB ?? scale;
+  if (a.backend !== b.backend) throw new Error('matmul: operands live on different backends');
+  const L = layout(a, b, transA, transB);
+  const { m, n, k, batch } = L;
+  const out = empty([...L.batchShape, m, n], 'f32', a.backend);
+  gemm(a, b, out, {
+    transA,
+    transB,
+    m,
+    n,
+    k,
+    batch,
+    strideA: L.aBatched ? m * k : 0,
+    strideB: L.bBatched ? k * n : 0,
+    alpha: scale,
+    inputFormat: options.inputFormat,
+  });
+  const gradFormat = options.gradFormat ?? options.inputFormat;
+  return record(out, [a, b], (g) => {
+    let gradA: Tensor | null = null;
+    let gradB: Tensor | null = null;
+    if (a.requiresGrad) {
+      // stored-A gradient: [m,k] = g·op(B)ᵀ, or for transA [k,m] = op(B)·gᵀ
+      const rows = transA ? k : m;
+      const cols = transA ? m : k;
+      const shared = !L.aBatched && L.bBatched;
+      if (shared && !transA && !transB) {
+        // Σ_batch g_b·B_bᵀ cannot fold the batch into one GEMM; accumulate with beta = 1.
+        gradA = empty([rows, cols], 'f32', a.backend);
+        a.backend.fill(gradA.storage, 0, gradA.size, 0);
+        for (let i = 0; i < batch; i++) accumulateGemm(g, b, gradA, i * m * n, i * k * n, false, true, m, k, n, n, n, k, gradScaleA, gradFormat);
+      } else if (shared) {
+        gradA = empty([rows, cols], 'f32', a.backend);
+        a.backend.fill(gradA.storage, 0, gradA.size, 0);
+        for (let i = 0; i < batch; i++) {
+          if (!transA) accumulateGemm(g, b, gradA, i * m * n, i * n * k, false, false, m, k, n, n, k, k, gradScaleA, gradFormat);
+          else if (!transB) accumulateGemm(b, g, gradA, i * k * n, i * m * n, false, true, k, m, n, n, n, m, gradScaleA, gradFormat);
+          else accumulateGemm(b, g, gradA, i * n * k, i * m * n, true, true, k, m, n, k, n, m, gradScaleA, gradFormat);
+        }
+      } else {
+        gradA = empty(a.shape, 'f32', a.backend);
+        const strideG = m * n;
+        const strideB = L.bBatched ? k * n : 0;
+        if (!transA) gemm(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, inputFormat: gradFormat });
+        else gemm(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, inputFormat: gradFormat });
+      }
+    }
+    if (b.requiresGrad) {
+      const rows = transB ? n : k;
+      const cols = transB ? k : n;
+      const shared = L.aBatched && !L.bBatched;
+      if (shared && !transA) {
+        // Fold the batch into the GEMM: A is [batch·m, k] contiguous, g is [batch·m, n].
+        gradB = empty([rows, cols], 'f32', b.backend);
+        if (!transB) gemm(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, inputFormat: gradFormat });
+        else gemm(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, inputFormat: gradFormat });
+      } else if (shared) {
+        gradB = empty([rows, cols], 'f32', b.backend);
+        b.backend.fill(gradB.storage, 0, gradB.size, 0);
+        for (let i = 0; i < batch; i++) {
+          if (!transB) accumulateGemm(a, g, gradB, i * k * m, i * m * n, false, false, k, n, m, m, n, n, gradScaleB, gradFormat);
+          else accumulateGemm(g, a, gradB, i * m * n, i * k * m, true, true, n, k, m, n, m, k, gradScaleB, gradFormat);
+        }
+      } else {
+        gradB = empty(b.shape, 'f32', b.backend);
+        const strideA = L.aBatched ? m * k : 0;
+        const strideG = m * n;
+        if (!transB) gemm(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, inputFormat: gradFormat });
+        else gemm(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, inputFormat: gradFormat });
+      }
+    }
+    return [gradA, gradB];
+  });
+}
+
+/** C += alpha·op(A)·op(B) on sub-matrices at the given offsets (single, unbatched GEMM). */
+function accumulateGemm(
+  a: Tensor,
+  b: Tensor,
+  c: Tensor,
+  aOffset: number,
+  bOffset: number,
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  lda: number,
+  ldb: number,
+  ldc: number,
+  alpha: number,
+  inputFormat: GemmParams['inputFormat'],
+): void {
+  a.backend.gemm({
+    transA, transB, m, n, k, alpha,
+    a: a.storage, aOffset, lda,
+    b: b.storage, bOffset, ldb,
+    beta: 1,
+    c: c.storage, cOffset: 0, ldc,
+    batch: 1, strideA: 0, strideB: 0, strideC: 0,
+    inputFormat,
+  });
+}

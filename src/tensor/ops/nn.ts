@@ -1,0 +1,178 @@
+import { record } from '../autograd.ts';
+import { randomContext } from '../random.ts';
+import { formatShape, type Tensor } from '../tensor.ts';
+import { empty, zeros } from './creation.ts';
+import { sum } from './reduce.ts';
+import { div } from './elementwise.ts';
+
+export interface SoftmaxOptions {
+  /** y = scale·softmax(inScale·x) */
+  inScale?: number;
+  scale?: number;
+  /** Backward multiplier replacing `scale` (unit scaling); default: the true gradient. */
+  gradScale?: number;
+}
+
+function softmaxOp(x: Tensor, log: boolean, options: SoftmaxOptions): Tensor {
+  const { inScale = 1, scale = 1 } = options;
+  const gradScale = options.gradScale ?? scale;
+  const cols = x.shape[x.rank - 1];
+  const rows = x.size / cols;
+  const unscaled = empty(x.shape, 'f32', x.backend);
+  x.backend.softmax(x.storage, unscaled.storage, rows, cols, inScale, 1, log);
+  let out = unscaled;
+  if (scale !== 1) {
+    out = empty(x.shape, 'f32', x.backend);
+    x.backend.unary('copy', unscaled.storage, out.storage, x.size, 1, scale);
+  }
+  return record(out, [x], (g) => {
+    const gx = empty(x.shape, 'f32', x.backend);
+    x.backend.softmaxGrad(unscaled.storage, g.storage, gx.storage, rows, cols, gradScale * inScale, log);
+    return [gx];
+  });
+}
+
+/** Softmax over the last axis. */
+export function softmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
+  return softmaxOp(x, false, options);
+}
+
+/** Log-softmax over the last axis. */
+export function logSoftmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
+  return softmaxOp(x, true, options);
+}
+
+export interface LayerNormOptions {
+  eps?: number;
+  /** Backward multipliers of the affine parameters' gradients (unit scaling). */
+  gradScaleGamma?: number;
+  gradScaleBeta?: number;
+}
+
+/** Layer normalisation over the last axis, statistics in float32 (biased variance). */
+export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, options: LayerNormOptions = {}): Tensor {
+  const { eps = 1e-5, gradScaleGamma = 1, gradScaleBeta = 1 } = options;
+  const cols = x.shape[x.rank - 1];
+  const rows = x.size / cols;
+  for (const p of [gamma, beta]) {
+    if (p && (p.rank !== 1 || p.shape[0] !== cols)) throw new Error(`layerNorm: parameter ${p.describe()} does not match ${x.describe()}`);
+  }
+  const out = empty(x.shape, 'f32', x.backend);
+  const mean = empty([rows], 'f32', x.backend);
+  const rstd = empty([rows], 'f32', x.backend);
+  x.backend.layerNorm({ x: x.storage, gamma: gamma?.storage ?? null, beta: beta?.storage ?? null, out: out.storage, mean: mean.storage, rstd: rstd.storage, rows, cols, eps });
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  return record(out, inputs, (g) => {
+    const gx = empty(x.shape, 'f32', x.backend);
+    const gg = gamma?.requiresGrad ? empty(gamma.shape, 'f32', x.backend) : null;
+    const gb = beta?.requiresGrad ? empty(beta.shape, 'f32', x.backend) : null;
+    x.backend.layerNormGrad({
+      x: x.storage,
+      gamma: gamma?.storage ?? null,
+      mean: mean.storage,
+      rstd: rstd.storage,
+      gradOut: g.storage,
+      gradX: gx.storage,
+      gradGamma: gg?.storage ?? null,
+      gradBeta: gb?.storage ?? null,
+      rows,
+      cols,
+      gradXScale: 1,
+      gradGammaScale: gradScaleGamma,
+      gradBetaScale: gradScaleBeta,
+    });
+    return [gx, ...(gamma ? [gg] : []), ...(beta ? [gb] : [])];
+  });
+}
+
+/** Looks up rows of `table` ([V, d]) for int32 ids of any shape; gradient scatter-adds. */
+export function embedding(table: Tensor, ids: Tensor, options: { gradScale?: number } = {}): Tensor {
+  if (ids.dtype !== 'i32') throw new Error(`embedding: ids must be int32, got ${ids.dtype}`);
+  if (table.rank !== 2) throw new Error(`embedding: table must be [vocab, dim], got ${formatShape(table.shape)}`);
+  const dim = table.shape[1];
+  const out = empty([...ids.shape, dim], 'f32', table.backend);
+  table.backend.gather(table.storage, ids.storage, out.storage, ids.size, dim);
+  const gradScale = options.gradScale ?? 1;
+  return record(out, [table], (g) => {
+    const gt = zeros(table.shape, 'f32', table.backend);
+    table.backend.scatterAdd(g.storage, ids.storage, gt.storage, ids.size, dim, gradScale);
+    return [gt];
+  });
+}
+
+/** Per-row masked cross-entropy mask·(logsumexp(logits) − logits[label]) for logits [N, V]. */
+export function crossEntropyRows(logits: Tensor, labels: Tensor, mask: Tensor | null, options: { gradScale?: number } = {}): Tensor {
+  if (logits.rank !== 2) throw new Error(`crossEntropy: logits must be [rows, vocab], got ${logits.describe()}`);
+  const [rows, vocab] = logits.shape;
+  if (labels.dtype !== 'i32' || labels.size !== rows) throw new Error(`crossEntropy: labels ${labels.describe()} do not match ${logits.describe()}`);
+  if (mask && mask.size !== rows) throw new Error(`crossEntropy: mask ${mask.describe()} does not match ${logits.describe()}`);
+  const loss = empty([rows], 'f32', logits.backend);
+  const lse = empty([rows], 'f32', logits.backend);
+  logits.backend.crossEntropy({ logits: logits.storage, labels: labels.storage, mask: mask?.storage ?? null, rows, vocab, loss: loss.storage, logSumExp: lse.storage });
+  const scale = options.gradScale ?? 1;
+  return record(loss, [logits], (g) => {
+    const gx = empty(logits.shape, 'f32', logits.backend);
+    logits.backend.crossEntropyGrad({
+      logits: logits.storage,
+      labels: labels.storage,
+      mask: mask?.storage ?? null,
+      logSumExp: lse.storage,
+      gradLoss: g.storage,
+      gradLogits: gx.storage,
+      rows,
+      vocab,
+      scale,
+    });
+    return [gx];
+  });
+}
+
+/**
+ * Mean cross-entropy over the rows the mask keeps (all rows without a mask): the value is the
+ * ordinary masked mean; `gradScale` multiplies the logit gradient (unit scaling's loss rule).
+ */
+export function crossEntropy(
+  logits: Tensor,
+  labels: Tensor,
+  mask: Tensor | null = null,
+  options: { reduction?: 'mean' | 'sum'; gradScale?: number } = {},
+): Tensor {
+  const rows = crossEntropyRows(logits, labels, mask, { gradScale: options.gradScale });
+  const total = sum(rows);
+  if (options.reduction === 'sum') return total;
+  if (!mask) return div(total, logits.shape[0]);
+  return div(total, sum(mask));
+}
+
+/**
+ * Inverted dropout: keeps each element with probability 1−p and divides kept values by 1−p
+ * (times `scale`). Draws from the step's random context.
+ */
+export function dropout(x: Tensor, p: number, options: { training?: boolean; scale?: number; gradScale?: number } = {}): Tensor {
+  const { training = true, scale = 1 } = options;
+  const gradScale = options.gradScale ?? scale;
+  if (p < 0 || p >= 1) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) {
+    const out = empty(x.shape, 'f32', x.backend);
+    x.backend.unary('copy', x.storage, out.storage, x.size, 1, scale);
+    return record(out, [x], (g) => {
+      const gx = empty(x.shape, 'f32', x.backend);
+      x.backend.unary('copy', g.storage, gx.storage, x.size, 1, gradScale);
+      return [gx];
+    });
+  }
+  const ctx = randomContext();
+  const u = empty(x.shape, 'f32', x.backend);
+  x.backend.random(u.storage, x.size, 'uniform', ctx.seed, ctx.nextStream(), ctx.epoch(), 0, 1);
+  const keepMask = empty(x.shape, 'f32', x.backend);
+  const pt = empty([], 'f32', x.backend);
+  x.backend.fill(pt.storage, 0, 1, p);
+  x.backend.binary('ge', u.view(), { storage: pt.storage, offset: 0, strides: x.shape.map(() => 0) }, keepMask.storage, x.shape, 1, 1);
+  const out = empty(x.shape, 'f32', x.backend);
+  x.backend.binary('mul', x.view(), keepMask.view(), out.storage, x.shape, scale / (1 - p), 1);
+  return record(out, [x], (g) => {
+    const gx = empty(x.shape, 'f32', x.backend);
+    x.backend.binary('mul', g.view(), keepMask.view(), gx.storage, x.shape, gradScale / (1 - p), 1);
+    return [gx];
+  });
+}

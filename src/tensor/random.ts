@@ -1,0 +1,51 @@
+import type { Storage } from '../backend/backend.ts';
+import { defaultBackend } from './device.ts';
+
+/**
+ * Where random numbers come from (design note 6): a seed, a per-use stream id, and an epoch
+ * counter that lives in device memory and advances once per training step. Stream ids restart at
+ * the same value every step, so a captured step replays with the same stream ids while the epoch
+ * makes the numbers fresh.
+ */
+export class RandomContext {
+  private next: number;
+  private epochStorage: Storage | null = null;
+
+  constructor(
+    readonly seed: number,
+    private readonly firstStream = 1 << 20,
+  ) {
+    this.next = firstStream;
+  }
+
+  /** A stream id for one random use within the current step. */
+  nextStream(): number {
+    return this.next++;
+  }
+
+  /** The device-side epoch counter (allocated on the default backend at first use). */
+  epoch(): Storage {
+    if (!this.epochStorage) {
+      const backend = defaultBackend();
+      this.epochStorage = backend.alloc(1, 'i32');
+      backend.fill(this.epochStorage, 0, 1, 0);
+    }
+    return this.epochStorage;
+  }
+
+  /** Starts a step: stream ids restart and the epoch advances (on the device, no sync). */
+  beginStep(): void {
+    this.next = this.firstStream;
+    defaultBackend().increment(this.epoch());
+  }
+}
+
+let context = new RandomContext(0);
+
+export function randomContext(): RandomContext {
+  return context;
+}
+
+export function setRandomContext(next: RandomContext): void {
+  context = next;
+}

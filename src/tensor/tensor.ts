@@ -1,0 +1,119 @@
+import type { Backend, DType, Storage, StridedView } from '../backend/backend.ts';
+import { registerInScope } from './scope.ts';
+
+/** Storage shared by a tensor and its reshaped aliases; released when the last holder lets go. */
+export class SharedStorage {
+  private refs = 1;
+  constructor(
+    readonly backend: Backend,
+    readonly storage: Storage,
+  ) {}
+  retain(): void {
+    this.refs++;
+  }
+  release(): void {
+    if (--this.refs === 0) this.backend.release(this.storage);
+  }
+}
+
+let nextTensorId = 1;
+
+/**
+ * A dense, contiguous, row-major array on one backend. Values are float32 (int32 for ids); lower
+ * precisions are simulated by quantise ops. Tensors made inside a scope (see scope.ts) are released
+ * when it ends unless kept or returned.
+ */
+export class Tensor {
+  readonly id = nextTensorId++;
+  readonly size: number;
+  /** Gradient accumulated by backward(); parameters keep theirs across steps. */
+  grad: Tensor | null = null;
+  requiresGrad = false;
+  /** True for tensors created by the user (parameters, inputs) rather than by an op. */
+  isLeaf = true;
+  name = '';
+  private disposed = false;
+
+  constructor(
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly shared: SharedStorage,
+  ) {
+    this.size = shapeSize(shape);
+    registerInScope(this);
+  }
+
+  get backend(): Backend {
+    return this.shared.backend;
+  }
+
+  get storage(): Storage {
+    if (this.disposed) throw new Error(`tensor ${this.describe()} used after it was released`);
+    return this.shared.storage;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** The whole tensor as a contiguous strided view (for kernels that take views). */
+  view(): StridedView {
+    return { storage: this.storage, offset: 0, strides: contiguousStrides(this.shape) };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.shared.release();
+  }
+
+  /** Copies the values to the host: a synchronising call, kept out of the training step. */
+  toArray(): Float32Array | Int32Array {
+    return this.backend.read(this.storage);
+  }
+
+  toFloat32Array(): Float32Array {
+    const data = this.toArray();
+    return data instanceof Float32Array ? data : Float32Array.from(data);
+  }
+
+  item(): number {
+    if (this.size !== 1) throw new Error(`item() needs a one-element tensor, got shape [${this.shape.join(', ')}]`);
+    return this.toArray()[0];
+  }
+
+  describe(): string {
+    return `${this.name || `#${this.id}`}[${this.shape.join(', ')}]`;
+  }
+}
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid shape [${shape.join(', ')}]`);
+    n *= d;
+  }
+  return n;
+}
+
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
