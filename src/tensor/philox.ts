@@ -40,24 +40,32 @@ const block = new Uint32Array(4);
 
 /**
  * Ten Philox rounds on counter (c0..c3) with key (k0, k1); writes the four output words to `out`.
- * The high half of each 32x32 product is computed exactly in float64: with M = mh·2^16 + ml,
- * M·c = (mh·c + floor(ml·c / 2^16))·2^16 + (ml·c mod 2^16), and every partial product is < 2^53.
+ * The high half of each 32x32 product is exact: with 16-bit halves M = mh·2^16 + ml and
+ * c = ch·2^16 + cl, hi = mh·ch + floor(mid / 2^16) + floor(cross / 2^16), where
+ * mid = floor(ml·cl / 2^16) + mh·cl and cross = ml·ch + (mid mod 2^16); every term is < 2^33.
  */
 function philoxRounds(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number, out: Uint32Array): void {
   for (let round = 0; round < 10; round++) {
-    if (round > 0) {
-      k0 = (k0 + W0) >>> 0;
-      k1 = (k1 + W1) >>> 0;
-    }
-    const hi0 = Math.floor((M0_HI16 * c0 + Math.floor((M0_LO16 * c0) / TWO_16)) / TWO_16);
-    const lo0 = Math.imul(M0, c0) >>> 0;
-    const hi1 = Math.floor((M1_HI16 * c2 + Math.floor((M1_LO16 * c2) / TWO_16)) / TWO_16);
-    const lo1 = Math.imul(M1, c2) >>> 0;
-    c0 = (hi1 ^ c1 ^ k0) >>> 0;
+    const c0Lo = c0 & 0xffff;
+    const c0Hi = c0 >>> 16;
+    const mid0 = ((M0_LO16 * c0Lo) >>> 16) + M0_HI16 * c0Lo;
+    const cross0 = M0_LO16 * c0Hi + (mid0 & 0xffff);
+    const hi0 = M0_HI16 * c0Hi + Math.floor(mid0 / TWO_16) + Math.floor(cross0 / TWO_16);
+    const c2Lo = c2 & 0xffff;
+    const c2Hi = c2 >>> 16;
+    const mid1 = ((M1_LO16 * c2Lo) >>> 16) + M1_HI16 * c2Lo;
+    const cross1 = M1_LO16 * c2Hi + (mid1 & 0xffff);
+    const hi1 = M1_HI16 * c2Hi + Math.floor(mid1 / TWO_16) + Math.floor(cross1 / TWO_16);
+    const lo0 = Math.imul(M0, c0);
+    const lo1 = Math.imul(M1, c2);
+    c0 = hi1 ^ c1 ^ k0;
     c1 = lo1;
-    c2 = (hi0 ^ c3 ^ k1) >>> 0;
+    c2 = hi0 ^ c3 ^ k1;
     c3 = lo0;
+    k0 = (k0 + W0) | 0;
+    k1 = (k1 + W1) | 0;
   }
+  // Uint32Array stores reinterpret the int32 words as uint32.
   out[0] = c0;
   out[1] = c1;
   out[2] = c2;
