@@ -20,6 +20,8 @@ export interface CblasLibrary {
   /** Resolved file of the library that exports `cblas_sgemm` (symlinks followed). */
   path: string;
   vendor: BlasVendor;
+  /** True when the library came from REPRO_BLAS rather than the built-in search. */
+  explicit: boolean;
   sgemm: CblasSgemm;
 }
 
@@ -51,7 +53,7 @@ export function findCblas(): CblasLibrary | null {
   const override = process.env.REPRO_BLAS?.trim();
   for (const candidate of blasCandidates()) {
     try {
-      found = loadCblas(candidate);
+      found = { ...loadCblas(candidate), explicit: candidate === override };
       return found;
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
@@ -72,7 +74,7 @@ export function blasProbeFailures(): readonly string[] {
 }
 
 /** Loads one library and binds `cblas_sgemm`; throws if either step fails. */
-export function loadCblas(candidate: string): CblasLibrary {
+export function loadCblas(candidate: string): Omit<CblasLibrary, 'explicit'> {
   const library = koffi.load(candidate);
   const sgemm = library.func(SGEMM_SIGNATURE) as unknown as CblasSgemm;
   const path = definingFile(library, candidate);
