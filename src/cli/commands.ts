@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
+import { formatsCommand } from './formats.ts';
 
 /** Every `repro` sub-command; each lives in its own file under src/cli/. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [formatsCommand];
