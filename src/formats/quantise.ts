@@ -17,6 +17,11 @@ import { formatLimits, type FormatEncoding } from './format.ts';
  *
  * nearest = round to nearest, ties to the even format code (every family; spec §6.2's project
  * decision). Rounding happens on the unbounded grid first; a result above maxAbs then overflows.
+ *   1 ≤ shift ≤ 23: a' = (a + 2^(shift−1) − 1 + parity) & ~(2^shift − 1), parity = the low bit of
+ *                   the format code a truncates to: bit `shift` of a when shift < 23; at shift 23
+ *                   (M = 0, or the format's lowest subnormal binade) (e + bias) & 1 if e ≥ emin,
+ *                   else 1 (subnormal code 1), and 0 for a float32 subnormal;
+ *   shift ≥ 24:     minSubnormal iff sig > 2^(shift−1) (a tie goes to the even code 0), else 0.
  *
  * stochastic (the CUDA twin must do exactly this): element j of the call uses random word
  * u = fillRandomBits word (offset + j) of (seed, stream, epoch), one word per element whether or
@@ -29,8 +34,8 @@ import { formatLimits, type FormatEncoding } from './format.ts';
  * The sign is put back afterwards, so rounding is symmetric about 0 and −0 stays −0.
  *
  * Overflow ('saturate'): results above maxAbs and ±inf become ±maxAbs. ('inf'): what the format
- * does — ±inf for 'ieee', NaN for 'fn' (E4M3FN has no inf), ±maxAbs for 'none' (no inf code).
- * NaN inputs are passed through unchanged.
+ * does — ±inf for 'ieee', NaN (bits sign | 0x7fc00000) for 'fn' (E4M3FN has no inf), ±maxAbs
+ * for 'none' (no inf code). NaN inputs are passed through with their bits unchanged.
  *
  * viaFp16: round to fp16 (nearest-even, same overflow policy) first, then to the target — the
  * double rounding of the paper's IPU cast (FP32 → FP16 → FP8).
