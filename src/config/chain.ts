@@ -43,7 +43,7 @@ export function fileChain(file: string, kind: CatalogueKind): FileChain {
       current = undefined;
     } else if (typeof parent !== 'string' || parent.trim() === '') {
       throw new ReproError(
-        `${displayPath(current)}: extends: expected a ${kind} name or a relative .yaml path, got ${JSON.stringify(parent)}`,
+        `${displayPath(current)}: extends: expected ${kind === 'experiment' ? 'an' : 'a'} ${kind} name or a relative .yaml path, got ${JSON.stringify(parent)}`,
       );
     } else {
       current = resolveCatalogueFile(parent, kind, {

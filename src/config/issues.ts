@@ -62,6 +62,7 @@ const EXPECTED_WORDS: Record<string, string> = {
 
 function issueMessage(issue: z.core.$ZodIssue, value: unknown, schema: z.ZodType): string {
   const got = `got ${describeValue(value)}`;
+  if (value === undefined && issue.code !== 'unrecognized_keys') return 'missing (required)';
   switch (issue.code) {
     case 'unrecognized_keys': {
       const allowed = allowedKeysAt(schema, issue.path);
@@ -70,10 +71,10 @@ function issueMessage(issue: z.core.$ZodIssue, value: unknown, schema: z.ZodType
     case 'invalid_value':
       return `expected one of ${issue.values.map(String).join('|')}, ${got}`;
     case 'invalid_type':
-      if (value === undefined) return 'missing (required)';
       return `expected ${EXPECTED_WORDS[issue.expected] ?? issue.expected}, ${got}`;
     case 'too_small':
-      if (issue.origin === 'array') return `expected at least ${String(issue.minimum)} entries, ${got}`;
+      if (issue.origin === 'array')
+        return `expected at least ${String(issue.minimum)} ${Number(issue.minimum) === 1 ? 'entry' : 'entries'}, ${got}`;
       return `expected a ${issue.origin === 'string' ? 'string of length' : 'number'} ${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}, ${got}`;
     case 'too_big':
       return `expected a number ${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}, ${got}`;

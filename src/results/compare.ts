@@ -62,9 +62,10 @@ function splitConstant(
 ): Pick<Comparison, 'keyColumns' | 'common'> {
   const common: Record<string, string> = {};
   const keyColumns = columns.filter((c) => {
-    const values = new Set(rows.map((row) => row.key[c] ?? ''));
-    if (alwaysShown.includes(c) || values.size !== 1 || rows.length === 0) return true;
-    common[c] = [...values][0] as string;
+    // Empty cells are rows of the other side that lack the column (paper rows), not a value.
+    const values = new Set(rows.map((row) => row.key[c] ?? '').filter((v) => v !== ''));
+    if (alwaysShown.includes(c) || values.size > 1) return true;
+    if (values.size === 1) common[c] = [...values][0] as string;
     return false;
   });
   return { keyColumns, common };

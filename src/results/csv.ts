@@ -30,7 +30,7 @@ export function readResults(file: string): ResultsTable {
 
 export function parseResults(text: string, where: string): ResultsTable {
   if (text.trim() === '') return { columns: [], rows: [] };
-  const parsed = Papa.parse<Record<string, string>>(text, { header: true, skipEmptyLines: true });
+  const parsed = Papa.parse<Record<string, string>>(text, { header: true, skipEmptyLines: true, delimiter: ',' });
   const error = parsed.errors[0];
   if (error) {
     const row = error.row === undefined ? '' : ` row ${error.row + 2}:`;
