@@ -32,6 +32,15 @@ export function allowedKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): 
   return [...new Set(found.flatMap((object) => Object.keys(object.shape)))];
 }
 
+/** Every dotted key a schema's (nested) strict objects accept, sections and leaves alike. */
+export function schemaKeys(schema: z.ZodType, prefix = ''): string[] {
+  return (allowedKeysAt(schema, []) ?? []).flatMap((key) => {
+    const dotted = prefix ? `${prefix}.${key}` : key;
+    const children = objectsAt(schema, [key]).flatMap((child) => schemaKeys(child, dotted));
+    return [dotted, ...children];
+  });
+}
+
 function objectsAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject[] {
   const candidates = unwrap(schema);
   if (path.length === 0) return candidates.filter((c): c is z.ZodObject => c instanceof z.ZodObject);

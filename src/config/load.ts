@@ -42,6 +42,8 @@ export interface ResolvedExperiment {
   chain: string[];
   /** the `--set` overrides applied, in order */
   overrides: string[];
+  /** the common flags applied after them */
+  flags: Partial<ExperimentFlags>;
 }
 
 /** The layers for `--set` overrides and the common flags, applied in that order. */
@@ -84,6 +86,7 @@ export function loadExperiment(
     file,
     chain: chain.files,
     overrides: [...overrides],
+    flags: { ...flags },
   };
 }
 

@@ -1,12 +1,12 @@
 import { ReproError } from '../errors.ts';
 import { resolveCatalogueFile } from '../config/catalogue.ts';
 import { fileChain } from '../config/chain.ts';
-import { valueAt } from '../config/issues.ts';
+import { schemaKeys, valueAt } from '../config/issues.ts';
 import { mergeLayers, nestDotted, type Layer } from '../config/layers.ts';
 import { overrideLayers, validateLayers, type ExperimentFlags } from '../config/load.ts';
 import { coerceNumberLike } from '../config/numbers.ts';
 import { displayPath } from '../config/paths.ts';
-import type { ExperimentConfig } from '../config/schema.ts';
+import { ExperimentSchema, type ExperimentConfig } from '../config/schema.ts';
 import type { ResolvedSweep } from '../config/sweep-load.ts';
 import type { LrStart, SweepMatch } from '../config/sweep-schema.ts';
 import type { LrSearchSettings } from './lr-search.ts';
@@ -38,18 +38,13 @@ export interface SweepPlan {
   dropped: DroppedConfiguration[];
 }
 
-function leafKeys(node: unknown, prefix = ''): string[] {
-  if (node === null || typeof node !== 'object' || Array.isArray(node)) return [prefix];
-  return Object.entries(node).flatMap(([key, child]) => leafKeys(child, prefix ? `${prefix}.${key}` : key));
-}
-
 /**
  * Short labels for axis keys: the last segment ("mixer") where no other experiment key ends the
  * same way, else the whole key ("scaling.mode", since precision.mode exists too).
  */
-function axisLabels(keys: readonly string[], config: ExperimentConfig): string[] {
+function axisLabels(keys: readonly string[]): string[] {
   const last = (key: string) => key.slice(key.lastIndexOf('.') + 1);
-  const all = [...new Set([...leafKeys(config), ...keys])];
+  const all = [...new Set([...schemaKeys(ExperimentSchema), ...keys])];
   return keys.map((key) => (all.filter((other) => last(other) === last(key)).length > 1 ? key : last(key)));
 }
 
@@ -119,7 +114,7 @@ export function planSweep(
     const seen = new Set(values.map((value) => JSON.stringify(value)));
     if (seen.size !== values.length) throw new ReproError(`${src}: axes.${key}: a value is listed twice`);
   }
-  let labels: string[] | undefined;
+  const labels = axisLabels(axes.map(([key]) => key));
 
   const configurations: SweepConfiguration[] = [];
   const dropped: DroppedConfiguration[] = [];
@@ -127,12 +122,7 @@ export function planSweep(
     const pointText = axes.map(([key]) => `${key}=${String(point[key])}`).join(',');
     const head = [...baseLayers, dottedLayer(`${src} (axes: ${pointText})`, point), dottedLayer(`${src} (set)`, fixed)];
     const unadjusted = validateLayers([...head, ...userLayers], src);
-    labels ??= axisLabels(
-      axes.map(([key]) => key),
-      unadjusted,
-    );
-    const axisLabel = labels;
-    const id = axes.map(([key], i) => `${axisLabel[i]}=${String(point[key])}`).join(',') || sweep.name;
+    const id = axes.map(([key], i) => `${labels[i]}=${String(point[key])}`).join(',') || sweep.name;
     const adjustLayers = sweep.adjust.flatMap((rule, i) =>
       matches(unadjusted, rule.when, `${src}: adjust[${i}].when`) ? [dottedLayer(`${src} (adjust[${i}])`, rule.set)] : [],
     );
