@@ -8,6 +8,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
+import * as T from '../src/tensor/index.ts';
 import { findCblas } from '../src/backend/cpu/blas.ts';
 import {
   BLAS_MIN_MULTIPLY_ADDS, gemmImplementation, setGemmImplementation, sgemm, type GemmArgs,
@@ -222,9 +223,67 @@ async function matmulSection(torch: TorchHelper | null): Promise<void> {
 }
 
 registerBenchSection('matmul', matmulSection);
-// Next section (not written yet; needs the tensor engine): forward+backward ms of 4 Linear(512,512)
-// layers with ReLU between, batch 2048, MSE loss, ours vs
-// torch.request({ command: 'mlp', width: 512, batch: 2048, layers: 4 }), which answers { ms, threads, torch }.
+
+/** Forward+backward of the same MLP as torch_cpu.py's: Linear layers (weight + bias) with ReLU
+ * between, MSE loss, on our engine's CPU backend; best time over a short budget. */
+function ourMlpMs(width: number, batch: number, layers: number): number {
+  const params = T.persistent(() =>
+    Array.from({ length: layers }, (_, i) => {
+      const bound = 1 / Math.sqrt(width);
+      const w = T.randomUniform([width, width], 0, 2 * i, -bound, bound);
+      const b = T.randomUniform([width], 0, 2 * i + 1, -bound, bound);
+      w.requiresGrad = true;
+      b.requiresGrad = true;
+      return { w, b };
+    }),
+  );
+  const inputs = T.persistent(() => T.randomNormal([batch, width], 1, 0));
+  const targets = T.persistent(() => T.randomNormal([batch, width], 2, 0));
+  const step = () =>
+    T.tidy(() => {
+      let h = inputs;
+      params.forEach(({ w, b }, i) => {
+        h = T.add(T.matmul(h, w, { transB: true }), b);
+        if (i < layers - 1) h = T.relu(h);
+      });
+      const diff = T.sub(h, targets);
+      T.backward(T.mean(T.mul(diff, diff)));
+    });
+  step();
+  let best = Infinity;
+  const deadline = performance.now() + 3000;
+  for (let i = 0; i < 20 && (i < 3 || performance.now() < deadline); i++) {
+    const start = performance.now();
+    step();
+    best = Math.min(best, performance.now() - start);
+  }
+  return best;
+}
+
+function isTorchMlp(reply: unknown): reply is { ms: number } {
+  return typeof reply === 'object' && reply !== null && typeof (reply as { ms?: unknown }).ms === 'number';
+}
+
+async function mlpSection(torch: TorchHelper | null): Promise<void> {
+  const [width, batch, layers] = [512, 2048, 4];
+  let ours = Infinity;
+  let theirs = Infinity;
+  for (let round = 0; round < ROUNDS; round++) {
+    ours = Math.min(ours, ourMlpMs(width, batch, layers));
+    const reply = torch ? await torch.request({ command: 'mlp', width, batch, layers, budget_seconds: 2 }) : null;
+    if (isTorchMlp(reply)) theirs = Math.min(theirs, reply.ms);
+  }
+  console.log(`${layers}-layer MLP (width ${width}, batch ${batch}), forward+backward ms (best of ${ROUNDS} rounds), matmul: ${gemmImplementation()}`);
+  const header = ['ours ms'];
+  const row = [ours.toFixed(1)];
+  if (Number.isFinite(theirs)) {
+    header.push('PyTorch ms', 'PyTorch/ours speed');
+    row.push(theirs.toFixed(1), `${(theirs / ours).toFixed(2)}x`);
+  }
+  printTable(header, [row]);
+}
+
+registerBenchSection('mlp', mlpSection);
 
 const torch = await TorchHelper.start();
 try {
