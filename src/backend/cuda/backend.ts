@@ -1,0 +1,226 @@
+/**
+ * The CUDA backend: every kernel of the Backend interface on one stream of device 0, device
+ * memory from a caching allocator, GEMMs on cuBLAS/cuBLASLt, and CUDA-graph capture of a step.
+ */
+import type {
+  AdamWParams,
+  Backend,
+  BinaryKind,
+  CrossEntropyGradParams,
+  CrossEntropyParams,
+  DType,
+  GemmParams,
+  LambApplyParams,
+  LambUpdateParams,
+  LayerNormGradParams,
+  LayerNormParams,
+  QuantiseFormat,
+  QuantiseOptions,
+  ReduceKind,
+  SgdmParams,
+  Storage,
+  StridedView,
+  UnaryKind,
+} from '../backend.ts';
+import { checkDriver, CU_STREAM_CAPTURE_MODE_GLOBAL } from './driver-api.ts';
+import * as elementwise from './elementwise-ops.ts';
+import { CudaGemm } from './gemm.ts';
+import { CudaGraph } from './graph.ts';
+import * as nn from './nn-ops.ts';
+import * as optim from './optim-ops.ts';
+import * as randomOps from './random-ops.ts';
+import { reduce } from './reduce-op.ts';
+import { asCuda, type CudaRuntime } from './runtime.ts';
+import { checkCount } from './strided.ts';
+
+export class CudaBackend implements Backend {
+  readonly name = 'cuda' as const;
+
+  constructor(
+    /** The device, stream, allocator and kernels (exposed for tests and the doctor). */
+    readonly runtime: CudaRuntime,
+    readonly gemmEngine: CudaGemm,
+  ) {}
+
+  alloc(size: number, dtype: DType): Storage {
+    return this.runtime.alloc(size, dtype);
+  }
+
+  release(storage: Storage): void {
+    this.runtime.release(storage);
+  }
+
+  write(storage: Storage, data: Float32Array | Int32Array, offset = 0): void {
+    const target = asCuda(storage, 'write');
+    checkCount('write', 'storage', storage, data.length, offset);
+    if (this.runtime.allocator.isCapturing) throw new Error('write: host-to-device copies cannot be captured in a CUDA graph; write before capturing');
+    if (data.length === 0) return;
+    // Typed-array assignment semantics, as the CPU twin's set(): values convert to the storage's type.
+    const values = storage.dtype === 'f32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Int32Array ? data : Int32Array.from(data);
+    const api = this.runtime.api;
+    checkDriver(api, 'cuMemcpyHtoDAsync', api.cuMemcpyHtoDAsync_v2(target.address + 4 * offset, values, 4 * values.length, this.runtime.stream));
+  }
+
+  read(storage: Storage): Float32Array | Int32Array {
+    const source = asCuda(storage, 'read');
+    if (this.runtime.allocator.isCapturing) throw new Error('read: reading back synchronises, which a CUDA graph capture does not allow');
+    const out = storage.dtype === 'f32' ? new Float32Array(storage.size) : new Int32Array(storage.size);
+    if (out.length > 0) {
+      const api = this.runtime.api;
+      checkDriver(api, 'cuMemcpyDtoHAsync', api.cuMemcpyDtoHAsync_v2(out, source.address, 4 * out.length, this.runtime.stream));
+    }
+    this.runtime.synchronize();
+    return out;
+  }
+
+  memoryStats(): { allocatedBytes: number; peakBytes: number; reservedBytes: number } {
+    return this.runtime.memoryStats();
+  }
+
+  /** cuMemAlloc calls so far: constant once a step's memory is cached. */
+  deviceAllocationCount(): number {
+    return this.runtime.allocator.deviceAllocations;
+  }
+
+  /** Gives cached (free) device memory back to the driver. */
+  emptyCache(): void {
+    this.runtime.allocator.emptyCache();
+  }
+
+  fill(out: Storage, offset: number, n: number, value: number): void {
+    elementwise.fill(this.runtime, out, offset, n, value);
+  }
+
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number): void {
+    elementwise.unary(this.runtime, kind, x, out, n, inScale, outScale);
+  }
+
+  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number): void {
+    elementwise.unaryGrad(this.runtime, kind, x, gradOut, gradX, n, inScale, gradScale);
+  }
+
+  binary(kind: BinaryKind, a: StridedView, b: StridedView, out: Storage, shape: readonly number[], scaleA: number, scaleB: number): void {
+    elementwise.binary(this.runtime, kind, a, b, out, shape, scaleA, scaleB);
+  }
+
+  where(cond: StridedView, a: StridedView, b: StridedView, out: Storage, shape: readonly number[]): void {
+    elementwise.where(this.runtime, cond, a, b, out, shape);
+  }
+
+  copy(src: StridedView, dst: StridedView, shape: readonly number[], scale: number, accumulate: boolean): void {
+    elementwise.copy(this.runtime, src, dst, shape, scale, accumulate);
+  }
+
+  reduce(kind: ReduceKind, x: Storage, xShape: readonly number[], out: Storage, outShape: readonly number[], scale: number): void {
+    reduce(this.runtime, kind, x, xShape, out, outShape, scale);
+  }
+
+  gemm(params: GemmParams): void {
+    this.gemmEngine.run(params);
+  }
+
+  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void {
+    nn.softmax(this.runtime, x, out, rows, cols, inScale, outScale, log);
+  }
+
+  softmaxGrad(y: Storage, gradOut: Storage, gradX: Storage, rows: number, cols: number, gradScale: number, log: boolean): void {
+    nn.softmaxGrad(this.runtime, y, gradOut, gradX, rows, cols, gradScale, log);
+  }
+
+  layerNorm(params: LayerNormParams): void {
+    nn.layerNorm(this.runtime, params);
+  }
+
+  layerNormGrad(params: LayerNormGradParams): void {
+    nn.layerNormGrad(this.runtime, params);
+  }
+
+  gather(table: Storage, ids: Storage, out: Storage, count: number, dim: number): void {
+    nn.gather(this.runtime, table, ids, out, count, dim);
+  }
+
+  scatterAdd(gradOut: Storage, ids: Storage, gradTable: Storage, count: number, dim: number, scale: number): void {
+    nn.scatterAdd(this.runtime, gradOut, ids, gradTable, count, dim, scale);
+  }
+
+  crossEntropy(params: CrossEntropyParams): void {
+    nn.crossEntropy(this.runtime, params);
+  }
+
+  crossEntropyGrad(params: CrossEntropyGradParams): void {
+    nn.crossEntropyGrad(this.runtime, params);
+  }
+
+  random(out: Storage, n: number, distribution: 'uniform' | 'normal', seed: number, stream: number, epoch: Storage | null, a: number, b: number): void {
+    randomOps.random(this.runtime, out, n, distribution, seed, stream, epoch, a, b);
+  }
+
+  quantise(x: Storage, out: Storage, n: number, format: QuantiseFormat, options: QuantiseOptions, epoch: Storage | null): void {
+    randomOps.quantise(this.runtime, x, out, n, format, options, epoch);
+  }
+
+  increment(counter: Storage): void {
+    randomOps.increment(this.runtime, counter);
+  }
+
+  adamw(params: AdamWParams): void {
+    optim.adamw(this.runtime, params);
+  }
+
+  sgdm(params: SgdmParams): void {
+    optim.sgdm(this.runtime, params);
+  }
+
+  lambUpdate(params: LambUpdateParams): void {
+    optim.lambUpdate(this.runtime, params);
+  }
+
+  lambApply(params: LambApplyParams): void {
+    optim.lambApply(this.runtime, params);
+  }
+
+  synchronize(): void {
+    this.runtime.synchronize();
+  }
+
+  /**
+   * Records the kernels `fn` queues into a CUDA graph instead of running them. Everything `fn`
+   * allocates must come from the allocator's cache (run the same work once eagerly first);
+   * nothing may be read back or written from the host inside. Replays reuse the same device
+   * addresses, and random kernels read their epoch on the device, so an epoch incremented inside
+   * the graph gives fresh numbers on each replay.
+   */
+  captureGraph(fn: () => void): CudaGraph {
+    const { api, stream, allocator } = this.runtime;
+    allocator.beginCapture();
+    const beginCode = api.cuStreamBeginCapture_v2(stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+    if (beginCode !== 0) {
+      allocator.returnBlocks(allocator.endCapture());
+      checkDriver(api, 'cuStreamBeginCapture', beginCode);
+    }
+    let failure: unknown = null;
+    try {
+      fn();
+    } catch (err) {
+      failure = err;
+    }
+    const graphOut = new BigUint64Array(1);
+    const endCode = api.cuStreamEndCapture(stream, graphOut);
+    const owned = allocator.endCapture();
+    const graph = graphOut[0]!;
+    if (failure !== null || endCode !== 0) {
+      if (graph !== 0n) api.cuGraphDestroy(graph);
+      allocator.returnBlocks(owned);
+      if (failure !== null) throw failure;
+      checkDriver(api, 'cuStreamEndCapture', endCode);
+    }
+    const execOut = new BigUint64Array(1);
+    const instantiateCode = api.cuGraphInstantiateWithFlags(execOut, graph, 0);
+    if (instantiateCode !== 0) {
+      api.cuGraphDestroy(graph);
+      allocator.returnBlocks(owned);
+      checkDriver(api, 'cuGraphInstantiate', instantiateCode);
+    }
+    return new CudaGraph(api, stream, graph, execOut[0]!, owned, (blocks) => allocator.returnBlocks(blocks));
+  }
+}

@@ -1,0 +1,105 @@
+/** Assembles a CudaBackend: device, NVRTC, kernels, stream, allocator, cuBLAS and cuBLASLt. */
+import { CudaBackend } from './backend.ts';
+import { KernelCompiler } from './compiler.ts';
+import { bindCublas, bindCublasLt, checkCublas, CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH, type CublasLtApi } from './cublas-api.ts';
+import { openDevice } from './device.ts';
+import type { Handle } from './driver-api.ts';
+import { CudaGemm, type GemmHost, type GemmOptions } from './gemm.ts';
+import { CONVERT16_MODULE, CONVERT8_MODULE } from './kernels/convert.ts';
+import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
+import type { ParamKind } from './launch.ts';
+import { isLoaded, loadCudaLibrary, type LoadedLibrary } from './load-library.ts';
+import { KernelRegistry, type KernelModuleSource } from './modules.ts';
+import { asCuda, CudaRuntime } from './runtime.ts';
+
+export interface CudaBackendOptions {
+  /** Let FP32 GEMMs use TF32 tensor cores (10-bit mantissa inputs). Default: env REPRO_ALLOW_TF32=1, else off. */
+  readonly allowTf32?: boolean;
+  /** Run 'e4m3' GEMMs on cuBLASLt FP8 (exact only for OCP E4M3 values). Default: env REPRO_NATIVE_FP8=1, else off. */
+  readonly nativeFp8?: boolean;
+}
+
+/** cuBLAS's recommended workspace on Hopper; shared by cuBLAS and cuBLASLt (same stream). */
+const WORKSPACE_BYTES = 32 * 1024 * 1024;
+
+export interface CudaLibraries {
+  readonly driver: LoadedLibrary;
+  readonly nvrtc: LoadedLibrary;
+  readonly cublas: LoadedLibrary;
+  /** Null when cuBLASLt could not be loaded (then no native FP8 GEMM). */
+  readonly cublasLt: LoadedLibrary | null;
+}
+
+export interface CreatedBackend {
+  readonly backend: CudaBackend;
+  readonly libraries: CudaLibraries;
+  readonly cublasVersion: number;
+  readonly cublasLtVersion: number | null;
+}
+
+const GEMM_KERNELS: Record<string, { module: KernelModuleSource; kinds: readonly ParamKind[] }> = {
+  scale_matrices: { module: ELEMENTWISE_MODULE, kinds: ['p', 'i', 'i', 'i', 'l', 'i', 'f'] },
+  pack_f16: { module: CONVERT16_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
+  pack_bf16: { module: CONVERT16_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
+  pack_e4m3: { module: CONVERT8_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
+};
+
+function envFlag(name: string): boolean {
+  const value = process.env[name];
+  return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+}
+
+/** Builds the backend, or returns one line saying why CUDA cannot be used here. */
+export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBackend | string {
+  const device = openDevice();
+  if (typeof device === 'string') return device;
+  const compiler = KernelCompiler.create(device.info.computeCapability);
+  if (typeof compiler === 'string') return `no usable NVRTC (needed to compile the kernels): ${compiler}`;
+  // cuBLASLt first: libcublas then binds to this copy rather than finding its own.
+  const ltLibrary = loadCudaLibrary('cublasLt', 'cublasLtCreate');
+  const cublasLibrary = loadCudaLibrary('cublas', 'cublasCreate_v2');
+  if (!isLoaded(cublasLibrary)) return `no usable cuBLAS: ${cublasLibrary.reason}`;
+  const gemmOptions: GemmOptions = {
+    allowTf32: options.allowTf32 ?? envFlag('REPRO_ALLOW_TF32'),
+    nativeFp8: options.nativeFp8 ?? envFlag('REPRO_NATIVE_FP8'),
+  };
+  const runtime = new CudaRuntime(device, new KernelRegistry(device.api, compiler));
+  const cublas = bindCublas(cublasLibrary.handle);
+  const out = new BigUint64Array(1);
+  checkCublas('cublasCreate', cublas.cublasCreate_v2(out));
+  const handle = out[0]!;
+  checkCublas('cublasSetStream', cublas.cublasSetStream_v2(handle, runtime.stream));
+  checkCublas('cublasSetMathMode', cublas.cublasSetMathMode(handle, gemmOptions.allowTf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  // A workspace we own keeps cuBLAS from allocating inside a graph capture.
+  const workspace = runtime.allocateScratch(WORKSPACE_BYTES);
+  checkCublas('cublasSetWorkspace', cublas.cublasSetWorkspace_v2(handle, workspace.address, WORKSPACE_BYTES));
+  const version = new Int32Array(1);
+  checkCublas('cublasGetVersion', cublas.cublasGetVersion_v2(handle, version));
+  let lt: { api: CublasLtApi; handle: Handle } | null = null;
+  let ltVersion: number | null = null;
+  if (isLoaded(ltLibrary)) {
+    const api = bindCublasLt(ltLibrary.handle);
+    checkCublas('cublasLtCreate', api.cublasLtCreate(out));
+    lt = { api, handle: out[0]! };
+    ltVersion = Number(api.cublasLtGetVersion());
+  }
+  const host: GemmHost = {
+    stream: runtime.stream,
+    addressOf: (storage) => asCuda(storage, 'gemm').address,
+    allocateScratch: (bytes) => runtime.allocateScratch(bytes),
+    releaseScratch: (block) => runtime.releaseScratch(block),
+    launchLinear: (kernel, count, args) => runtime.launchLinear(kernel, count, args),
+    kernel: (name) => {
+      const spec = GEMM_KERNELS[name]!;
+      return runtime.kernel(spec.module, name, spec.kinds);
+    },
+  };
+  const arch = device.info.computeCapability[0] * 10 + device.info.computeCapability[1];
+  const gemm = new CudaGemm(host, cublas, handle, lt, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch);
+  return {
+    backend: new CudaBackend(runtime, gemm),
+    libraries: { driver: device.library, nvrtc: compiler.library, cublas: cublasLibrary, cublasLt: isLoaded(ltLibrary) ? ltLibrary : null },
+    cublasVersion: version[0]!,
+    cublasLtVersion: ltVersion,
+  };
+}

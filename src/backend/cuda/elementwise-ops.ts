@@ -1,0 +1,126 @@
+/** Host wrappers of the element-wise kernels (unary, binary, where, copy, fill). */
+import type { BinaryKind, Storage, StridedView, UnaryKind } from '../backend.ts';
+import { checkDriver } from './driver-api.ts';
+import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
+import { STRIDED_WORDS } from './kernels/prelude.ts';
+import { addressAt, asCuda, type CudaRuntime } from './runtime.ts';
+import { checkCount, checkView, collapse, contiguousStrides, isInjective, packStrided } from './strided.ts';
+
+const STRUCT = `s${STRIDED_WORDS}` as const;
+
+function requireFloat(op: string, ...storages: Storage[]): void {
+  for (const s of storages) {
+    if (s.dtype !== 'f32') throw new TypeError(`${op}: the CUDA kernel needs float32 storage, got ${s.dtype}`);
+  }
+}
+
+const fillBits = new Float32Array(1);
+const fillBitsU32 = new Uint32Array(fillBits.buffer);
+
+export function fill(rt: CudaRuntime, out: Storage, offset: number, n: number, value: number): void {
+  checkCount('fill', 'out', out, n, offset);
+  if (n === 0) return;
+  let word: number;
+  if (out.dtype === 'f32') {
+    fillBits[0] = value;
+    word = fillBitsU32[0]!;
+  } else word = (value | 0) >>> 0;
+  checkDriver(rt.api, 'cuMemsetD32Async', rt.api.cuMemsetD32Async(addressAt(out, offset, 'fill'), word, n, rt.stream));
+}
+
+export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number): void {
+  checkCount(`unary ${kind}`, 'x', x, n);
+  checkCount(`unary ${kind}`, 'out', out, n);
+  requireFloat(`unary ${kind}`, x, out);
+  if (n === 0) return;
+  const xa = asCuda(x, 'unary').address;
+  const oa = asCuda(out, 'unary').address;
+  if (kind === 'copy') {
+    const s = inScale * outScale;
+    if (s === 1) {
+      if (xa !== oa) checkDriver(rt.api, 'cuMemcpyDtoDAsync', rt.api.cuMemcpyDtoDAsync_v2(oa, xa, 4 * n, rt.stream));
+      return;
+    }
+    rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'scale_copy', ['p', 'p', 'i', 'f']), n, [xa, oa, n, s]);
+    return;
+  }
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f']), n, [xa, oa, n, inScale, outScale]);
+}
+
+export function unaryGrad(rt: CudaRuntime, kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number): void {
+  for (const [name, s] of [['x', x], ['gradOut', gradOut], ['gradX', gradX]] as const) checkCount(`unaryGrad ${kind}`, name, s, n);
+  requireFloat(`unaryGrad ${kind}`, x, gradOut, gradX);
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_grad_${kind}`, ['p', 'p', 'p', 'i', 'f', 'f']), n, [
+    asCuda(x, 'unaryGrad').address,
+    asCuda(gradOut, 'unaryGrad').address,
+    asCuda(gradX, 'unaryGrad').address,
+    n,
+    inScale,
+    gradScale * inScale,
+  ]);
+}
+
+export function binary(
+  rt: CudaRuntime,
+  kind: BinaryKind,
+  a: StridedView,
+  b: StridedView,
+  out: Storage,
+  shape: readonly number[],
+  scaleA: number,
+  scaleB: number,
+): void {
+  const op = `binary ${kind}`;
+  requireFloat(op, a.storage, b.storage, out);
+  checkView(op, 'a', a, shape);
+  checkView(op, 'b', b, shape);
+  const c = collapse(shape, [a.strides, b.strides, contiguousStrides(shape)]);
+  checkCount(op, 'out', out, c.count);
+  if (c.count === 0) return;
+  const s = kind === 'div' ? scaleA / scaleB : scaleA * scaleB;
+  const pa = addressAt(a.storage, a.offset, op);
+  const pb = addressAt(b.storage, b.offset, op);
+  const po = asCuda(out, op).address;
+  if (c.shape.length <= 1) {
+    const kernel = rt.kernel(ELEMENTWISE_MODULE, `binary_${kind}_1d`, ['p', 'i', 'p', 'i', 'p', 'i', 'f', 'f', 'f']);
+    rt.launchLinear(kernel, c.count, [pa, c.strides[0]![0] ?? 0, pb, c.strides[1]![0] ?? 0, po, c.count, scaleA, scaleB, s]);
+    return;
+  }
+  const kernel = rt.kernel(ELEMENTWISE_MODULE, `binary_${kind}_nd`, ['p', 'p', 'p', 'i', STRUCT, 'f', 'f', 'f']);
+  rt.launchLinear(kernel, c.count, [pa, pb, po, c.count, packStrided(c, op), scaleA, scaleB, s]);
+}
+
+export function where(rt: CudaRuntime, cond: StridedView, a: StridedView, b: StridedView, out: Storage, shape: readonly number[]): void {
+  requireFloat('where', cond.storage, a.storage, b.storage, out);
+  checkView('where', 'cond', cond, shape);
+  checkView('where', 'a', a, shape);
+  checkView('where', 'b', b, shape);
+  const c = collapse(shape, [cond.strides, a.strides, b.strides, contiguousStrides(shape)]);
+  checkCount('where', 'out', out, c.count);
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'where_nd', ['p', 'p', 'p', 'p', 'i', STRUCT]), c.count, [
+    addressAt(cond.storage, cond.offset, 'where'),
+    addressAt(a.storage, a.offset, 'where'),
+    addressAt(b.storage, b.offset, 'where'),
+    asCuda(out, 'where').address,
+    c.count,
+    packStrided(c, 'where'),
+  ]);
+}
+
+export function copy(rt: CudaRuntime, src: StridedView, dst: StridedView, shape: readonly number[], scale: number, accumulate: boolean): void {
+  checkView('copy', 'src', src, shape);
+  checkView('copy', 'dst', dst, shape);
+  if (src.storage.dtype !== dst.storage.dtype) throw new TypeError(`copy: ${src.storage.dtype} source into ${dst.storage.dtype} destination`);
+  const c = collapse(shape, [src.strides, dst.strides]);
+  if (c.count === 0) return;
+  const ps = addressAt(src.storage, src.offset, 'copy');
+  const pd = addressAt(dst.storage, dst.offset, 'copy');
+  const dims = packStrided(c, 'copy');
+  if (!accumulate && scale === 1) {
+    rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'copy_bits_nd', ['p', 'p', 'i', STRUCT]), c.count, [ps, pd, c.count, dims]);
+    return;
+  }
+  requireFloat(accumulate ? 'copy (accumulate)' : 'copy (scaled)', src.storage);
+  const name = !accumulate ? 'copy_scaled_nd' : isInjective(c.shape, c.strides[1]!) ? 'copy_accumulate_nd' : 'copy_accumulate_atomic_nd';
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, name, ['p', 'p', 'i', STRUCT, 'f']), c.count, [ps, pd, c.count, dims, scale]);
+}

@@ -1,0 +1,348 @@
+/**
+ * Row-major batched GEMM on cuBLAS. A row-major C = op(A)·op(B) is the column-major
+ * Cᵀ = op(B)ᵀ·op(A)ᵀ, so cuBLAS gets the operands swapped (B first) with the same transpose flags.
+ *
+ * Paths by GemmParams.inputFormat (values are already quantised by the engine, so every path
+ * equals the FP32 product up to accumulation order):
+ * - fp32 (default): cublasSgemmStridedBatched; TF32 tensor cores only when the backend allows it.
+ * - tf32: cublasGemmStridedBatchedEx with CUBLAS_COMPUTE_32F_FAST_TF32.
+ * - fp16 / bf16: both operands packed to 16-bit scratch, cublasGemmStridedBatchedEx, FP32 output.
+ * - e4m3 / e5m2: the FP16 path, which is exact for every FP8 value (the paper's Graphcore-style
+ *   formats as well as OCP's). The paper's E4M3 is not a subset of OCP E4M3 (its 2^-10 spacing
+ *   below 2^-6 has no OCP code), so a native FP8 GEMM would round them again. With
+ *   `nativeFp8` (for models quantised to OCP E4M3) 'e4m3' products go through cuBLASLt's FP8
+ *   matmul instead, on compute capability ≥ 8.9; 'e5m2' products stay on FP16 because the
+ *   engine tags mixed E5M2×E4M3 backward products 'e5m2' and cuBLASLt has no E5M2×E5M2 kernel.
+ */
+import koffi from 'koffi';
+import type { GemmParams, Storage } from '../backend.ts';
+import type { Block } from './allocator.ts';
+import {
+  CUBLASLT_MATMUL_DESC_TRANSA,
+  CUBLASLT_MATMUL_DESC_TRANSB,
+  CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+  CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+  CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+  CUBLAS_COMPUTE_32F,
+  CUBLAS_COMPUTE_32F_FAST_TF32,
+  CUBLAS_GEMM_DEFAULT,
+  CUBLAS_OP_N,
+  CUBLAS_OP_T,
+  CUDA_R_16BF,
+  CUDA_R_16F,
+  CUDA_R_32F,
+  CUDA_R_8F_E4M3,
+  HEURISTIC_RESULT_BYTES,
+  checkCublas,
+  cublasStatusName,
+  type CublasApi,
+  type CublasLtApi,
+} from './cublas-api.ts';
+import type { Handle } from './driver-api.ts';
+import type { Kernel } from './launch.ts';
+
+/** What the GEMM needs from the backend. */
+export interface GemmHost {
+  readonly stream: Handle;
+  addressOf(storage: Storage): number;
+  allocateScratch(bytes: number): Block;
+  releaseScratch(block: Block): void;
+  /** Launches a grid-stride kernel over `count` items. */
+  launchLinear(kernel: Kernel, count: number, args: readonly (number | Int32Array)[]): void;
+  kernel(name: 'scale_matrices' | 'pack_f16' | 'pack_bf16' | 'pack_e4m3'): Kernel;
+}
+
+export interface GemmOptions {
+  readonly allowTf32: boolean;
+  readonly nativeFp8: boolean;
+}
+
+/** A row-major operand as stored: `rows`×`cols` with leading dimension `ld`. */
+interface Operand {
+  readonly address: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly ld: number;
+  readonly stride: number;
+}
+
+interface LtPlan {
+  readonly desc: Handle;
+  readonly layouts: readonly [Handle, Handle, Handle];
+  /** The heuristic's result; its first 64 bytes are the algorithm. */
+  readonly algo: Handle;
+}
+
+export class CudaGemm {
+  /** Why a requested native FP8 product ran on another path (each reason once). */
+  readonly fallbacks = new Set<string>();
+  /** Products by the path that ran them, for tests and the doctor. */
+  readonly counts = { fp32: 0, tf32: 0, fp16: 0, bf16: 0, fp8: 0, scale: 0 };
+  private readonly alpha = new Float32Array(1);
+  private readonly beta = new Float32Array(1);
+  private readonly ltPlans = new Map<string, LtPlan | string>();
+
+  constructor(
+    private readonly host: GemmHost,
+    private readonly cublas: CublasApi,
+    private readonly handle: Handle,
+    private readonly lt: { api: CublasLtApi; handle: Handle } | null,
+    private readonly workspace: { address: number; bytes: number },
+    private readonly options: GemmOptions,
+    /** Compute capability as major·10 + minor. */
+    private readonly arch: number,
+  ) {}
+
+  /** Whether 'e4m3' products may use cuBLASLt's FP8 matmul here (and why not). */
+  fp8Support(): { supported: boolean; reason: string } {
+    if (this.arch < 89) return { supported: false, reason: `compute capability ${Math.floor(this.arch / 10)}.${this.arch % 10} < 8.9` };
+    if (!this.lt) return { supported: false, reason: 'cuBLASLt not loaded' };
+    return { supported: true, reason: 'cuBLASLt FP8 (E4M3) matmul, compute capability ≥ 8.9' };
+  }
+
+  run(p: GemmParams): void {
+    validate(p);
+    if (p.m === 0 || p.n === 0 || p.batch === 0) return;
+    if (p.alpha === 0 || p.k === 0) {
+      this.scaleC(p);
+      return;
+    }
+    const format = p.inputFormat ?? 'fp32';
+    switch (format) {
+      case 'fp32':
+        this.sgemm(p);
+        return;
+      case 'tf32':
+        this.gemmEx(p, this.operand(p, 'a'), this.operand(p, 'b'), CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32);
+        this.counts.tf32++;
+        return;
+      case 'bf16':
+        this.packed16(p, 'pack_bf16', CUDA_R_16BF);
+        this.counts.bf16++;
+        return;
+      case 'fp16':
+        this.packed16(p, 'pack_f16', CUDA_R_16F);
+        this.counts.fp16++;
+        return;
+      case 'e4m3':
+        if (this.options.nativeFp8 && this.fp8(p)) {
+          this.counts.fp8++;
+          return;
+        }
+        this.packed16(p, 'pack_f16', CUDA_R_16F);
+        this.counts.fp16++;
+        return;
+      case 'e5m2':
+        this.packed16(p, 'pack_f16', CUDA_R_16F);
+        this.counts.fp16++;
+        return;
+    }
+  }
+
+  private operand(p: GemmParams, which: 'a' | 'b'): Operand {
+    // Stored shapes: A is m×k (k×m when transposed), B is k×n (n×k when transposed).
+    if (which === 'a') {
+      const [rows, cols] = p.transA ? [p.k, p.m] : [p.m, p.k];
+      return { address: this.host.addressOf(p.a) + 4 * p.aOffset, rows, cols, ld: p.lda, stride: p.strideA };
+    }
+    const [rows, cols] = p.transB ? [p.n, p.k] : [p.k, p.n];
+    return { address: this.host.addressOf(p.b) + 4 * p.bOffset, rows, cols, ld: p.ldb, stride: p.strideB };
+  }
+
+  private cAddress(p: GemmParams): number {
+    return this.host.addressOf(p.c) + 4 * p.cOffset;
+  }
+
+  private sgemm(p: GemmParams): void {
+    this.alpha[0] = p.alpha;
+    this.beta[0] = p.beta;
+    const a = this.host.addressOf(p.a) + 4 * p.aOffset;
+    const b = this.host.addressOf(p.b) + 4 * p.bOffset;
+    const code = this.cublas.cublasSgemmStridedBatched(
+      this.handle, p.transB ? CUBLAS_OP_T : CUBLAS_OP_N, p.transA ? CUBLAS_OP_T : CUBLAS_OP_N, p.n, p.m, p.k,
+      this.alpha, b, p.ldb, p.strideB, a, p.lda, p.strideA, this.beta, this.cAddress(p), p.ldc, p.strideC, p.batch,
+    );
+    checkCublas('cublasSgemmStridedBatched', code);
+    this.counts.fp32++;
+  }
+
+  private gemmEx(p: GemmParams, a: Operand, b: Operand, type: number, compute: number): void {
+    this.alpha[0] = p.alpha;
+    this.beta[0] = p.beta;
+    const code = this.cublas.cublasGemmStridedBatchedEx(
+      this.handle, p.transB ? CUBLAS_OP_T : CUBLAS_OP_N, p.transA ? CUBLAS_OP_T : CUBLAS_OP_N, p.n, p.m, p.k,
+      this.alpha, b.address, type, b.ld, b.stride, a.address, type, a.ld, a.stride,
+      this.beta, this.cAddress(p), CUDA_R_32F, p.ldc, p.strideC, p.batch, compute, CUBLAS_GEMM_DEFAULT,
+    );
+    checkCublas('cublasGemmStridedBatchedEx', code);
+  }
+
+  /** Packs an operand as stored (same layout, ld = cols) into 16-bit scratch. */
+  private pack(kernelName: 'pack_f16' | 'pack_bf16', operand: Operand, batch: number, bytesPerValue: number): { block: Block; packed: Operand } {
+    const batches = operand.stride === 0 ? 1 : batch;
+    const perBatch = operand.rows * operand.cols;
+    const block = this.host.allocateScratch(Math.max(1, perBatch * batches * bytesPerValue));
+    this.host.launchLinear(this.host.kernel(kernelName), perBatch * batches, [
+      operand.address, block.address, operand.rows, operand.cols, operand.ld, 1, operand.stride, batches,
+    ]);
+    return {
+      block,
+      packed: { address: block.address, rows: operand.rows, cols: operand.cols, ld: Math.max(1, operand.cols), stride: operand.stride === 0 ? 0 : perBatch },
+    };
+  }
+
+  private packed16(p: GemmParams, kernelName: 'pack_f16' | 'pack_bf16', type: number): void {
+    const a = this.pack(kernelName, this.operand(p, 'a'), p.batch, 2);
+    const b = this.pack(kernelName, this.operand(p, 'b'), p.batch, 2);
+    try {
+      this.gemmEx(p, a.packed, b.packed, type, CUBLAS_COMPUTE_32F);
+    } finally {
+      this.host.releaseScratch(a.block);
+      this.host.releaseScratch(b.block);
+    }
+  }
+
+  private scaleC(p: GemmParams): void {
+    this.host.launchLinear(this.host.kernel('scale_matrices'), p.m * p.n * p.batch, [
+      this.cAddress(p), p.m, p.n, p.ldc, p.strideC, p.batch, p.beta,
+    ]);
+    this.counts.scale++;
+  }
+
+  /**
+   * cuBLASLt FP8 needs the "TN" layout (A transposed, B not, column-major) and 16-byte aligned
+   * leading dimensions, so both operands are packed to k-contiguous rows: the Lt A operand is
+   * op(B)ᵀ as n×k rows, the Lt B operand op(A) as m×k rows. Returns false (and records why)
+   * when this product cannot run there.
+   */
+  private fp8(p: GemmParams): boolean {
+    const support = this.fp8Support();
+    if (!support.supported) return this.fallback(`native FP8 GEMM unavailable: ${support.reason}`);
+    if (p.k % 16 !== 0) return this.fallback(`native FP8 GEMM needs k divisible by 16 (k=${p.k})`);
+    if (p.ldc % 4 !== 0 || p.cOffset % 4 !== 0 || p.strideC % 4 !== 0) {
+      return this.fallback('native FP8 GEMM needs a 16-byte aligned C (ldc, offset and batch stride divisible by 4)');
+    }
+    const plan = this.ltPlan(p);
+    if (typeof plan === 'string') return this.fallback(plan);
+    const lt = this.lt!;
+    const a = this.operand(p, 'a');
+    const b = this.operand(p, 'b');
+    // Lt operand A = op(B)ᵀ (n×k rows); element (j, q) is op(B)[q][j].
+    const ltA = this.packFp8(b.address, p.n, p.k, p.transB ? p.ldb : 1, p.transB ? 1 : p.ldb, b.stride, p.batch);
+    // Lt operand B = op(A) (m×k rows); element (i, q) is op(A)[i][q].
+    const ltB = this.packFp8(a.address, p.m, p.k, p.transA ? 1 : p.lda, p.transA ? p.lda : 1, a.stride, p.batch);
+    try {
+      this.alpha[0] = p.alpha;
+      this.beta[0] = p.beta;
+      const c = this.cAddress(p);
+      const [aLayout, bLayout, cLayout] = plan.layouts;
+      const code = lt.api.cublasLtMatmul(
+        lt.handle, plan.desc, this.alpha, ltA.address, aLayout, ltB.address, bLayout, this.beta, c, cLayout, c, cLayout,
+        plan.algo, this.workspace.address, this.workspace.bytes, this.host.stream,
+      );
+      checkCublas('cublasLtMatmul (FP8)', code);
+    } finally {
+      this.host.releaseScratch(ltA);
+      this.host.releaseScratch(ltB);
+    }
+    return true;
+  }
+
+  private packFp8(address: number, rows: number, cols: number, rowStride: number, colStride: number, stride: number, batch: number): Block {
+    const batches = stride === 0 ? 1 : batch;
+    const block = this.host.allocateScratch(rows * cols * batches);
+    this.host.launchLinear(this.host.kernel('pack_e4m3'), rows * cols * batches, [address, block.address, rows, cols, rowStride, colStride, stride, batches]);
+    return block;
+  }
+
+  private fallback(reason: string): false {
+    this.fallbacks.add(reason);
+    return false;
+  }
+
+  private ltPlan(p: GemmParams): LtPlan | string {
+    const key = [p.m, p.n, p.k, p.batch, p.strideA === 0, p.strideB === 0, p.ldc, p.strideC].join(',');
+    const cached = this.ltPlans.get(key);
+    if (cached !== undefined) return cached;
+    const plan = this.createLtPlan(p);
+    this.ltPlans.set(key, plan);
+    return plan;
+  }
+
+  private createLtPlan(p: GemmParams): LtPlan | string {
+    const { api, handle } = this.lt!;
+    const out = new BigUint64Array(1);
+    checkCublas('cublasLtMatmulDescCreate', api.cublasLtMatmulDescCreate(out, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const desc = out[0]!;
+    const setDesc = (attribute: number, value: number): void => {
+      checkCublas('cublasLtMatmulDescSetAttribute', api.cublasLtMatmulDescSetAttribute(desc, attribute, new Int32Array([value]), 4));
+    };
+    setDesc(CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
+    setDesc(CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
+    const layout = (type: number, rows: number, cols: number, ld: number, batchStride: number): Handle => {
+      checkCublas('cublasLtMatrixLayoutCreate', api.cublasLtMatrixLayoutCreate(out, type, rows, cols, ld));
+      const handleOut = out[0]!;
+      if (p.batch > 1) {
+        checkCublas('cublasLtMatrixLayoutSetAttribute', api.cublasLtMatrixLayoutSetAttribute(handleOut, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, new Int32Array([p.batch]), 4));
+        checkCublas(
+          'cublasLtMatrixLayoutSetAttribute',
+          api.cublasLtMatrixLayoutSetAttribute(handleOut, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, new BigInt64Array([BigInt(batchStride)]), 8),
+        );
+      }
+      return handleOut;
+    };
+    const aLayout = layout(CUDA_R_8F_E4M3, p.k, p.n, p.k, p.strideB === 0 ? 0 : p.n * p.k);
+    const bLayout = layout(CUDA_R_8F_E4M3, p.k, p.m, p.k, p.strideA === 0 ? 0 : p.m * p.k);
+    const cLayout = layout(CUDA_R_32F, p.n, p.m, p.ldc, p.strideC);
+    checkCublas('cublasLtMatmulPreferenceCreate', api.cublasLtMatmulPreferenceCreate(out));
+    const preference = out[0]!;
+    checkCublas(
+      'cublasLtMatmulPreferenceSetAttribute',
+      api.cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, new BigUint64Array([BigInt(this.workspace.bytes)]), 8),
+    );
+    const algo = koffi.alloc('uint8_t', HEURISTIC_RESULT_BYTES) as bigint;
+    const returned = new Int32Array(1);
+    const code = api.cublasLtMatmulAlgoGetHeuristic(handle, desc, aLayout, bLayout, cLayout, cLayout, preference, 1, algo, returned);
+    api.cublasLtMatmulPreferenceDestroy(preference);
+    if (code !== 0 || returned[0] === 0) {
+      api.cublasLtMatrixLayoutDestroy(aLayout);
+      api.cublasLtMatrixLayoutDestroy(bLayout);
+      api.cublasLtMatrixLayoutDestroy(cLayout);
+      api.cublasLtMatmulDescDestroy(desc);
+      koffi.free(algo);
+      return `cuBLASLt has no FP8 kernel for m=${p.m} n=${p.n} k=${p.k} batch=${p.batch} (${code !== 0 ? cublasStatusName(code) : 'no algorithm'})`;
+    }
+    return { desc, layouts: [aLayout, bLayout, cLayout], algo };
+  }
+}
+
+function checkCount(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0) throw new RangeError(`gemm: ${name} must be a non-negative integer, got ${value}`);
+}
+
+/** Same checks as the CPU twin: out-of-range views would read or write past the allocation. */
+function validate(p: GemmParams): void {
+  for (const [name, value] of [['m', p.m], ['n', p.n], ['k', p.k], ['batch', p.batch], ['strideA', p.strideA], ['strideB', p.strideB], ['strideC', p.strideC]] as const) {
+    checkCount(name, value);
+  }
+  if (p.m === 0 || p.n === 0 || p.batch === 0) return;
+  checkView('A', p.a, p.aOffset, p.lda, p.transA ? p.k : p.m, p.transA ? p.m : p.k, p.batch, p.strideA);
+  checkView('B', p.b, p.bOffset, p.ldb, p.transB ? p.n : p.k, p.transB ? p.k : p.n, p.batch, p.strideB);
+  checkView('C', p.c, p.cOffset, p.ldc, p.m, p.n, p.batch, p.strideC);
+  for (const [name, value] of [['m', p.m], ['n', p.n], ['k', p.k], ['lda', p.lda], ['ldb', p.ldb], ['ldc', p.ldc], ['batch', p.batch]] as const) {
+    if (value > 0x7fffffff) throw new RangeError(`gemm: ${name}=${value} does not fit cuBLAS's 32-bit int`);
+  }
+}
+
+function checkView(name: string, storage: Storage, offset: number, ld: number, rows: number, cols: number, batch: number, stride: number): void {
+  const lower = name.toLowerCase();
+  checkCount(`${name} offset`, offset);
+  checkCount(`ld${lower}`, ld);
+  if (storage.dtype !== 'f32') throw new TypeError(`gemm: ${name} must be float32 storage, got ${storage.dtype}`);
+  if (ld < Math.max(1, cols)) throw new RangeError(`gemm: ld${lower}=${ld} is smaller than the ${cols} columns of ${name}`);
+  if (rows === 0 || cols === 0) return;
+  const last = offset + (batch - 1) * stride + (rows - 1) * ld + cols - 1;
+  if (last >= storage.size) {
+    throw new RangeError(`gemm: ${name} view (${rows}x${cols}, offset ${offset}, ld ${ld}, batch ${batch}, stride ${stride}) reaches element ${last} of a storage of ${storage.size}`);
+  }
+}

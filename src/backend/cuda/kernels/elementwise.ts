@@ -1,0 +1,181 @@
+/**
+ * Element-wise kernels: unary functions and their derivatives, broadcasting binary ops, where,
+ * strided copies. The math is float32 with formulas chosen to avoid the cancellations a float64
+ * reference does not suffer from (gelu through erfc, tanh' as sech², sigmoid' as σ(x)σ(−x)).
+ */
+import type { BinaryKind, UnaryKind } from '../../backend.ts';
+import type { KernelModuleSource } from '../modules.ts';
+import { PRELUDE } from './prelude.ts';
+
+export const UNARY_KINDS: readonly UnaryKind[] = [
+  'copy', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'reciprocal', 'square', 'tanh', 'sigmoid', 'relu', 'gelu', 'geluTanh', 'sin', 'cos',
+];
+export const BINARY_KINDS: readonly BinaryKind[] = ['add', 'mul', 'div', 'max', 'min', 'eq', 'gt', 'ge'];
+
+/** f(v) for each kind ('copy' and 'relu' have their own kernels). */
+const FORWARD: Record<Exclude<UnaryKind, 'copy' | 'relu'>, string> = {
+  abs: 'fabsf(v)',
+  exp: 'expf(v)',
+  log: 'logf(v)',
+  sqrt: 'sqrtf(v)',
+  rsqrt: '1.0f / sqrtf(v)',
+  reciprocal: '1.0f / v',
+  square: 'v * v',
+  tanh: 'tanhf(v)',
+  sigmoid: 'sigmoid_f(v)',
+  gelu: '0.5f * v * erfcf(-v * INV_SQRT2)',
+  geluTanh: 'v * sigmoid_f(2.0f * gelu_tanh_inner(v))',
+  sin: 'sinf(v)',
+  cos: 'cosf(v)',
+};
+
+/** f'(v) for each kind. */
+const DERIVATIVE: Record<UnaryKind, string> = {
+  copy: '1.0f',
+  abs: '(v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f))',
+  exp: 'expf(v)',
+  log: '1.0f / v',
+  sqrt: '0.5f / sqrtf(v)',
+  rsqrt: '-0.5f / (v * sqrtf(v))',
+  reciprocal: '-1.0f / (v * v)',
+  square: '2.0f * v',
+  tanh: 'sech2_f(v)',
+  sigmoid: 'sigmoid_f(v) * sigmoid_f(-v)',
+  relu: '(v > 0.0f ? 1.0f : 0.0f)',
+  gelu: '0.5f * erfcf(-v * INV_SQRT2) + v * INV_SQRT_2PI * expf(-0.5f * v * v)',
+  geluTanh: 'gelu_tanh_grad(v)',
+  sin: 'cosf(v)',
+  cos: '-sinf(v)',
+};
+
+/** (a, b) → value, with scaled operands x = sa·a, y = sb·b where the kind says so. */
+const BINARY: Record<BinaryKind, string> = {
+  add: 'sa * a + sb * b',
+  mul: 's * a * b',
+  div: '(s * a) / b',
+  max: 'nan_max(sa * a, sb * b)',
+  min: 'nan_min(sa * a, sb * b)',
+  eq: '(sa * a == sb * b ? 1.0f : 0.0f)',
+  gt: '(sa * a > sb * b ? 1.0f : 0.0f)',
+  ge: '(sa * a >= sb * b ? 1.0f : 0.0f)',
+};
+
+const HELPERS = String.raw`
+#define INV_SQRT2 0.70710678118654752f
+#define INV_SQRT_2PI 0.39894228040143268f
+#define GELU_TANH_C 0.79788456080286536f
+
+__device__ __forceinline__ float sigmoid_f(float x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+  float e = expf(x);
+  return e / (1.0f + e);
+}
+/** 1 − tanh²(x) without the cancellation of the literal formula. */
+__device__ __forceinline__ float sech2_f(float x) {
+  float c = coshf(x);
+  return 1.0f / (c * c);
+}
+__device__ __forceinline__ float gelu_tanh_inner(float x) { return GELU_TANH_C * (x + 0.044715f * x * x * x); }
+/** d/dx of 0.5·x·(1 + tanh(u(x))), with 0.5·(1 + tanh u) = σ(2u). */
+__device__ __forceinline__ float gelu_tanh_grad(float x) {
+  float u = gelu_tanh_inner(x);
+  return sigmoid_f(2.0f * u) + 0.5f * x * sech2_f(u) * GELU_TANH_C * (1.0f + 3.0f * 0.044715f * x * x);
+}
+`;
+
+function unaryKernels(): string {
+  const forward = Object.entries(FORWARD).map(
+    ([kind, expr]) => `extern "C" __global__ void unary_${kind}(const float *x, float *out, int n, float inScale, float outScale) {
+  GRID_STRIDE(i, n) { float v = inScale * x[i]; out[i] = outScale * (${expr}); }
+}`,
+  );
+  const grads = Object.entries(DERIVATIVE).map(
+    ([kind, expr]) => `extern "C" __global__ void unary_grad_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s) {
+  GRID_STRIDE(i, n) { float v = inScale * x[i]; (void)v; gx[i] = s * (${expr}) * g[i]; }
+}`,
+  );
+  return [...forward, ...grads].join('\n');
+}
+
+function binaryKernels(): string {
+  return Object.entries(BINARY)
+    .map(
+      ([kind, expr]) => `__device__ __forceinline__ float binary_op_${kind}(float a, float b, float sa, float sb, float s) { return ${expr}; }
+extern "C" __global__ void binary_${kind}_1d(const float *pa, int strideA, const float *pb, int strideB, float *out, int n, float sa, float sb, float s) {
+  GRID_STRIDE(i, n) out[i] = binary_op_${kind}(pa[(long long)i * strideA], pb[(long long)i * strideB], sa, sb, s);
+}
+extern "C" __global__ void binary_${kind}_nd(const float *pa, const float *pb, float *out, int n, Strided st, float sa, float sb, float s) {
+  GRID_STRIDE(i, n) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    out[i] = binary_op_${kind}(pa[off[0]], pb[off[1]], sa, sb, s);
+  }
+}`,
+    )
+    .join('\n');
+}
+
+const OTHER_KERNELS = String.raw`
+/** x·s (the unary 'copy' with its two scales folded). */
+extern "C" __global__ void scale_copy(const float *x, float *out, int n, float s) {
+  GRID_STRIDE(i, n) out[i] = s * x[i];
+}
+extern "C" __global__ void unary_relu(const float *x, float *out, int n, float inScale, float outScale) {
+  GRID_STRIDE(i, n) { float v = inScale * x[i]; out[i] = v > 0.0f ? outScale * v : 0.0f; }
+}
+extern "C" __global__ void where_nd(const float *cond, const float *pa, const float *pb, float *out, int n, Strided st) {
+  GRID_STRIDE(i, n) {
+    int off[3];
+    strided_offsets<3>(st, i, off);
+    out[i] = cond[off[0]] != 0.0f ? pa[off[1]] : pb[off[2]];
+  }
+}
+/** dst[view] = src[view] as raw 32-bit words (float or int32 alike). */
+extern "C" __global__ void copy_bits_nd(const u32 *src, u32 *dst, int n, Strided st) {
+  GRID_STRIDE(i, n) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    dst[off[1]] = src[off[0]];
+  }
+}
+extern "C" __global__ void copy_scaled_nd(const float *src, float *dst, int n, Strided st, float s) {
+  GRID_STRIDE(i, n) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    dst[off[1]] = s * src[off[0]];
+  }
+}
+/** dst += s·src where every destination element is distinct: a plain read-modify-write. */
+extern "C" __global__ void copy_accumulate_nd(const float *src, float *dst, int n, Strided st, float s) {
+  GRID_STRIDE(i, n) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    dst[off[1]] = fmaf(s, src[off[0]], dst[off[1]]);
+  }
+}
+/** dst += s·src where destinations repeat (a broadcast gradient): atomic adds. */
+extern "C" __global__ void copy_accumulate_atomic_nd(const float *src, float *dst, int n, Strided st, float s) {
+  GRID_STRIDE(i, n) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    atomicAdd(dst + off[1], s * src[off[0]]);
+  }
+}
+/** C = beta·C over 'batch' m×n matrices (beta = 0 writes zeros without reading C). */
+extern "C" __global__ void scale_matrices(float *c, int m, int n, int ldc, long long strideC, int batch, float beta) {
+  long long total = (long long)m * n * batch;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)blockDim.x * gridDim.x) {
+    long long b = i / ((long long)m * n);
+    long long r = (i / n) % m;
+    long long col = i % n;
+    float *p = c + b * strideC + r * ldc + col;
+    *p = beta == 0.0f ? 0.0f : beta * *p;
+  }
+}
+`;
+
+export const ELEMENTWISE_MODULE: KernelModuleSource = {
+  name: 'elementwise',
+  source: [PRELUDE, HELPERS, unaryKernels(), binaryKernels(), OTHER_KERNELS].join('\n'),
+  options: [],
+};

@@ -1,0 +1,132 @@
+/**
+ * What every CUDA kernel wrapper needs: the device, the backend's one stream, the kernel
+ * registry, device storage from the caching allocator, and launch-size helpers.
+ */
+import type { DType, Storage } from '../backend.ts';
+import { CachingAllocator, type Block } from './allocator.ts';
+import { checkDriver, CU_STREAM_NON_BLOCKING, type DriverApi, type Handle } from './driver-api.ts';
+import type { OpenDevice } from './device.ts';
+import type { KernelArg, ParamKind, Kernel } from './launch.ts';
+import type { KernelModuleSource, KernelRegistry } from './modules.ts';
+
+/** Device memory holding `size` 32-bit elements. */
+export class CudaStorage implements Storage {
+  released = false;
+  constructor(
+    readonly size: number,
+    readonly dtype: DType,
+    readonly block: Block,
+  ) {}
+
+  get address(): number {
+    return this.block.address;
+  }
+}
+
+const LINEAR_BLOCK = 256;
+
+export class CudaRuntime {
+  readonly api: DriverApi;
+  readonly stream: Handle;
+  readonly allocator: CachingAllocator;
+  private readonly maxLinearBlocks: number;
+  private allocatedBytes = 0;
+  private peakBytes = 0;
+
+  constructor(
+    readonly device: OpenDevice,
+    readonly registry: KernelRegistry,
+  ) {
+    this.api = device.api;
+    const streamOut = new BigUint64Array(1);
+    checkDriver(this.api, 'cuStreamCreate', this.api.cuStreamCreate(streamOut, CU_STREAM_NON_BLOCKING));
+    this.stream = streamOut[0]!;
+    const api = this.api;
+    const out = new BigUint64Array(1);
+    this.allocator = new CachingAllocator({
+      allocate: (bytes) => {
+        const code = api.cuMemAlloc_v2(out, bytes);
+        if (code === 2 /* CUDA_ERROR_OUT_OF_MEMORY */) return null;
+        checkDriver(api, 'cuMemAlloc', code);
+        return Number(out[0]);
+      },
+      free: (address) => checkDriver(api, 'cuMemFree', api.cuMemFree_v2(address)),
+      synchronize: () => this.synchronize(),
+    });
+    // Enough resident blocks to fill every multiprocessor; grid-stride loops cover the rest.
+    this.maxLinearBlocks = Math.max(1, device.info.multiprocessors * 16);
+  }
+
+  alloc(size: number, dtype: DType): CudaStorage {
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`alloc: size must be a non-negative integer, got ${size}`);
+    if (size > 0x7fffffff) throw new RangeError(`alloc: ${size} elements exceed the CUDA kernels' 32-bit indexing`);
+    const block = this.allocator.allocate(Math.max(4, size * 4));
+    this.allocatedBytes += size * 4;
+    this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
+    return new CudaStorage(size, dtype, block);
+  }
+
+  release(storage: Storage): void {
+    const s = asCuda(storage, 'release');
+    if (s.released) throw new Error('release: storage released twice');
+    s.released = true;
+    this.allocatedBytes -= s.size * 4;
+    this.allocator.release(s.block);
+  }
+
+  memoryStats(): { allocatedBytes: number; peakBytes: number; reservedBytes: number } {
+    return { allocatedBytes: this.allocatedBytes, peakBytes: this.peakBytes, reservedBytes: this.allocator.reserved };
+  }
+
+  /** Scratch for a kernel's own use (e.g. packed GEMM operands); free it right after queuing. */
+  allocateScratch(bytes: number): Block {
+    return this.allocator.allocate(bytes);
+  }
+
+  releaseScratch(block: Block): void {
+    this.allocator.release(block);
+  }
+
+  kernel(module: KernelModuleSource, name: string, kinds: readonly ParamKind[]): Kernel {
+    return this.registry.kernel(module, name, kinds);
+  }
+
+  /** A grid-stride kernel over `count` items, 256 threads a block. */
+  launchLinear(kernel: Kernel, count: number, args: readonly KernelArg[]): void {
+    if (count <= 0) return;
+    const blocks = Math.min(Math.ceil(count / LINEAR_BLOCK), this.maxLinearBlocks);
+    kernel.launch(this.stream, blocks, 1, LINEAR_BLOCK, 0, args);
+  }
+
+  /** One block per row (grid-stride over rows), sized to the row length. */
+  launchRows(kernel: Kernel, rows: number, cols: number, args: readonly KernelArg[]): void {
+    if (rows <= 0) return;
+    kernel.launch(this.stream, Math.min(rows, this.maxLinearBlocks * 2), 1, rowBlockSize(cols), 0, args);
+  }
+
+  launch(kernel: Kernel, gridX: number, gridY: number, block: number, args: readonly KernelArg[]): void {
+    kernel.launch(this.stream, gridX, gridY, block, 0, args);
+  }
+
+  synchronize(): void {
+    if (this.allocator.isCapturing) throw new Error('synchronize: not allowed while a CUDA graph is being captured');
+    checkDriver(this.api, 'cuStreamSynchronize', this.api.cuStreamSynchronize(this.stream));
+  }
+}
+
+/** Threads for a row kernel: the row length rounded up to a warp multiple, 32..1024. */
+export function rowBlockSize(cols: number): number {
+  if (cols <= 256) return Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(cols, 1))));
+  return Math.min(1024, 2 ** Math.ceil(Math.log2(cols / 4)));
+}
+
+export function asCuda(storage: Storage, op: string): CudaStorage {
+  if (!(storage instanceof CudaStorage)) throw new Error(`${op}: storage does not belong to the CUDA backend`);
+  if (storage.released) throw new Error(`${op}: storage was released`);
+  return storage;
+}
+
+/** Device address of element `offset` of a storage. */
+export function addressAt(storage: Storage, offset: number, op: string): number {
+  return asCuda(storage, op).address + 4 * offset;
+}
