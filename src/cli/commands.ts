@@ -3,7 +3,8 @@ import { formatsCommand } from './formats.ts';
 import { listCommand } from './list.ts';
 import { showCommand } from './show.ts';
 import { compareCommand } from './compare.ts';
+import { doctorCommand } from './doctor.ts';
 
 /** Every `repro` sub-command; each lives in its own file under src/cli/. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [formatsCommand, listCommand, showCommand, compareCommand];
+export const commands: CommandModule<any, any>[] = [formatsCommand, listCommand, showCommand, compareCommand, doctorCommand];
