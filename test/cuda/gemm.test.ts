@@ -1,0 +1,197 @@
+/**
+ * cuBLAS GEMM paths against the CPU twin's FP32 GEMM.
+ * Tolerance (accumulation order): a float32 dot product of k terms may differ from another
+ * summation order by up to about k·2^-24 of Σ|a·b|, so each element is allowed
+ * 1e-5·|α|·Σ_p|a_ip·b_pj| + 1e-5·|β·c| (k ≤ 128 here). The low-precision paths get inputs already
+ * quantised to their format, whose products are exact in float32: the same bound applies.
+ * Native FP8 on Hopper accumulates inside the tensor core with fewer bits (about 14 per k-block,
+ * DeepSeek-V3 report §3.3.2), so it is allowed 2^-10·Σ|a·b|.
+ */
+import { describe, expect, it } from 'vitest';
+import type { GemmParams, Storage } from '../../src/backend/backend.ts';
+import { CpuBackend } from '../../src/backend/cpu/index.ts';
+import { tryCreateCudaBackend } from '../../src/backend/cuda/index.ts';
+import { defineFormat, type FloatFormat, type FormatEncoding } from '../../src/formats/format.ts';
+import { quantise } from '../../src/formats/quantise.ts';
+import { parseFormat } from '../../src/formats/registry.ts';
+import { cuda, noCudaReason, runOn, testValues } from './helpers.ts';
+
+type Format = NonNullable<GemmParams['inputFormat']>;
+
+interface Case {
+  transA: boolean;
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  batch: number;
+  /** Extra columns of padding on each leading dimension. */
+  pad: number;
+  offsets: number;
+  broadcastA?: boolean;
+  broadcastB?: boolean;
+  alpha: number;
+  beta: number;
+}
+
+interface Prepared {
+  params: Omit<GemmParams, 'a' | 'b' | 'c'>;
+  a: Float32Array;
+  b: Float32Array;
+  c: Float32Array;
+}
+
+function prepare(t: Case, seed: number, format?: FormatEncoding): Prepared {
+  const [aRows, aCols] = t.transA ? [t.k, t.m] : [t.m, t.k];
+  const [bRows, bCols] = t.transB ? [t.n, t.k] : [t.k, t.n];
+  const lda = aCols + t.pad, ldb = bCols + t.pad, ldc = t.n + t.pad;
+  const strideA = t.broadcastA ? 0 : aRows * lda + t.pad;
+  const strideB = t.broadcastB ? 0 : bRows * ldb + t.pad;
+  const strideC = t.m * ldc + t.pad;
+  const size = (rows: number, ld: number, stride: number) => t.offsets + (t.batch - 1) * stride + rows * ld;
+  const a = testValues(size(aRows, lda, strideA), seed);
+  const b = testValues(size(bRows, ldb, strideB), seed + 1);
+  const c = testValues(size(t.m, ldc, strideC), seed + 2);
+  if (format) {
+    quantise(a, a, format, { rounding: 'nearest', overflow: 'saturate' });
+    quantise(b, b, format, { rounding: 'nearest', overflow: 'saturate' });
+  }
+  return {
+    params: {
+      transA: t.transA, transB: t.transB, m: t.m, n: t.n, k: t.k, alpha: t.alpha, beta: t.beta,
+      aOffset: t.offsets, lda, bOffset: t.offsets, ldb, cOffset: t.offsets, ldc,
+      batch: t.batch, strideA, strideB, strideC,
+    },
+    a, b, c,
+  };
+}
+
+/** Per-element allowance |α|·Σ|a·b|·rel + |β·c|·1e-5; NaN where C is outside every matrix. */
+function allowance(p: Prepared, rel: number): Float64Array {
+  const q = p.params;
+  const out = new Float64Array(p.c.length);
+  for (let bi = 0; bi < q.batch; bi++) {
+    for (let i = 0; i < q.m; i++) {
+      for (let j = 0; j < q.n; j++) {
+        let s = 0;
+        for (let l = 0; l < q.k; l++) {
+          const av = p.a[q.aOffset + bi * q.strideA + (q.transA ? l * q.lda + i : i * q.lda + l)]!;
+          const bv = p.b[q.bOffset + bi * q.strideB + (q.transB ? j * q.ldb + l : l * q.ldb + j)]!;
+          s += Math.abs(av * bv);
+        }
+        const ci = q.cOffset + bi * q.strideC + i * q.ldc + j;
+        out[ci] = rel * Math.abs(q.alpha) * s + (q.beta === 0 ? 0 : 1e-5 * Math.abs(q.beta * p.c[ci]!)) + 1e-30;
+      }
+    }
+  }
+  return out;
+}
+
+function runGemm(backend: CpuBackend | NonNullable<typeof cuda>, p: Prepared, format?: Format): Float32Array {
+  return runOn(backend, { a: p.a, b: p.b, c: p.c }, (s: Record<string, Storage>) => {
+    backend.gemm({ ...p.params, a: s.a!, b: s.b!, c: s.c!, inputFormat: format });
+  }, ['c']).c as Float32Array;
+}
+
+function expectWithin(gpu: Float32Array, cpu: Float32Array, bound: Float64Array, untouched: Float32Array, label: string): void {
+  const bad: string[] = [];
+  let count = 0;
+  for (let i = 0; i < cpu.length; i++) {
+    // Elements outside every C matrix (padding) must be left exactly as they were.
+    const limit = bound[i] === 0 ? 0 : bound[i]!;
+    const ok = bound[i] === 0 ? Object.is(gpu[i], untouched[i]) && Object.is(cpu[i], untouched[i]) : Math.abs(gpu[i]! - cpu[i]!) <= limit;
+    if (!ok) {
+      count++;
+      if (bad.length < 5) bad.push(`[${i}] gpu ${gpu[i]} cpu ${cpu[i]} allowed ${limit}`);
+    }
+  }
+  expect(count === 0 ? '' : `${label}: ${count} elements off: ${bad.join('; ')}`).toBe('');
+}
+
+const cpuBackend = new CpuBackend();
+const base = { m: 37, n: 29, k: 53, batch: 1, pad: 3, offsets: 5, alpha: 0.7, beta: 0.3 };
+const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] as const;
+
+describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
+  const gpu = cuda!;
+
+  it('fp32: every transpose, padded leading dimensions, offsets, alpha and beta', () => {
+    for (const [transA, transB] of TRANSPOSES) {
+      const p = prepare({ ...base, transA, transB }, 201);
+      expectWithin(runGemm(gpu, p), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `sgemm ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+    }
+  });
+
+  it('fp32: batched with strides, broadcast operands (stride 0) and beta 0 over NaN', () => {
+    for (const [transA, transB] of TRANSPOSES) {
+      for (const broadcast of [{}, { broadcastA: true }, { broadcastB: true }]) {
+        const p = prepare({ ...base, transA, transB, batch: 3, ...broadcast }, 211);
+        expectWithin(runGemm(gpu, p), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `batched ${JSON.stringify(broadcast)}`);
+      }
+    }
+    const p = prepare({ ...base, transA: false, transB: false, batch: 2, beta: 0 }, 221);
+    p.c.fill(NaN);
+    const out = runGemm(gpu, p);
+    const expected = runGemm(cpuBackend, p);
+    expectWithin(out, expected, allowance(p, 1e-5), p.c, 'beta 0 overwrites NaN');
+  });
+
+  it('k = 0 and alpha = 0 scale C by beta', () => {
+    for (const t of [{ ...base, k: 0 }, { ...base, alpha: 0 }]) {
+      const p = prepare({ ...t, transA: false, transB: true, batch: 2 }, 231);
+      expectWithin(runGemm(gpu, p), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `k=${t.k} alpha=${t.alpha}`);
+    }
+  });
+
+  const lowPrecision: { format: Format; encoding: FloatFormat }[] = [
+    { format: 'tf32', encoding: defineFormat('tf32', { exponentBits: 8, mantissaBits: 10, bias: 127, special: 'ieee' }) },
+    { format: 'fp16', encoding: parseFormat('fp16') },
+    { format: 'bf16', encoding: parseFormat('bf16') },
+    { format: 'e4m3', encoding: parseFormat('e4m3-paper') },
+    { format: 'e4m3', encoding: parseFormat('e4m3') },
+    { format: 'e5m2', encoding: parseFormat('e5m2-paper') },
+  ];
+  for (const { format, encoding } of lowPrecision) {
+    it(`${format} inputs (quantised to ${encoding.name}) equal the fp32 product up to accumulation order`, () => {
+      for (const [transA, transB] of TRANSPOSES) {
+        const p = prepare({ ...base, transA, transB, batch: 2, broadcastB: transA }, 241, encoding);
+        const bound = allowance(p, 1e-5);
+        expectWithin(runGemm(gpu, p, format), runGemm(cpuBackend, p), bound, p.c, `${format} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+      }
+    });
+  }
+
+  it('a mixed E5M2 × E4M3 product tagged e5m2 (as the engine does for backward GEMMs) is exact', () => {
+    const p = prepare({ ...base, transA: false, transB: true }, 251);
+    quantise(p.a, p.a, parseFormat('e5m2-paper'), { rounding: 'nearest', overflow: 'saturate' });
+    quantise(p.b, p.b, parseFormat('e4m3-paper'), { rounding: 'nearest', overflow: 'saturate' });
+    expectWithin(runGemm(gpu, p, 'e5m2'), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, 'e5m2 × e4m3');
+  });
+
+  it('native FP8 (cuBLASLt, OCP E4M3 inputs) matches the fp32 product within FP8 accumulation precision', () => {
+    const native = tryCreateCudaBackend({ nativeFp8: true });
+    if (typeof native === 'string') throw new Error(native);
+    const support = native.gemmEngine.fp8Support();
+    const e4m3 = parseFormat('e4m3');
+    for (const [transA, transB] of TRANSPOSES) {
+      for (const batch of [1, 3]) {
+        const p = prepare({ m: 64, n: 48, k: 96, batch, pad: 0, offsets: 0, alpha: 1.25, beta: 0.5, transA, transB }, 261, e4m3);
+        const before = native.gemmEngine.counts.fp8;
+        const out = runGemm(native, p, 'e4m3');
+        if (support.supported) expect(native.gemmEngine.counts.fp8, `native FP8 ran (fallbacks: ${[...native.gemmEngine.fallbacks].join('; ')})`).toBe(before + 1);
+        expectWithin(out, runGemm(cpuBackend, p), allowance(p, 2 ** -10), p.c, `fp8 ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} batch ${batch}`);
+      }
+    }
+    // k not divisible by 16: recorded fallback to the exact FP16 path.
+    const p = prepare({ ...base, transA: false, transB: true }, 271, e4m3);
+    expectWithin(runGemm(native, p, 'e4m3'), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, 'fp8 fallback');
+    if (support.supported) expect([...native.gemmEngine.fallbacks].some((r) => r.includes('k divisible by 16'))).toBe(true);
+  });
+
+  it('rejects an operand view past the end of its storage', () => {
+    const p = prepare({ ...base, transA: false, transB: false }, 281);
+    expect(() =>
+      runOn(gpu, { a: p.a.subarray(0, 10), b: p.b, c: p.c }, (s) => gpu.gemm({ ...p.params, a: s.a!, b: s.b!, c: s.c! }), []),
+    ).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * Reductions and row-wise/embedding kernels, CUDA against the CPU twin.
+ * Tolerances: sums accumulate in float64 on both sides, only the summation order differs, so
+ * results agree to float32 rounding (rel 1e-5, plus 1e-6 of the largest value for sums that cancel
+ * to near zero). Softmax and cross-entropy exponentiate in float32 on the GPU (rel 1e-5).
+ * scatterAdd adds with float32 atomics in an unspecified order (same tolerance, stated per test).
+ */
+import { describe, expect, it } from 'vitest';
+import type { ReduceKind } from '../../src/backend/backend.ts';
+import { cuda, expectClose, noCudaReason, positiveValues, runBoth, testValues } from './helpers.ts';
+
+const SUMS = { rel: 1e-5, absOfMax: 1e-6 };
+const KINDS: readonly ReduceKind[] = ['sum', 'sumSquares', 'max', 'min'];
+
+describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
+  const cases: { x: number[]; out: number[] }[] = [
+    { x: [64, 300], out: [64, 1] },
+    { x: [64, 300], out: [1, 300] },
+    { x: [4, 50, 30], out: [4, 1, 30] },
+    { x: [4, 50, 30], out: [1, 50, 1] },
+    { x: [4, 5, 6, 7], out: [1, 5, 1, 7] },
+    { x: [3, 1000], out: [1, 1] },
+    { x: [6, 7], out: [6, 7] },
+    { x: [2, 0, 3], out: [2, 1, 3] },
+  ];
+  for (const kind of KINDS) {
+    it(`reduce ${kind} over leading, trailing, middle, split and no axes`, () => {
+      for (const { x: xShape, out: outShape } of cases) {
+        const size = xShape.reduce((p, d) => p * d, 1);
+        const outSize = outShape.reduce((p, d) => p * d, 1);
+        const x = testValues(size, 71);
+        if (size > 10) x[5] = kind === 'max' ? 50 : kind === 'min' ? -50 : x[5]!;
+        const { cpu, gpu } = runBoth({ x, out: new Float32Array(outSize) }, (b, s) => b.reduce(kind, s.x!, xShape, s.out!, outShape, 0.5), ['out']);
+        expectClose(gpu.out!, cpu.out!, SUMS, `${kind} [${xShape}] → [${outShape}]`);
+      }
+    });
+  }
+
+  it('reduce max propagates NaN', () => {
+    const x = testValues(200, 72);
+    x[17] = NaN;
+    const { gpu } = runBoth({ x, out: new Float32Array(2) }, (b, s) => b.reduce('max', s.x!, [2, 100], s.out!, [2, 1], 1), ['out']);
+    expect(Number.isNaN(gpu.out![0]!)).toBe(true);
+    expect(Number.isNaN(gpu.out![1]!)).toBe(false);
+  });
+
+  for (const log of [false, true]) {
+    it(`${log ? 'log-' : ''}softmax forward and backward, short and long rows`, () => {
+      for (const [rows, cols] of [[33, 17], [8, 3000]] as const) {
+        const x = testValues(rows * cols, 81, 4);
+        const g = testValues(rows * cols, 82);
+        const size = rows * cols;
+        const { cpu, gpu } = runBoth({ x, g, y: new Float32Array(size), gx: new Float32Array(size) }, (b, s) => {
+          b.softmax(s.x!, s.y!, rows, cols, 0.8, 1.3, log);
+          b.softmaxGrad(s.y!, s.g!, s.gx!, rows, cols, 0.7, log);
+        }, ['y', 'gx']);
+        expectClose(gpu.y!, cpu.y!, { rel: 1e-5 }, `softmax ${rows}x${cols}`);
+        // gx = y·(g − Σ g·y) cancels where g ≈ Σ g·y.
+        expectClose(gpu.gx!, cpu.gx!, SUMS, `softmax grad ${rows}x${cols}`);
+      }
+    });
+  }
+
+  for (const affine of [true, false]) {
+    it(`layerNorm forward and backward ${affine ? 'with' : 'without'} gamma and beta`, () => {
+      const rows = 70, cols = 96;
+      const size = rows * cols;
+      const x = testValues(size, 91, 3).map((v, i) => v + (i % cols === 0 ? 5 : 1));
+      const gamma = positiveValues(cols, 92);
+      const beta = testValues(cols, 93);
+      const gy = testValues(size, 94);
+      const { cpu, gpu } = runBoth(
+        { x, gamma, beta, gy, out: new Float32Array(size), mean: new Float32Array(rows), rstd: new Float32Array(rows), gx: new Float32Array(size), gg: new Float32Array(cols), gb: new Float32Array(cols) },
+        (b, s) => {
+          b.layerNorm({ x: s.x!, gamma: affine ? s.gamma! : null, beta: affine ? s.beta! : null, out: s.out!, mean: s.mean!, rstd: s.rstd!, rows, cols, eps: 1e-5 });
+          b.layerNormGrad({
+            x: s.x!, gamma: affine ? s.gamma! : null, mean: s.mean!, rstd: s.rstd!, gradOut: s.gy!, gradX: s.gx!,
+            gradGamma: affine ? s.gg! : null, gradBeta: affine ? s.gb! : null, rows, cols, gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3,
+          });
+        },
+        ['out', 'mean', 'rstd', 'gx', 'gg', 'gb'],
+      );
+      for (const name of ['out', 'mean', 'rstd', 'gx', 'gg', 'gb']) expectClose(gpu[name]!, cpu[name]!, SUMS, `layerNorm ${name}`);
+    });
+  }
+
+  it('gather and scatterAdd (repeated ids; float32 atomics in any order, rel 1e-5)', () => {
+    const rows = 50, dim = 40, count = 300;
+    const table = testValues(rows * dim, 101);
+    const ids = new Int32Array(count).map((_, i) => (i * 7) % rows);
+    const gOut = testValues(count * dim, 102);
+    const { cpu, gpu } = runBoth({ table, ids, gOut, out: new Float32Array(count * dim), gTable: testValues(rows * dim, 103) }, (b, s) => {
+      b.gather(s.table!, s.ids!, s.out!, count, dim);
+      b.scatterAdd(s.gOut!, s.ids!, s.gTable!, count, dim, 0.25);
+    }, ['out', 'gTable']);
+    expectClose(gpu.out!, cpu.out!, { rel: 0 }, 'gather');
+    expectClose(gpu.gTable!, cpu.gTable!, SUMS, 'scatterAdd');
+  });
+
+  for (const masked of [false, true]) {
+    it(`crossEntropy forward and backward ${masked ? 'with a row mask' : ''}`, () => {
+      for (const [rows, vocab] of [[64, 27], [16, 5000]] as const) {
+        const logits = testValues(rows * vocab, 111, 3);
+        const labels = new Int32Array(rows).map((_, i) => (i * 13) % vocab);
+        const mask = new Float32Array(rows).map((_, i) => (i % 5 === 0 ? 0 : i % 2 === 0 ? 1 : 0.5));
+        const gLoss = testValues(rows, 112);
+        const { cpu, gpu } = runBoth(
+          { logits, labels, mask, gLoss, loss: new Float32Array(rows), lse: new Float32Array(rows), gx: new Float32Array(rows * vocab) },
+          (b, s) => {
+            b.crossEntropy({ logits: s.logits!, labels: s.labels!, mask: masked ? s.mask! : null, rows, vocab, loss: s.loss!, logSumExp: s.lse! });
+            b.crossEntropyGrad({ logits: s.logits!, labels: s.labels!, mask: masked ? s.mask! : null, logSumExp: s.lse!, gradLoss: s.gLoss!, gradLogits: s.gx!, rows, vocab, scale: 0.1 });
+          },
+          ['loss', 'lse', 'gx'],
+        );
+        expectClose(gpu.loss!, cpu.loss!, { rel: 1e-5 }, `loss ${rows}x${vocab}`);
+        expectClose(gpu.lse!, cpu.lse!, { rel: 1e-5 }, `logSumExp ${rows}x${vocab}`);
+        expectClose(gpu.gx!, cpu.gx!, SUMS, `crossEntropy grad ${rows}x${vocab}`);
+      }
+    });
+  }
+});
