@@ -9,7 +9,7 @@ import { bindCublas, bindCublasLt } from './cublas-api.ts';
 import { createCudaBackend } from './create.ts';
 import { formatCudaVersion, openDevice, type DeviceInfo } from './device.ts';
 import { LIBRARY_DIR_ENV, searchedFolders, sonamesOf, type CudaLibraryName } from './libraries.ts';
-import { isLoaded, loadCudaLibrary } from './load-library.ts';
+import { isLoaded, loadCudaLibrary, type LibraryHandle } from './load-library.ts';
 import { bindNvrtc, nvrtcVersion } from './nvrtc-api.ts';
 
 export interface LibraryReport {
@@ -33,7 +33,7 @@ export interface DoctorReport {
 
 const PROBES: Record<CudaLibraryName, string> = { cuda: 'cuInit', nvrtc: 'nvrtcVersion', cublasLt: 'cublasLtCreate', cublas: 'cublasCreate_v2' };
 
-function libraryVersion(name: CudaLibraryName, handle: Parameters<typeof bindNvrtc>[0]): string | null {
+function libraryVersion(name: CudaLibraryName, handle: LibraryHandle): string | null {
   switch (name) {
     case 'cuda':
       return null;
