@@ -1,3 +1,6 @@
+import { ReproError } from '../errors.ts';
+import type { Ids } from './vocabulary.ts';
+
 /**
  * Windows and batches exactly as experiments.md §A3: a window starting at s covers
  * data[max(0, s − overlap) : s + targetLength], zero-padded to sequenceLength; its mask scores the
@@ -19,38 +22,63 @@ export interface Batch {
   readonly scored: number;
 }
 
-type Ids = Uint16Array | Uint32Array;
+/** Characters newly scored per window: sequenceLength − overlap. */
+export function targetLength(opts: WindowOptions): number {
+  const { sequences, sequenceLength, overlap } = opts;
+  if (!Number.isInteger(sequences) || sequences < 1) throw new ReproError(`data.sequences: expected a positive integer, got ${sequences}`);
+  if (!Number.isInteger(sequenceLength) || sequenceLength < 1) throw new ReproError(`data.sequence_length: expected a positive integer, got ${sequenceLength}`);
+  if (!Number.isInteger(overlap) || overlap < 0 || overlap >= sequenceLength) {
+    throw new ReproError(`data.overlap: expected an integer in [0, ${sequenceLength}), got ${overlap}`);
+  }
+  return sequenceLength - overlap;
+}
 
 /** Writes window s into row `row` of tokens/mask; returns the number of scored positions. */
 export function writeWindow(data: Ids, s: number, opts: WindowOptions, tokens: Int32Array, mask: Float32Array, row: number): number {
   const { sequenceLength, overlap } = opts;
-  const target = sequenceLength - overlap;
   const begin = Math.max(0, s - overlap);
-  const end = Math.min(data.length, s + target);
+  const end = Math.min(data.length, s + sequenceLength - overlap);
   const base = row * sequenceLength;
-  const real = end - begin;
+  const real = Math.max(0, end - begin);
+  const firstScored = s - begin;
   for (let i = 0; i < sequenceLength; i++) {
     tokens[base + i] = i < real ? data[begin + i] : 0;
-    mask[base + i] = i >= s - begin && i < real ? 1 : 0;
+    mask[base + i] = i >= firstScored && i < real ? 1 : 0;
   }
-  return Math.max(0, real - (s - begin));
+  return Math.max(0, real - firstScored);
 }
 
-/** Evaluation: s = 0, T, 2T, … in order, every character scored once; the last batch is filled by
- * repeating its last window with an all-zero mask. */
+function emptyBatch(opts: WindowOptions): { tokens: Int32Array; mask: Float32Array } {
+  const size = opts.sequences * opts.sequenceLength;
+  return { tokens: new Int32Array(size), mask: new Float32Array(size) };
+}
+
+/** Number of evaluation windows (s = 0, T, 2T, … < N) and batches of a split of `length` ids. */
+export function evalWindowCount(length: number, opts: WindowOptions): number {
+  return Math.ceil(length / targetLength(opts));
+}
+
+export function evalBatchCount(length: number, opts: WindowOptions): number {
+  return Math.ceil(evalWindowCount(length, opts) / opts.sequences);
+}
+
+/**
+ * Evaluation batches (§A3): windows at s = 0, T, 2T, … while s < N, in order, 8 (`sequences`) per
+ * batch, so every character is scored exactly once. The last batch is filled by repeating its
+ * last window with an all-zero mask.
+ */
 export function* evalBatches(data: Ids, opts: WindowOptions): Generator<Batch> {
-  const target = opts.sequenceLength - opts.overlap;
-  const starts: number[] = [];
-  for (let s = 0; s < data.length; s += target) starts.push(s);
-  for (let first = 0; first < starts.length; first += opts.sequences) {
-    const tokens = new Int32Array(opts.sequences * opts.sequenceLength);
-    const mask = new Float32Array(opts.sequences * opts.sequenceLength);
+  const target = targetLength(opts);
+  const windows = evalWindowCount(data.length, opts);
+  for (let first = 0; first < windows; first += opts.sequences) {
+    const { tokens, mask } = emptyBatch(opts);
     let scored = 0;
     for (let row = 0; row < opts.sequences; row++) {
-      const index = first + row;
-      if (index < starts.length) scored += writeWindow(data, starts[index], opts, tokens, mask, row);
-      else {
-        writeWindow(data, starts[starts.length - 1], opts, tokens, mask, row);
+      const window = first + row;
+      if (window < windows) {
+        scored += writeWindow(data, window * target, opts, tokens, mask, row);
+      } else {
+        writeWindow(data, (windows - 1) * target, opts, tokens, mask, row);
         mask.fill(0, row * opts.sequenceLength, (row + 1) * opts.sequenceLength);
       }
     }
@@ -58,46 +86,65 @@ export function* evalBatches(data: Ids, opts: WindowOptions): Generator<Batch> {
   }
 }
 
-/** Number of evaluation batches of a split. */
-export function evalBatchCount(length: number, opts: WindowOptions): number {
-  const target = opts.sequenceLength - opts.overlap;
-  return Math.ceil(Math.ceil(length / target) / opts.sequences);
+/**
+ * The seeded generator of training window starts: Mulberry32 (Tommy Ettinger's 32-bit
+ * generator). Its whole state is one uint32 (`state`), so a checkpoint can record it and
+ * `new WindowSampler(state)` continues the same stream. The paper's code used numpy's PCG64;
+ * the streams differ, the distribution (uniform starts) does not.
+ */
+export class WindowSampler {
+  private current: number;
+
+  constructor(seed: number) {
+    this.current = seed >>> 0;
+  }
+
+  get state(): number {
+    return this.current;
+  }
+
+  /** Uniform integer in [0, n) for n ≤ 2³², by rejection (no modulo bias). */
+  nextInt(n: number): number {
+    const limit = Math.floor(4294967296 / n) * n;
+    for (;;) {
+      const u = this.nextUint32();
+      if (u < limit) return u % n;
+    }
+  }
+
+  private nextUint32(): number {
+    this.current = (this.current + 0x6d2b79f5) >>> 0;
+    let t = this.current;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  }
 }
 
 /**
- * The seeded generator of training window starts: Mulberry32, whose whole state is one uint32, so
- * a checkpoint can record it and a resumed run draws the same windows. (The paper's code used
- * numpy's PCG64; the streams differ, the distribution does not.)
+ * Training (§A3): an endless stream of batches whose window starts are drawn uniformly from
+ * [0, N − T). A split no longer than T has the single start 0. Pass a seed, or a WindowSampler
+ * whose `state` the caller wants to read for checkpoints.
  */
-export class WindowSampler {
-  constructor(private state: number) {
-    this.state = state >>> 0;
-  }
-
-  get position(): number {
-    return this.state;
-  }
-
-  /** Uniform integer in [0, n). */
-  nextInt(n: number): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return Math.floor(u * n);
+export function* trainBatches(data: Ids, opts: WindowOptions, seed: number | WindowSampler): Generator<Batch, never> {
+  const target = targetLength(opts);
+  if (data.length === 0) throw new ReproError('training split is empty');
+  const sampler = typeof seed === 'number' ? new WindowSampler(seed) : seed;
+  const starts = Math.max(1, data.length - target);
+  for (;;) {
+    const { tokens, mask } = emptyBatch(opts);
+    let scored = 0;
+    for (let row = 0; row < opts.sequences; row++) scored += writeWindow(data, sampler.nextInt(starts), opts, tokens, mask, row);
+    yield { tokens, mask, scored };
   }
 }
 
-/** Training: an endless stream of batches whose window starts are uniform over [0, N − T). */
-export function* trainBatches(data: Ids, opts: WindowOptions, sampler: WindowSampler): Generator<Batch> {
-  const target = opts.sequenceLength - opts.overlap;
-  const range = Math.max(1, data.length - target);
-  for (;;) {
-    const tokens = new Int32Array(opts.sequences * opts.sequenceLength);
-    const mask = new Float32Array(opts.sequences * opts.sequenceLength);
-    let scored = 0;
-    for (let row = 0; row < opts.sequences; row++) scored += writeWindow(data, sampler.nextInt(range), opts, tokens, mask, row);
-    yield { tokens, mask, scored };
-  }
+/**
+ * §A6's "train" estimate: the first 1 + ⌊N_valid / (sequences × T)⌋ batches of a fresh training
+ * stream with the run's batching seed, i.e. the same windows as the first training batches.
+ */
+export function* trainEstimateBatches(train: Ids, validLength: number, opts: WindowOptions, seed: number): Generator<Batch> {
+  const count = 1 + Math.floor(validLength / (opts.sequences * targetLength(opts)));
+  const stream = trainBatches(train, opts, seed);
+  for (let i = 0; i < count; i++) yield stream.next().value;
 }

@@ -1,35 +1,46 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { basename, dirname } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { ReproError } from '../errors.ts';
 
+/** Called as bytes arrive; `total` is the full file size when known. */
+export type DownloadProgress = (received: number, total: number | undefined) => void;
+
 export interface DownloadSpec {
-  /** Mirrors tried in order; the next one is used when a transfer fails. */
+  /** Mirrors tried in order; the next one is used when a mirror fails or serves a bad file. */
   readonly urls: readonly string[];
   readonly destination: string;
-  /** Expected byte size (checked before the final rename). */
+  /** Expected byte size, checked against the server's announcement and the finished file. */
   readonly size?: number;
   readonly md5?: string;
   readonly sha256?: string;
-  readonly onProgress?: (received: number, total: number | undefined) => void;
-  /** Per-request inactivity timeout in ms. */
+  readonly onProgress?: DownloadProgress;
+  /** Inactivity timeout per request, in ms (default 60 s). */
   readonly timeoutMs?: number;
+  /** Transfers per mirror: a cut connection is resumed up to this many times (default 5). */
+  readonly attemptsPerMirror?: number;
 }
 
 const MAX_REDIRECTS = 5;
+
+/** The connection broke mid-way: the .part file holds a good prefix and the next try resumes. */
+class TransferInterrupted extends Error {}
+/** The server cannot continue the .part file (416, or a 206 for another offset): start over. */
+class RestartNeeded extends Error {}
 
 function request(url: string, headers: Record<string, string>, timeoutMs: number): Promise<IncomingMessage> {
   return new Promise((resolvePromise, reject) => {
     const get = url.startsWith('https:') ? httpsGet : httpGet;
     const req = get(url, { headers }, resolvePromise);
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no data for ${timeoutMs / 1000} s`)));
+    req.setTimeout(timeoutMs, () => req.destroy(new TransferInterrupted(`no data for ${timeoutMs / 1000} s`)));
     req.on('error', reject);
   });
 }
 
-/** Follows redirects; returns the final response (status 200 or 206) or throws. */
+/** GET with an optional Range, following redirects; returns a 200 or 206 response. */
 async function open(url: string, offset: number, timeoutMs: number): Promise<IncomingMessage> {
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -42,34 +53,86 @@ async function open(url: string, offset: number, timeoutMs: number): Promise<Inc
     }
     if (status === 200 || status === 206) return res;
     res.resume();
-    if (status === 416 && offset > 0) throw new RangeNotSatisfiable();
-    throw new Error(`HTTP ${status} from ${current}`);
+    if (status === 416 && offset > 0) throw new RestartNeeded(`HTTP 416 for bytes=${offset}-`);
+    throw new Error(`HTTP ${status}${current === url ? '' : ` from ${current}`}`);
   }
-  throw new Error(`too many redirects from ${url}`);
+  throw new Error(`more than ${MAX_REDIRECTS} redirects`);
 }
 
-class RangeNotSatisfiable extends Error {}
+/** Start offset and full size from a 206's Content-Range ("bytes 100-199/200"). */
+function parseContentRange(header: string | undefined): { start: number; total: number | undefined } | null {
+  const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header?.trim() ?? '');
+  return m ? { start: Number(m[1]), total: m[2] === '*' ? undefined : Number(m[2]) } : null;
+}
 
-/** Streams one response into the .part file, appending when the server honoured the range. */
-function receive(res: IncomingMessage, part: string, append: boolean, already: number, spec: DownloadSpec): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
-    const lengthHeader = Number(res.headers['content-length']);
-    const total = Number.isFinite(lengthHeader) ? lengthHeader + (append ? already : 0) : spec.size;
-    let received = append ? already : 0;
-    res.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      spec.onProgress?.(received, total);
-    });
-    res.on('error', reject);
-    res.on('aborted', () => reject(new Error('connection closed mid-transfer')));
-    out.on('error', reject);
-    out.on('finish', () => {
-      if (!res.complete) reject(new Error('connection closed mid-transfer'));
-      else resolvePromise();
-    });
-    res.pipe(out);
+function waitClosed(out: WriteStream): Promise<void> {
+  return out.closed ? Promise.resolve() : new Promise((r) => out.once('close', () => r()));
+}
+
+/** Streams a response into the .part file (appending to `already` bytes when `append`). */
+async function receive(res: IncomingMessage, part: string, append: boolean, already: number, total: number | undefined, onProgress?: DownloadProgress): Promise<void> {
+  const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
+  let received = append ? already : 0;
+  res.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    onProgress?.(received, total);
   });
+  try {
+    await pipeline(res, out);
+  } catch (err) {
+    // the next attempt measures the .part to resume from, so every queued write must have landed
+    await waitClosed(out);
+    // pipeline destroys both sides with the same error, so ask the response whether it broke
+    if (res.complete && !res.errored) throw err;
+    throw new TransferInterrupted(`connection lost after ${received} bytes (${(err as Error).message})`);
+  }
+  if (!res.complete) throw new TransferInterrupted(`connection closed after ${received} bytes`);
+}
+
+/** One transfer from one mirror: resumes the .part when the server honours Range, else restarts. */
+async function transfer(url: string, part: string, spec: DownloadSpec): Promise<void> {
+  let already = existsSync(part) ? statSync(part).size : 0;
+  if (spec.size !== undefined && already === spec.size) return;
+  if (spec.size !== undefined && already > spec.size) {
+    rmSync(part);
+    already = 0;
+  }
+  const res = await open(url, already, spec.timeoutMs ?? 60_000);
+  let append = false;
+  let total: number | undefined;
+  const length = Number(res.headers['content-length'] ?? NaN);
+  if (res.statusCode === 206 && already > 0) {
+    const range = parseContentRange(res.headers['content-range']);
+    if (range && range.start !== already) {
+      res.resume();
+      throw new RestartNeeded(`asked for bytes ${already}-, got ${res.headers['content-range']}`);
+    }
+    append = true;
+    total = range?.total ?? (Number.isFinite(length) ? already + length : undefined);
+  } else {
+    total = Number.isFinite(length) ? length : undefined;
+  }
+  if (spec.size !== undefined && total !== undefined && total !== spec.size) {
+    res.resume();
+    throw new Error(`server announces ${total} bytes, expected ${spec.size}`);
+  }
+  await receive(res, part, append, already, total ?? spec.size, spec.onProgress);
+}
+
+async function fetchFromMirror(url: string, part: string, spec: DownloadSpec): Promise<void> {
+  const attempts = spec.attemptsPerMirror ?? 5;
+  let last: Error | undefined;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    try {
+      await transfer(url, part, spec);
+      return;
+    } catch (err) {
+      if (err instanceof RestartNeeded) rmSync(part, { force: true });
+      else if (!(err instanceof TransferInterrupted)) throw err;
+      last = err;
+    }
+  }
+  throw new Error(`gave up after ${attempts} attempts: ${last?.message}`);
 }
 
 async function digest(path: string, algorithm: 'md5' | 'sha256'): Promise<string> {
@@ -78,60 +141,45 @@ async function digest(path: string, algorithm: 'md5' | 'sha256'): Promise<string
   return hash.digest('hex');
 }
 
+/** Checks size and digests of the finished .part; a bad file is deleted and described. */
+async function verify(part: string, spec: DownloadSpec): Promise<void> {
+  const problems: string[] = [];
+  const actual = statSync(part).size;
+  if (spec.size !== undefined && actual !== spec.size) problems.push(`expected ${spec.size} bytes, got ${actual}`);
+  for (const algorithm of ['md5', 'sha256'] as const) {
+    const expected = spec[algorithm]?.toLowerCase();
+    if (!expected || problems.length > 0) continue;
+    const found = await digest(part, algorithm);
+    if (found !== expected) problems.push(`${algorithm} ${found}, expected ${expected}`);
+  }
+  if (problems.length > 0) {
+    rmSync(part);
+    throw new Error(`${problems.join(', ')} (download deleted)`);
+  }
+}
+
 /**
- * Downloads to `destination` through `destination.part`: resumes a partial file with an HTTP
- * Range request (restarting when the server ignores it), retries a broken transfer once per
- * mirror, checks size and digests, and renames only a verified file into place. A file that
- * fails the checks is deleted and reported in one line naming it.
+ * Downloads `urls` (mirrors, in order) to `destination` through `destination.part`: resumes a
+ * partial file with an HTTP Range request (restarting when the server ignores it), retries a cut
+ * transfer, checks the size and the digests given, and renames only a verified file into place.
+ * When no mirror yields a good file, throws one ReproError naming the file and each mirror's
+ * problem; a file that failed its checks is deleted.
  */
 export async function download(spec: DownloadSpec): Promise<void> {
   const { destination } = spec;
   mkdirSync(dirname(destination), { recursive: true });
   const part = `${destination}.part`;
-  const timeoutMs = spec.timeoutMs ?? 60_000;
   const problems: string[] = [];
   for (const url of spec.urls) {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const already = existsSync(part) ? statSync(part).size : 0;
-      try {
-        if (spec.size !== undefined && already === spec.size) break;
-        const res = await open(url, already, timeoutMs);
-        const append = already > 0 && res.statusCode === 206;
-        await receive(res, part, append, already, spec);
-        break;
-      } catch (err) {
-        if (err instanceof RangeNotSatisfiable) {
-          unlinkSync(part);
-          continue;
-        }
-        problems.push(`${url}: ${(err as Error).message}`);
-        // a cut connection leaves a usable .part: retry (resuming) before the next mirror
-        if (!/mid-transfer|no data/.test((err as Error).message)) break;
-      }
-    }
-    if (existsSync(part) && (spec.size === undefined || statSync(part).size >= spec.size)) {
+    try {
+      await fetchFromMirror(url, part, spec);
       await verify(part, spec);
       renameSync(part, destination);
       return;
+    } catch (err) {
+      problems.push(`${url}: ${(err as Error).message}`);
     }
   }
-  throw new ReproError(`download of ${basename(destination)} failed: ${problems.join('; ') || 'incomplete transfer'}`);
-}
-
-async function verify(part: string, spec: DownloadSpec): Promise<void> {
-  const name = basename(spec.destination);
-  const actual = statSync(part).size;
-  const fail = (what: string) => {
-    unlinkSync(part);
-    throw new ReproError(`${name}: ${what}; the corrupt download was deleted, run the command again`);
-  };
-  if (spec.size !== undefined && actual !== spec.size) fail(`expected ${spec.size} bytes, got ${actual}`);
-  if (spec.md5) {
-    const md5 = await digest(part, 'md5');
-    if (md5 !== spec.md5.toLowerCase()) fail(`md5 ${md5} does not match the expected ${spec.md5}`);
-  }
-  if (spec.sha256) {
-    const sha = await digest(part, 'sha256');
-    if (sha !== spec.sha256.toLowerCase()) fail(`sha256 ${sha} does not match the expected ${spec.sha256}`);
-  }
+  const resumable = existsSync(part) ? `; ${statSync(part).size} bytes kept in ${basename(part)}, the next try resumes` : '';
+  throw new ReproError(`${basename(destination)}: download failed (${problems.join('; ') || 'no mirrors'})${resumable}`);
 }
