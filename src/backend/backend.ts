@@ -231,6 +231,8 @@ export interface Backend {
   read(storage: Storage): Float32Array | Int32Array;
   /** Bytes currently allocated and the peak since start (device memory for CUDA). */
   memoryStats(): { allocatedBytes: number; peakBytes: number; reservedBytes: number };
+  /** Starts a new peak measurement from what is allocated now. */
+  resetPeakMemory(): void;
 
   fill(out: Storage, offset: number, n: number, value: number): void;
   /** out = outScale·f(inScale·x), element-wise over n contiguous elements. */

@@ -71,6 +71,10 @@ export class CpuBackend implements Backend {
     return { allocatedBytes: this.allocated, peakBytes: this.peak, reservedBytes: this.allocated + this.pooledBytes };
   }
 
+  resetPeakMemory(): void {
+    this.peak = this.allocated;
+  }
+
   fill(out: Storage, offset: number, n: number, value: number): void {
     dataOf(out).fill(value, offset, offset + n);
   }

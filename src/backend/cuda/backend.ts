@@ -77,6 +77,10 @@ export class CudaBackend implements Backend {
     return this.runtime.memoryStats();
   }
 
+  resetPeakMemory(): void {
+    this.runtime.resetPeakMemory();
+  }
+
   /** cuMemAlloc calls so far: constant once a step's memory is cached. */
   deviceAllocationCount(): number {
     return this.runtime.allocator.deviceAllocations;

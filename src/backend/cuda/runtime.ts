@@ -78,6 +78,10 @@ export class CudaRuntime {
     return { allocatedBytes: this.allocatedBytes, peakBytes: this.peakBytes, reservedBytes: this.allocator.reserved };
   }
 
+  resetPeakMemory(): void {
+    this.peakBytes = this.allocatedBytes;
+  }
+
   /** Scratch for a kernel's own use (e.g. packed GEMM operands); free it right after queuing. */
   allocateScratch(bytes: number): Block {
     return this.allocator.allocate(bytes);

@@ -1,0 +1,137 @@
+import type { ModelParameter } from '../types.ts';
+import * as T from '../../tensor/index.ts';
+import * as nn from '../../nn/index.ts';
+
+/**
+ * The GPT-style character LM that ../shared/bench/pytorch-reference.md timed in PyTorch, rebuilt
+ * on our engine for a like-for-like speed ratio (bench/charlm-step.ts): token embedding + learned
+ * positional embedding; per layer pre-norm LayerNorm (affine) → bias-free qkv projection → causal
+ * scaled dot-product attention → bias-free output projection → residual add; pre-norm LayerNorm →
+ * bias-free FFN ×4 with GELU → residual add; final LayerNorm; readout; mean cross-entropy.
+ * The unit-scaled variant uses the library ops of src/nn under the u-μP rules, as the reference
+ * built it from unit_scaling's functional ops (linear, gelu, SDPA, residual split/add, embedding,
+ * cross_entropy); the residual τ follows u-μP's transformer rule.
+ */
+export interface ReferenceGptOptions {
+  readonly vocab: number;
+  readonly hidden: number;
+  readonly depth: number;
+  readonly heads: number;
+  readonly sequenceLength: number;
+  readonly scaling: nn.Scaling;
+  readonly precision: nn.PrecisionPolicy;
+  readonly seed: number;
+}
+
+interface Layer {
+  readonly ln1Gain: T.Tensor;
+  readonly ln1Bias: T.Tensor;
+  readonly qkv: T.Tensor;
+  readonly proj: T.Tensor;
+  readonly ln2Gain: T.Tensor;
+  readonly ln2Bias: T.Tensor;
+  readonly up: T.Tensor;
+  readonly down: T.Tensor;
+}
+
+export class ReferenceGpt {
+  private readonly store: nn.ParameterStore;
+  private readonly tokenEmbedding: T.Tensor;
+  private readonly positionEmbedding: T.Tensor;
+  private readonly layers: Layer[] = [];
+  private readonly finalGain: T.Tensor;
+  private readonly finalBias: T.Tensor;
+  private readonly readout: T.Tensor;
+  private readonly residualTau: (index: number, branches: number) => number;
+
+  constructor(readonly options: ReferenceGptOptions) {
+    const { vocab, hidden: d, depth, sequenceLength, scaling } = options;
+    const unit = scaling.mode === 'unit';
+    // Regular: GPT-2's N(0, 0.02) weights; unit-scaled: N(0, 1) (the library's init).
+    const weight: nn.Init = { kind: 'normal', std: unit ? 1 : 0.02 };
+    this.store = new nn.ParameterStore(options.seed, (t) => options.precision.initialiseWeight(t));
+    const p = (name: string, shape: number[], role: ModelParameter['role'], init: nn.Init = weight) =>
+      this.store.create(name, shape, { role, init, weightDecay: role === 'weight' });
+    const one: nn.Init = { kind: 'constant', value: 1 };
+    const zero: nn.Init = { kind: 'constant', value: 0 };
+    this.tokenEmbedding = p('embedding.token', [vocab, d], 'embedding');
+    this.positionEmbedding = p('embedding.position', [sequenceLength, d], 'embedding');
+    for (let l = 0; l < depth; l++) {
+      this.layers.push({
+        ln1Gain: p(`layers.${l}.ln1.gain`, [d], 'norm', one),
+        ln1Bias: p(`layers.${l}.ln1.bias`, [d], 'norm', zero),
+        qkv: p(`layers.${l}.attention.qkv`, [3 * d, d], 'weight'),
+        proj: p(`layers.${l}.attention.proj`, [d, d], 'weight'),
+        ln2Gain: p(`layers.${l}.ln2.gain`, [d], 'norm', one),
+        ln2Bias: p(`layers.${l}.ln2.bias`, [d], 'norm', zero),
+        up: p(`layers.${l}.ffn.up`, [4 * d, d], 'weight'),
+        down: p(`layers.${l}.ffn.down`, [d, 4 * d], 'weight'),
+      });
+    }
+    this.finalGain = p('final_norm.gain', [d], 'norm', one);
+    this.finalBias = p('final_norm.bias', [d], 'norm', zero);
+    this.readout = p('readout', [vocab, d], 'output');
+    this.residualTau = nn.transformerResidualScalingRule();
+  }
+
+  get parameters(): readonly ModelParameter[] {
+    return this.store.parameters;
+  }
+
+  private linear(x: T.Tensor, w: T.Tensor): T.Tensor {
+    const { precision, scaling } = this.options;
+    return precision.matmul([x, precision.parameter(w)], ([a, b], formats) => nn.linear(a, b, null, scaling, { weightLayout: 'out-in', formats }));
+  }
+
+  private residual(x: T.Tensor, index: number, branch: (h: T.Tensor) => T.Tensor): T.Tensor {
+    const { scaling } = this.options;
+    if (scaling.mode === 'regular') return T.add(x, branch(x));
+    const tau = this.residualTau(index, 2 * this.options.depth);
+    const { residual, skip } = nn.residualSplit(x, tau, scaling);
+    return nn.residualAdd(branch(residual), skip, tau, scaling);
+  }
+
+  private attention(h: T.Tensor, layer: Layer): T.Tensor {
+    const { heads, hidden: d, scaling, precision } = this.options;
+    const [B, S] = h.shape;
+    const headDim = d / heads;
+    const qkv = this.linear(h, layer.qkv); // [B, S, 3d]
+    const split = T.permute(T.reshape(qkv, [B, S, 3, heads, headDim]), [2, 0, 3, 1, 4]); // [3, B, H, S, Dh]
+    const part = (i: number) => T.reshape(T.slice(split, 0, i, i + 1), [B, heads, S, headDim]);
+    const attended = precision.matmul([part(0), part(1), part(2)], ([q, k, v], formats) =>
+      nn.scaledDotProductAttention(q, k, v, scaling, { causal: true, formats }),
+    );
+    const merged = T.reshape(T.permute(attended, [0, 2, 1, 3]), [B, S, d]);
+    return this.linear(merged, layer.proj);
+  }
+
+  private ffn(h: T.Tensor, layer: Layer): T.Tensor {
+    const { scaling, precision } = this.options;
+    return this.linear(precision.output(nn.gelu(this.linear(h, layer.up), scaling)), layer.down);
+  }
+
+  /** Mean cross-entropy of next-token predictions: inputs and labels are int32 [B, S]. */
+  loss(inputs: T.Tensor, labels: T.Tensor): T.Tensor {
+    const { scaling, precision, hidden: d, vocab } = this.options;
+    const [B, S] = inputs.shape;
+    const eps = 1e-5;
+    const ln = (x: T.Tensor, g: T.Tensor, b: T.Tensor) =>
+      precision.output(nn.layerNorm(x, precision.parameter(g), precision.parameter(b), scaling, { eps }));
+    const tokens = nn.embedding(precision.parameter(this.tokenEmbedding), inputs, scaling);
+    const positions = T.reshape(precision.parameter(this.positionEmbedding), [1, S, d]);
+    let x = precision.output(scaling.mode === 'unit' ? nn.add(tokens, positions, scaling) : T.add(tokens, positions));
+    this.layers.forEach((layer, l) => {
+      x = this.residual(x, 2 * l, (h) => this.attention(ln(h, layer.ln1Gain, layer.ln1Bias), layer));
+      x = this.residual(x, 2 * l + 1, (h) => this.ffn(ln(h, layer.ln2Gain, layer.ln2Bias), layer));
+    });
+    const final = ln(x, this.finalGain, this.finalBias);
+    const logits = precision.matmul([final, precision.parameter(this.readout)], ([a, w], formats) =>
+      nn.linearReadout(a, w, null, scaling, { weightLayout: 'out-in', formats }),
+    );
+    return nn.crossEntropy(T.reshape(logits, [B * S, vocab]), T.reshape(labels, [B * S]), null, scaling).loss;
+  }
+
+  dispose(): void {
+    this.store.dispose();
+  }
+}
