@@ -1,0 +1,94 @@
+import * as T from '../../tensor/index.ts';
+import { logInterpolate } from '../constants.ts';
+import type { GemmFormats } from '../gemm-formats.ts';
+import type { Scaling } from '../scaling.ts';
+
+/** Softmax temperature (multiplies q·kᵀ), output scale, and the gradient scale of q, k and v. */
+export interface AttentionScales {
+  readonly temperature: number;
+  readonly output: number;
+  readonly gradInputs: number;
+}
+
+export interface AttentionScaleOptions {
+  /** keys per query (the sequence length of v) */
+  readonly keys: number;
+  readonly headDim: number;
+  readonly causal: boolean;
+  readonly dropout: number;
+  /** u-μP's `mult` (temperature mult/d) */
+  readonly mult?: number;
+}
+
+/**
+ * Scale rule of scaled dot-product attention; q, k and v gradients and the output share one
+ * scale σ (scaleBwd on q, k, v; scaleFwd on the output; causal masks are ignored except in u-μP):
+ * - regular: temperature 1/√d, σ = 1.
+ * - paper-library, paper-charlm: the library's first SDPA rule (US@9c8ad98, 2023-08; the 2023-05
+ *   library composes unit matmul and softmax instead): temperature 1/√d, σ = √(s/e·(1−p)).
+ * - umup: temperature mult/d, σ = √(1−p)/L(α, √((causal ? ln s : 1)/s), 1), α = 1/(1+4d/mult²).
+ */
+export function attentionScales(scaling: Scaling, o: AttentionScaleOptions): AttentionScales {
+  const s = o.keys;
+  const d = o.headDim;
+  if (scaling.mode === 'regular') return { temperature: d ** -0.5, output: 1, gradInputs: 1 };
+  if (scaling.rules !== 'umup') {
+    const sigma = Math.sqrt((s / Math.E) * (1 - o.dropout));
+    return { temperature: d ** -0.5, output: sigma, gradInputs: sigma };
+  }
+  const mult = o.mult ?? 1;
+  const alpha = 1 / (1 + (4 * d) / mult ** 2);
+  const lower = Math.sqrt((o.causal ? Math.log(s) : 1) / s);
+  const sigma = Math.sqrt(1 - o.dropout) / logInterpolate(alpha, lower, 1);
+  return { temperature: mult / d, output: sigma, gradInputs: sigma };
+}
+
+export interface AttentionOptions {
+  readonly causal: boolean;
+  readonly dropout?: number;
+  readonly training?: boolean;
+  readonly mult?: number;
+  /** Formats of q, k, v for the q·kᵀ GEMM (set by the precision policy). */
+  readonly formats?: GemmFormats;
+}
+
+const causalMasks = new Map<string, T.Tensor>();
+
+/**
+ * Additive causal mask [s, s]: 0 where key j ≤ query i, `value` above the diagonal. Made once per
+ * (size, value, backend) and kept: uploading it in every step would cost a host copy, which a
+ * captured CUDA graph cannot contain.
+ */
+export function causalMaskBias(s: number, value = Number.NEGATIVE_INFINITY, backend = T.defaultBackend()): T.Tensor {
+  const key = `${s}:${value}:${backend.name}`;
+  const cached = causalMasks.get(key);
+  if (cached && cached.backend === backend && !cached.isDisposed) return cached;
+  const data = new Float32Array(s * s);
+  for (let i = 0; i < s; i++) for (let j = i + 1; j < s; j++) data[i * s + j] = value;
+  const mask = T.persistent(() => T.tensor(data, [s, s], { backend }));
+  causalMasks.set(key, mask);
+  return mask;
+}
+
+/**
+ * softmax(temperature·q·kᵀ [+ causal mask])·v for q, k, v [.., s, d] with the scales fused into
+ * the GEMMs: σ on the q·kᵀ GEMM's input gradients and on v's gradient, σ forward on the output.
+ */
+export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
+  const s = k.shape[k.rank - 2];
+  const d = q.shape[q.rank - 1];
+  const p = options.dropout ?? 0;
+  const sc = attentionScales(scaling, { keys: s, headDim: d, causal: options.causal, dropout: p, mult: options.mult });
+  let logits = T.matmul(q, k, {
+    transB: true,
+    scale: sc.temperature,
+    gradScaleA: sc.temperature * sc.gradInputs,
+    gradScaleB: sc.temperature * sc.gradInputs,
+    inputFormat: options.formats?.inputFormat,
+    gradFormat: 'fp32',
+  });
+  if (options.causal) logits = T.add(logits, causalMaskBias(q.shape[q.rank - 2], Number.NEGATIVE_INFINITY, q.backend));
+  let probs = T.softmax(logits);
+  if (p > 0) probs = T.dropout(probs, p, { training: options.training ?? true });
+  return T.matmul(probs, v, { scale: sc.output, gradScaleA: 1, gradScaleB: sc.gradInputs });
+}
