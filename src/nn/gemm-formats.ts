@@ -1,0 +1,11 @@
+import type { GemmParams } from '../backend/backend.ts';
+
+/**
+ * The precision a GEMM's operands already have (forward) and the precision of the gradient that
+ * arrives at its output (backward), so a backend may use low-precision GEMMs. Set only by the
+ * precision policy (precision.ts) after it has quantised the operands; absent means FP32.
+ */
+export interface GemmFormats {
+  readonly inputFormat?: GemmParams['inputFormat'];
+  readonly gradFormat?: GemmParams['inputFormat'];
+}

@@ -1,0 +1,20 @@
+/** The op library: every op of unit-scaling-ops.md §3 in a regular and a unit-scaled form. */
+export * from './scaling.ts';
+export * from './constraints.ts';
+export * from './constants.ts';
+export * from './ops/linear.ts';
+export * from './ops/matmul.ts';
+export * from './ops/activations.ts';
+export * from './ops/softmax.ts';
+export * from './ops/dropout.ts';
+export * from './ops/norm.ts';
+export * from './ops/embedding.ts';
+export * from './ops/loss.ts';
+export * from './ops/residual.ts';
+export * from './ops/add.ts';
+export * from './ops/attention.ts';
+export * from './ops/conv.ts';
+export type { GemmFormats } from './gemm-formats.ts';
+export * from './precision.ts';
+export * from './probe.ts';
+export * from './parameters.ts';

@@ -1,0 +1,31 @@
+import * as T from '../../tensor/index.ts';
+import type { Scaling } from '../scaling.ts';
+
+/**
+ * Gradient scale of a normalisation's affine parameters, shared by `rows` rows: the library's
+ * (∏shape/numel(x))^½ = rows^-½ (paper-library, umup), DEMO's 1/rows (paper-charlm). The
+ * normalised output and the input gradient are already about unit and are left alone.
+ */
+export function normParamGradScale(scaling: Scaling, rows: number): number {
+  if (scaling.mode === 'regular') return 1;
+  return scaling.rules === 'paper-charlm' ? 1 / rows : rows ** -0.5;
+}
+
+/** Layer normalisation over the last axis (statistics in FP32, biased variance). */
+export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: { eps: number }): T.Tensor {
+  const rows = x.size / x.shape[x.rank - 1];
+  const g = normParamGradScale(scaling, rows);
+  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g });
+}
+
+/**
+ * RMS normalisation x/√(mean(x²) + eps)·w over the last axis (u-μP's rms_norm; weight gradient
+ * rows^-½). Composed from engine ops: the engine has no fused RMS-norm kernel.
+ */
+export function rmsNorm(x: T.Tensor, weight: T.Tensor | null, scaling: Scaling, options: { eps: number }): T.Tensor {
+  const rows = x.size / x.shape[x.rank - 1];
+  const meanSquare = T.mean(T.square(x), -1, true);
+  const normalised = T.mul(x, T.rsqrt(T.add(meanSquare, options.eps)));
+  if (!weight) return normalised;
+  return T.mul(normalised, T.scaleBwd(weight, normParamGradScale(scaling, rows)));
+}
