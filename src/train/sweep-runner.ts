@@ -1,0 +1,116 @@
+import { existsSync } from 'node:fs';
+import { ReproError } from '../errors.ts';
+import { numericCell } from '../results/aggregate.ts';
+import { readResults, writeResults } from '../results/csv.ts';
+import { searchLearningRate } from './lr-search.ts';
+import type { ModelBuilder } from './model-builder.ts';
+import { JobPool } from './job-pool.ts';
+import type { SweepConfiguration, SweepPlan } from './sweep-plan.ts';
+import { lrLabel, summariseSweep, type ConfigurationOutcome, type SummaryRow, type TrialRecord } from './sweep-summary.ts';
+import { configurationHash, trialConfig, type TrialResult, type TrialSpec } from './trial.ts';
+import { runTrialHere, runTrialInWorker, type TrialJob } from './trial-runner.ts';
+
+export interface SweepRequest {
+  readonly plan: SweepPlan;
+  /** every trial's row goes here; rows already in it are reused, not re-run */
+  readonly resultsFile: string;
+  /** per configuration: best lr and its median valid/test BPC (§A9) */
+  readonly summaryFile: string;
+  readonly runsDir: string;
+  /** trials run at once; above 1 each runs in its own child process */
+  readonly jobs: number;
+  readonly dataDir?: string;
+  /** the model of in-process trials (jobs = 1); default: the experiment's model */
+  readonly buildModel?: ModelBuilder;
+  /** stops starting trials (and stops in-process ones after their current step) */
+  readonly signal?: AbortSignal;
+  /** one line per trial started, finished or reused */
+  readonly log: (line: string) => void;
+}
+
+export class SweepInterrupted extends ReproError {
+  constructor() {
+    super('sweep interrupted; run the same command again to continue (finished trials are kept)');
+  }
+}
+
+const trialKey = (hash: string, lr: number, rep: number) => `${hash}|${lr}|${rep}`;
+
+/** Finished trials (ok or diverged) in the sweep's CSV, by configuration hash, lr and rep. */
+function finishedTrials(resultsFile: string): Map<string, TrialResult> {
+  const finished = new Map<string, TrialResult>();
+  if (!existsSync(resultsFile)) return finished;
+  for (const row of readResults(resultsFile).rows) {
+    const status = row['status'];
+    const lr = numericCell(row['lr']);
+    const rep = numericCell(row['rep']);
+    if ((status !== 'ok' && status !== 'diverged') || !row['config_hash'] || lr === undefined || rep === undefined) continue;
+    finished.set(trialKey(row['config_hash'], lr, rep), {
+      status,
+      validBpc: numericCell(row['valid_bpc']) ?? NaN,
+      testBpc: numericCell(row['test_bpc']) ?? NaN,
+      reused: true,
+    });
+  }
+  return finished;
+}
+
+/**
+ * `repro sweep`: the §A7 learning-rate search for every configuration of a plan, all searches at
+ * once, their trials sharing a pool of `jobs` slots. Each trial is a full run whose row goes into
+ * the sweep's CSV; a trial whose row is already there (same configuration hash, lr and rep) is
+ * not run again. Writes the summary CSV and returns its rows.
+ */
+export async function runSweep(request: SweepRequest): Promise<SummaryRow[]> {
+  const { plan, log } = request;
+  const finished = finishedTrials(request.resultsFile);
+  const pool = new JobPool(request.jobs);
+
+  const runTrial = async (trial: TrialSpec): Promise<TrialResult> => {
+    const name = `[${trial.configuration}] lr ${lrLabel(trial.lr)} rep ${trial.rep}`;
+    const done = finished.get(trialKey(trial.configHash, trial.lr, trial.rep));
+    if (done) {
+      log(`${name}: already in ${request.resultsFile} (${done.status}, valid ${done.validBpc} BPC)`);
+      return done;
+    }
+    return pool.run(async () => {
+      if (request.signal?.aborted) throw new SweepInterrupted();
+      log(`${name}: started`);
+      const job: TrialJob = { trial, resultsFile: request.resultsFile, runsDir: request.runsDir, dataDir: request.dataDir };
+      const started = Date.now();
+      let result: TrialResult | null;
+      try {
+        result = request.jobs > 1 ? await runTrialInWorker(job) : await runTrialHere(job, { signal: request.signal, buildModel: request.buildModel });
+      } catch (err) {
+        log(`${name}: failed (${err instanceof Error ? err.message : String(err)})`);
+        return { status: 'failed', validBpc: NaN, testBpc: NaN, reused: false };
+      }
+      if (!result) throw new SweepInterrupted();
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      log(`${name}: ${result.status}, valid ${result.validBpc} BPC, test ${result.testBpc} BPC (${seconds} s)`);
+      return result;
+    });
+  };
+
+  const searchConfiguration = async (configuration: SweepConfiguration): Promise<ConfigurationOutcome> => {
+    const trials: TrialRecord[] = [];
+    const configHash = configurationHash(configuration.config);
+    const search = await searchLearningRate({ ...configuration.lrSearch, parallelReps: true }, async (lr, rep) => {
+      const config = trialConfig(configuration.config, lr, rep);
+      const result = await runTrial({ sweep: plan.name, configuration: configuration.id, lr, rep, config, configHash });
+      trials.push({ ...result, lr, rep });
+      // the search compares final valid losses in nats (§A7)
+      return result.validBpc * Math.LN2;
+    });
+    return { configuration, search, trials };
+  };
+
+  const outcomes = await Promise.all(plan.configurations.map(searchConfiguration));
+  const summary = summariseSweep(outcomes);
+  const columns = [...new Set(summary.flatMap((row) => Object.keys(row)))];
+  writeResults(request.summaryFile, {
+    columns,
+    rows: summary.map((row) => Object.fromEntries(columns.map((c) => [c, row[c] === undefined ? '' : String(row[c])]))),
+  });
+  return summary;
+}

@@ -1,0 +1,52 @@
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ModelBuilder } from './model-builder.ts';
+import { runExperiment } from './run-experiment.ts';
+import { trialColumns, type TrialResult, type TrialSpec } from './trial.ts';
+
+/** Everything a worker needs to run one trial (plain data: it crosses a process boundary). */
+export interface TrialJob {
+  readonly trial: TrialSpec;
+  readonly resultsFile: string;
+  readonly runsDir: string;
+  readonly dataDir?: string;
+}
+
+export type WorkerReply = { ok: true; result: TrialResult | null } | { ok: false; message: string };
+
+/** Runs a trial in this process, silently; null when it was interrupted. */
+export async function runTrialHere(
+  job: TrialJob,
+  options: { signal?: AbortSignal; buildModel?: ModelBuilder } = {},
+): Promise<TrialResult | null> {
+  const result = await runExperiment({
+    config: job.trial.config,
+    resultsFile: job.resultsFile,
+    runsDir: job.runsDir,
+    dataDir: job.dataDir,
+    buildModel: options.buildModel,
+    progress: 'silent',
+    signal: options.signal,
+    extraColumns: trialColumns(job.trial),
+  });
+  if (result.status === 'interrupted') return null;
+  return { status: result.status, validBpc: result.bpc.valid, testBpc: result.bpc.test, reused: false };
+}
+
+const WORKER = fileURLToPath(new URL('./trial-worker.ts', import.meta.url));
+
+/** Runs a trial in a child process (`--jobs N`: trials in parallel, several per GPU on CUDA). */
+export function runTrialInWorker(job: TrialJob): Promise<TrialResult | null> {
+  return new Promise((resolve, reject) => {
+    const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let reply: WorkerReply | null = null;
+    child.on('message', (message: WorkerReply) => (reply = message));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (reply?.ok) resolve(reply.result);
+      else if (reply) reject(new Error(reply.message));
+      else reject(new Error(`trial worker exited with ${signal ?? `code ${code}`} before replying`));
+    });
+    child.send(job);
+  });
+}
