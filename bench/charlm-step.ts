@@ -4,13 +4,12 @@
 // is captured once as a CUDA graph after two warm-up steps and replayed (--no-graphs: eager).
 import { parseArgs } from 'node:util';
 import * as T from '../src/tensor/index.ts';
-import * as nn from '../src/nn/index.ts';
 import type { Backend } from '../src/backend/backend.ts';
 import { createBackend, type DeviceChoice } from '../src/backend/select.ts';
-import { ReferenceGpt } from '../src/models/gpt/model.ts';
 import { AdamW, zeroGradients } from '../src/optim/index.ts';
 import type { ModelParameter } from '../src/models/types.ts';
 import { benchCharLmCases, type StepCase } from './charlm-cases.ts';
+import { VOCAB, referenceCases } from './reference-cases.ts';
 
 /** PyTorch 2.11 on the H200 (pytorch-reference.md): eager and torch.compile (CUDA graphs) ms/step. */
 const PYTORCH: Record<string, { eager?: number; compiled?: number }> = {
@@ -24,66 +23,11 @@ const PYTORCH: Record<string, { eager?: number; compiled?: number }> = {
   'large reference unit bf16': { eager: 32.28 },
 };
 
-const SIZES = {
-  paper: { hidden: 128, depth: 8, heads: 2, batch: 8, sequence: 256 },
-  large: { hidden: 512, depth: 8, heads: 8, batch: 32, sequence: 256 },
-} as const;
-const VOCAB = 5008;
 
 interface Measured {
   msPerStep: number;
   tokensPerSecond: number;
   peakMiB: number;
-}
-
-function precision(mode: 'fp32' | 'bf16' | 'fp16' | 'fp8', native: boolean): nn.PrecisionPolicy {
-  return nn.precisionPolicy({ mode, fp8_family: 'paper', rounding: 'nearest', master_weights: false, matmul: native ? 'native' : 'simulated', allow_tf32: false });
-}
-
-function referenceCases(native: boolean): StepCase[] {
-  const cases: StepCase[] = [];
-  for (const size of ['paper', 'large'] as const) {
-    for (const mode of ['fp32', 'bf16'] as const) {
-      for (const variant of ['regular', 'unit'] as const) {
-        const s = SIZES[size];
-        cases.push({
-          key: `${size} reference ${variant} ${mode}`,
-          tokens: s.batch * s.sequence,
-          build: () => {
-            const model = new ReferenceGpt({
-              vocab: VOCAB,
-              hidden: s.hidden,
-              depth: s.depth,
-              heads: s.heads,
-              sequenceLength: s.sequence,
-              scaling: variant === 'unit' ? nn.unitScaling('umup') : nn.REGULAR,
-              precision: precision(mode, native),
-              seed: 1,
-            });
-            const ids = (stream: number) =>
-              T.persistent(() => {
-                const u = T.randomUniform([s.batch, s.sequence], 3, stream, 0, VOCAB);
-                const host = Int32Array.from(u.toFloat32Array(), (v) => Math.min(VOCAB - 1, Math.floor(v)));
-                u.dispose();
-                return T.tensor(host, [s.batch, s.sequence]);
-              });
-            const inputs = ids(1);
-            const labels = ids(2);
-            return {
-              parameters: model.parameters,
-              loss: () => model.loss(inputs, labels),
-              dispose: () => {
-                model.dispose();
-                inputs.dispose();
-                labels.dispose();
-              },
-            };
-          },
-        });
-      }
-    }
-  }
-  return cases;
 }
 
 interface GraphCapable extends Backend {
