@@ -32,8 +32,6 @@ export function keep<T extends Tensor>(tensor: T): T {
   return tensor;
 }
 
-type Returned = Tensor | readonly Returned[] | { readonly [key: string]: Returned } | number | string | boolean | null | undefined | void;
-
 function collect(value: unknown, into: Set<Tensor>, depth = 0): void {
   if (value === null || value === undefined || depth > 4) return;
   if (typeof value !== 'object') return;
@@ -46,7 +44,7 @@ function collect(value: unknown, into: Set<Tensor>, depth = 0): void {
 }
 
 /** Runs fn in a new scope; tensors it returns (also inside arrays/objects) move to the parent scope. */
-export function tidy<T extends Returned>(fn: () => T): T {
+export function tidy<T>(fn: () => T): T {
   const scope: Scope = { tensors: [], tapeLength: tapeLengthNow() };
   stack.push(scope);
   let result: T;
@@ -63,7 +61,7 @@ export function tidy<T extends Returned>(fn: () => T): T {
 }
 
 /** The async variant, for steps that await (e.g. logging). */
-export async function tidyAsync<T extends Returned>(fn: () => Promise<T>): Promise<T> {
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
   const scope: Scope = { tensors: [], tapeLength: tapeLengthNow() };
   stack.push(scope);
   let result: T;
