@@ -14,7 +14,7 @@ import type { ModelParameter } from '../../src/models/types.ts';
  * every model and precision, so a violation shows up in CI without a GPU.
  */
 function assertCapturable(parameters: readonly ModelParameter[], loss: () => T.Tensor): void {
-  const backend = T.cpuBackend() as Backend & Record<string, unknown>;
+  const backend: Backend = T.cpuBackend();
   const optimiser = new AdamW(parameters, { lr: 1e-3, lrDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
   const step = () =>
     T.tidy(() => {
