@@ -1,11 +1,13 @@
-import type { QuantiseFormat, QuantiseOptions } from '../../backend/backend.ts';
+import type { QuantiseOptions } from '../../backend/backend.ts';
+import type { FloatFormat } from '../../formats/format.ts';
 import { record } from '../autograd.ts';
 import { randomContext } from '../random.ts';
 import type { Tensor } from '../tensor.ts';
 import { alias, empty } from './creation.ts';
 
 export interface CastSpec {
-  readonly format: QuantiseFormat;
+  /** A named format (src/formats: parseFormat); its encoding is what the kernel needs. */
+  readonly format: FloatFormat;
   readonly rounding: 'nearest' | 'stochastic';
   readonly overflow?: 'saturate' | 'inf';
   readonly viaFp16?: boolean;
