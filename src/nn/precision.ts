@@ -1,4 +1,5 @@
 import type { PrecisionConfig, PrecisionMode } from '../config/schema.ts';
+import type { FloatFormat } from '../formats/format.ts';
 import { parseFormat } from '../formats/registry.ts';
 import * as T from '../tensor/index.ts';
 import type { GemmFormats } from './gemm-formats.ts';
@@ -19,21 +20,26 @@ import type { GemmFormats } from './gemm-formats.ts';
  *   does, so loss scaling can detect it. Weights are stored in the format unless
  *   `master_weights` keeps an FP32 copy, in which case `parameter` rounds the copy each use.
  */
+/** A cast whose format carries its name and limits. */
+export interface PolicyCast extends T.CastSpec {
+  readonly format: FloatFormat;
+}
+
 export interface PrecisionPolicy {
   readonly mode: PrecisionMode;
   /** FP8 casts of matmul inputs (forward) and of the gradients at matmul outputs (backward). */
-  readonly fp8: { readonly forward: T.CastSpec; readonly backward: T.CastSpec } | null;
+  readonly fp8: { readonly forward: PolicyCast; readonly backward: PolicyCast } | null;
   /** FP16/BF16: the cast applied to every op output and to the gradient arriving at it. */
-  readonly activation: T.CastSpec | null;
+  readonly activation: PolicyCast | null;
   /**
    * Format the weights live in between steps: the optimiser rounds each updated weight (and, as
    * the paper's Keras runs did, Adam's first moment / SGD's momentum) to it. null: FP32.
    */
-  readonly weightStorage: T.CastSpec | null;
+  readonly weightStorage: PolicyCast | null;
   /** fp16/bf16 with an FP32 master copy: `parameter` rounds it to `activation` at each use. */
   readonly masterWeights: boolean;
   /** Cast applied to each parameter's gradient inside the backward pass (before accumulation). */
-  readonly parameterGradient: T.CastSpec | null;
+  readonly parameterGradient: PolicyCast | null;
   /** Rounds an op's output (and the gradient arriving at it). */
   output(t: T.Tensor): T.Tensor;
   /** A parameter as a layer uses it. */
@@ -50,7 +56,7 @@ export interface PrecisionPolicy {
   initialiseWeight(t: T.Tensor): void;
 }
 
-function cast(name: string, rounding: PrecisionConfig['rounding'], overflow: 'saturate' | 'inf'): T.CastSpec {
+function cast(name: string, rounding: PrecisionConfig['rounding'], overflow: 'saturate' | 'inf'): PolicyCast {
   return { format: parseFormat(name), rounding, overflow };
 }
 
@@ -84,7 +90,7 @@ export function precisionPolicy(config: PrecisionConfig): PrecisionPolicy {
     const weightStorage = config.master_weights ? null : activation;
     const formats: GemmFormats = native ? { inputFormat: config.mode, gradFormat: config.mode } : FP32_FORMATS;
     const output = (t: T.Tensor) => T.quantise(t, activation, activation);
-    const nearest: T.CastSpec = { ...activation, rounding: 'nearest' };
+    const nearest: PolicyCast = { ...activation, rounding: 'nearest' };
     return {
       mode: config.mode,
       fp8: null,
