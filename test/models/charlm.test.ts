@@ -118,6 +118,11 @@ describe('parameters', () => {
     }
   });
 
+  it('a matmul-only constraint is refused for the whole model, naming the key', () => {
+    const config = tinyConfig('conv', 'unit', 'paper-library', ['scaling.constraint=to_left_grad_scale']);
+    expect(() => buildCharLM(config, VOCAB, 1)).toThrow(/^scaling\.constraint to_left_grad_scale: applies only to ops with two/);
+  });
+
   it('umup: Adam learning-rate multipliers fanIn^-½ for weights, ×depth^-½ inside the trunk', () => {
     withModel(tinyConfig('attention', 'unit', 'umup'), (model) => {
       const byName = new Map(model.parameters.map((p) => [p.name, p.lrScale]));

@@ -1,4 +1,5 @@
 import type { ExperimentConfig } from '../../config/schema.ts';
+import { ReproError } from '../../errors.ts';
 import * as nn from '../../nn/index.ts';
 import type { ModelParameter } from '../types.ts';
 
@@ -73,7 +74,13 @@ export function charLMPlan(config: ExperimentConfig): CharLMPlan {
     };
   }
   const rules = config.scaling.rules;
-  const scaling = nn.unitScaling(rules, config.scaling.constraint);
+  const constraint = config.scaling.constraint;
+  if (constraint === 'to_left_grad_scale' || constraint === 'to_right_grad_scale') {
+    throw new ReproError(
+      `scaling.constraint ${constraint}: applies only to ops with two differentiable inputs (matmul); the char-LM's linear layers have one (use gmean, hmean, amean, to_output_scale, to_grad_input_scale or none)`,
+    );
+  }
+  const scaling = nn.unitScaling(rules, constraint);
   const cutEdge = nn.withConstraint(scaling, 'none');
   const umupRule = nn.transformerResidualScalingRule();
   return {

@@ -70,10 +70,7 @@ export function causalMaskBias(s: number, value = Number.NEGATIVE_INFINITY, back
   return mask;
 }
 
-/**
- * softmax(temperature·q·kᵀ [+ causal mask])·v for q, k, v [.., s, d] with the scales fused into
- * the GEMMs: σ on the q·kᵀ GEMM's input gradients and on v's gradient, σ forward on the output.
- */
+/** softmax(temperature·q·kᵀ [+ mask])·v. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the GEMMs. */
 export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
   const s = k.shape[k.rank - 2];
   const d = q.shape[q.rank - 1];

@@ -28,7 +28,7 @@ export function conv1dScales(
   return { output, gradInput, gradWeight: positions ** -0.5, gradBias: positions ** -0.5, biasForward: output };
 }
 
-/** Causal grouped conv of x [B, L, Cin] with kernel [k, Cin/g, Cout] plus an optional bias [Cout]. */
+/** Causal grouped conv, x [B, L, Cin], kernel [k, Cin/g, Cout]. Unit: out (k·Cin/g)^-½, input grad (k·Cout/g)^-½ (constrained); kernel/bias grads (B·L)^-½ or 1/(B·L) (paper-charlm). */
 export function conv1d(
   x: T.Tensor,
   kernel: T.Tensor,

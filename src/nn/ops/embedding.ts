@@ -10,6 +10,7 @@ export function embeddingGradScale(scaling: Scaling, vocab: number, lookups: num
   return scaling.rules === 'paper-charlm' ? vocab / lookups : (vocab / lookups) ** 0.5;
 }
 
+/** Row lookup. Unit: output unscaled; table grad (V/lookups)^½, or V/lookups (paper-charlm). */
 export function embedding(table: T.Tensor, ids: T.Tensor, scaling: Scaling): T.Tensor {
   return T.embedding(table, ids, { gradScale: embeddingGradScale(scaling, table.shape[0], ids.size) });
 }

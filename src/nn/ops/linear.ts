@@ -42,7 +42,7 @@ export function linearScales(scaling: Scaling, fanIn: number, fanOut: number, ro
   return { output, gradInput, gradWeight: rows ** -p2, gradBias: rows ** -p2, biasForward: output };
 }
 
-/** x [..., fanIn] times the weight, plus an optional bias [fanOut]; scales fused into the GEMM. */
+/** x·W (+ b) for x [..., fanIn]. Unit: out fanIn^-½, input grad fanOut^-½ (constrained); W/b grads rows^-½, or 1/rows with W-folded scales (paper-charlm). */
 export function linear(x: T.Tensor, weight: T.Tensor, bias: T.Tensor | null, scaling: Scaling, options: LinearOptions = {}): T.Tensor {
   const outIn = options.weightLayout === 'out-in';
   const [fanIn, fanOut] = outIn ? [weight.shape[1], weight.shape[0]] : [weight.shape[0], weight.shape[1]];

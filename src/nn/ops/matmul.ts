@@ -26,7 +26,7 @@ export interface ScaledMatmulOptions {
   readonly formats?: GemmFormats;
 }
 
-/** Unit-scaled (or regular) batched matrix product; the scales are the GEMM's alpha factors. */
+/** Batched L·R. Unit: output k^-½, left grad n^-½, right grad m^-½, all three constrained; fused as GEMM alphas. */
 export function matmul(left: T.Tensor, right: T.Tensor, scaling: Scaling, options: ScaledMatmulOptions = {}): T.Tensor {
   const m = left.shape[left.rank - 2];
   const k = left.shape[left.rank - 1];

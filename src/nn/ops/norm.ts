@@ -11,7 +11,7 @@ export function normParamGradScale(scaling: Scaling, rows: number): number {
   return scaling.rules === 'paper-charlm' ? 1 / rows : rows ** -0.5;
 }
 
-/** Layer normalisation over the last axis (statistics in FP32, biased variance). */
+/** Layer norm over the last axis (FP32 statistics). Unit: output and input grad unscaled; gain/bias grads rows^-½ or 1/rows (paper-charlm). */
 export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: { eps: number }): T.Tensor {
   const rows = x.size / x.shape[x.rank - 1];
   const g = normParamGradScale(scaling, rows);
