@@ -178,8 +178,8 @@ export function renderInspectPlot(result: InspectResult): string {
   };
   legend(() => out.push(circle(lx, ly, COLOURS.forward)), 'forward: activation / weight');
   legend(() => out.push(diamond(lx, ly, COLOURS.backward)), 'backward: gradient / weight gradient');
-  legend(() => out.push(`<rect x="${lx - 6}" y="${ly - 6}" width="12" height="12" fill="${COLOURS.fp16}" fill-opacity="0.85"/>`), 'normal range');
-  legend(() => out.push(`<rect x="${lx - 6}" y="${ly - 6}" width="12" height="12" fill="${COLOURS.fp16}" fill-opacity="0.3"/>`), 'subnormals (dashed: underflow to 0)');
+  legend(() => out.push(`<rect x="${lx - 6}" y="${ly - 6}" width="12" height="12" fill="#777777" fill-opacity="0.85"/>`), 'normal range');
+  legend(() => out.push(`<rect x="${lx - 6}" y="${ly - 6}" width="12" height="12" fill="#777777" fill-opacity="0.3"/>`), 'subnormals (dashed line: below, values round to 0)');
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

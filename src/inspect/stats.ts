@@ -5,8 +5,8 @@ import type { TensorRole } from '../nn/probe.ts';
 export interface FormatFractions {
   /** nonzero values that round to zero: |x| ≤ half the smallest subnormal */
   readonly underflow: number;
-  /** values beyond the rounding midpoint above the largest finite value (→ inf/NaN, or clipped
-   * in the saturating paper FP8), and non-finite values */
+  /** values that round beyond the largest finite value (to inf/NaN, or clipped by the
+   * saturating paper FP8), and non-finite values */
   readonly overflow: number;
 }
 
@@ -28,13 +28,12 @@ export interface TensorReport extends TensorStats {
 /** Population statistics in float64 and per-format underflow/overflow fractions. */
 export function tensorStats(values: Float32Array, formats: readonly FloatFormat[]): TensorStats {
   const n = values.length;
-  const limits = formats.map((f) => ({
-    name: f.name,
-    underflowAt: f.minSubnormal / 2,
-    overflowAbove: f.maxAbs * (1 + 2 ** -(f.mantissaBits + 1)),
-    underflow: 0,
-    overflow: 0,
-  }));
+  const limits = formats.map((f) => {
+    // Halfway between the largest finite value and the next step of its binade; an IEEE format
+    // rounds that tie to the infinity code (even), the others to the largest value.
+    const halfStep = 2 ** (Math.floor(Math.log2(f.maxAbs)) - f.mantissaBits - 1);
+    return { name: f.name, underflowAt: f.minSubnormal / 2, tie: f.maxAbs + halfStep, tieOverflows: f.special === 'ieee', underflow: 0, overflow: 0 };
+  });
   let sum = 0;
   let sumAbs = 0;
   let maxAbs = 0;
@@ -58,7 +57,7 @@ export function tensorStats(values: Float32Array, formats: readonly FloatFormat[
     }
     for (const l of limits) {
       if (a <= l.underflowAt) l.underflow++;
-      else if (a > l.overflowAbove) l.overflow++;
+      else if (a > l.tie || (a === l.tie && l.tieOverflows)) l.overflow++;
     }
   }
   const mean = finite > 0 ? sum / finite : 0;
