@@ -1,4 +1,4 @@
-import { relative } from 'node:path';
+import { isAbsolute, relative } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { experimentOverrides, withExperimentFlags, type ExperimentFlagArgs } from '../config/flags.ts';
 import { loadExperiment } from '../config/load.ts';
@@ -14,7 +14,11 @@ interface RunArgs extends ExperimentFlagArgs {
   progress: ProgressChoice;
 }
 
-const shown = (path: string) => relative(process.cwd(), path) || '.';
+/** A path relative to the working directory when it lies inside it, else as it is. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+}
 const bpc = (x: number) => x.toFixed(3);
 
 function summary(result: RunResult, args: RunArgs): string {

@@ -75,7 +75,10 @@ function barReporter(steps: number, startStep: number): ProgressReporter {
       else if (e.type === 'checkpoint') bars.log(`step ${e.step}  checkpoint ${e.file}\n`);
     },
     note: (text) => bars.log(`${text}\n`),
-    close: () => bars.stop(),
+    close: () => {
+      bars.update(); // flushes lines logged since the last redraw (the final evaluation)
+      bars.stop();
+    },
   };
 }
 
