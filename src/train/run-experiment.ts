@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createBackend } from '../backend/select.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { loadCharDataset, type Split } from '../data/charlm.ts';
@@ -49,17 +49,21 @@ export interface RunResult {
   readonly row: Record<string, CellValue> | null;
 }
 
-function runDirectory(request: RunRequest): { runId: string; runDir: string; checkpoint: string | null } {
-  if (!request.resumeDir) {
-    const runId = newRunId(request.config.name);
-    return { runId, runDir: createRunDir(request.runsDir, runId, request.config), checkpoint: null };
-  }
+interface RunPlace {
+  readonly runId: string;
+  readonly runsDir: string;
+  /** the checkpoint to continue from; null for a fresh run */
+  readonly checkpoint: string | null;
+}
+
+/** Where the run lives; for --resume, checks the directory and its config first (writes nothing). */
+function runPlace(request: RunRequest): RunPlace {
+  if (!request.resumeDir) return { runId: newRunId(request.config.name), runsDir: request.runsDir, checkpoint: null };
   const runDir = resolve(request.resumeDir);
   checkResumable(readRunConfig(runDir), request.config, request.resumeDir);
   const checkpoint = join(runDir, RUN_FILES.checkpoint);
   if (!existsSync(checkpoint)) throw new ReproError(`--resume ${request.resumeDir}: no ${RUN_FILES.checkpoint} there`);
-  createRunDir(resolve(runDir, '..'), basename(runDir), request.config);
-  return { runId: basename(runDir), runDir, checkpoint };
+  return { runId: basename(runDir), runsDir: dirname(runDir), checkpoint };
 }
 
 /**
@@ -71,15 +75,18 @@ function runDirectory(request: RunRequest): { runId: string; runDir: string; che
 export async function runExperiment(request: RunRequest): Promise<RunResult> {
   const sessionStart = Date.now();
   const { config } = request;
-  const { runId, runDir, checkpoint } = runDirectory(request);
-  const log = new RunLog(join(runDir, RUN_FILES.log));
+  const { runId, runsDir, checkpoint } = runPlace(request);
   const seeds = runSeeds(config.seed);
-  log.write(checkpoint ? 'resume' : 'start', { run_id: runId, experiment: config.name, seeds, config });
 
+  // Device and data first: a missing GPU or dataset is reported before anything is written.
   const backend = await createBackend(config.device);
   T.setDefaultBackend(backend);
   T.setRandomContext(new T.RandomContext(seeds.random));
   const dataset = await loadCharDataset({ kind: config.data.dataset, path: config.data.path }, request.dataDir);
+
+  const runDir = createRunDir(runsDir, runId, config);
+  const log = new RunLog(join(runDir, RUN_FILES.log));
+  log.write(checkpoint ? 'resume' : 'start', { run_id: runId, experiment: config.name, seeds, config });
 
   const reporter = progressReporter(progressMode(request.progress ?? 'auto'), config.training.steps, 0);
   let lastStep = 0;

@@ -48,7 +48,7 @@ describe('repro run (the real charlm-quick model)', () => {
     expect([continued.train_bpc, continued.valid_bpc, continued.test_bpc]).toEqual([whole.train_bpc, whole.valid_bpc, whole.test_bpc]);
   });
 
-  it('bad YAML and bad --set values end with one line and exit code 2, writing nothing', () => {
+  it('bad YAML, bad --set values, a bad --resume and a missing dataset end with one line and exit code 2, writing nothing', () => {
     const dir = tempDir();
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'extends: base\ntraining: [steps: 3\n');
@@ -61,6 +61,9 @@ describe('repro run (the real charlm-quick model)', () => {
     const resume = run(dir, 'charlm-quick', '--resume', join(dir, 'nowhere'));
     expect(resume.code).toBe(2);
     expect(resume.stderr).toMatch(/^repro: .*nowhere: not a run directory/);
+    const data = run(dir, 'charlm-attention', '--data-dir', join(dir, 'no-data'));
+    expect(data.code).toBe(2);
+    expect(data.stderr).toMatch(/^repro: dataset wikitext103 is not in .*no-data: run `repro data download wikitext103`/);
     expect(readdirSync(dir)).toEqual(['broken.yaml']);
   });
 });
