@@ -36,14 +36,16 @@ function silentReporter(): ProgressReporter {
 }
 
 /** Plain lines on stdout (logs, CI, pipes): one per report, evaluation and checkpoint. */
-function lineReporter(startStep: number): ProgressReporter {
-  const start = Date.now();
+function lineReporter(): ProgressReporter {
   const write = (text: string) => process.stdout.write(`${text}\n`);
+  // the rate is measured from the first report on, so a resumed run's ETA is right too
+  let first: { step: number; time: number } | null = null;
   return {
     event(e) {
       if (e.type === 'train') {
-        const elapsed = (Date.now() - start) / 1000;
-        const eta = ((e.steps - e.step) * elapsed) / Math.max(1, e.step - startStep);
+        first ??= { step: e.step, time: Date.now() };
+        const rate = (e.step - first.step) / Math.max((Date.now() - first.time) / 1000, 1e-9);
+        const eta = e.step > first.step ? (e.steps - e.step) / rate : NaN;
         write(
           `step ${e.step}/${e.steps}  loss ${fixed(e.loss, 4)}  BPC ${fixed(e.bpc, 4)}  ${Math.round(e.tokensPerSecond)} tok/s  ETA ${duration(eta)}`,
         );
@@ -56,7 +58,7 @@ function lineReporter(startStep: number): ProgressReporter {
 }
 
 /** A cli-progress bar on stderr with step, loss, BPC, tokens/s and ETA; other lines above it. */
-function barReporter(steps: number, startStep: number): ProgressReporter {
+function barReporter(steps: number): ProgressReporter {
   const bars = new cliProgress.MultiBar(
     {
       format: 'step {value}/{total} {bar} loss {loss}  BPC {bpc}  {tps} tok/s  ETA {eta_formatted}',
@@ -67,7 +69,7 @@ function barReporter(steps: number, startStep: number): ProgressReporter {
     },
     cliProgress.Presets.shades_classic,
   );
-  const bar = bars.create(steps, startStep, { loss: '-', bpc: '-', tps: '-' });
+  const bar = bars.create(steps, 0, { loss: '-', bpc: '-', tps: '-' });
   return {
     event(e) {
       if (e.type === 'train') bar.update(e.step, { loss: fixed(e.loss, 4), bpc: fixed(e.bpc, 4), tps: Math.round(e.tokensPerSecond) });
@@ -82,8 +84,8 @@ function barReporter(steps: number, startStep: number): ProgressReporter {
   };
 }
 
-export function progressReporter(mode: ProgressMode, steps: number, startStep: number): ProgressReporter {
-  if (mode === 'bar') return barReporter(steps, startStep);
-  if (mode === 'lines') return lineReporter(startStep);
+export function progressReporter(mode: ProgressMode, steps: number): ProgressReporter {
+  if (mode === 'bar') return barReporter(steps);
+  if (mode === 'lines') return lineReporter();
   return silentReporter();
 }

@@ -88,7 +88,7 @@ export async function runExperiment(request: RunRequest): Promise<RunResult> {
   const log = new RunLog(join(runDir, RUN_FILES.log));
   log.write(checkpoint ? 'resume' : 'start', { run_id: runId, experiment: config.name, seeds, config });
 
-  const reporter = progressReporter(progressMode(request.progress ?? 'auto'), config.training.steps, 0);
+  const reporter = progressReporter(progressMode(request.progress ?? 'auto'), config.training.steps);
   let lastStep = 0;
   const emit = (event: TrainEvent) => {
     lastStep = event.step;
