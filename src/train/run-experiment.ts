@@ -110,6 +110,8 @@ export async function runExperiment(request: RunRequest): Promise<RunResult> {
       emit,
       signal: request.signal,
       sessionStart,
+      // REPRO_CUDA_GRAPHS=0 keeps CUDA steps eager (for comparison and debugging).
+      cudaGraphs: process.env.REPRO_CUDA_GRAPHS !== '0',
     });
   } catch (err) {
     reporter.close();
@@ -135,7 +137,13 @@ export async function runExperiment(request: RunRequest): Promise<RunResult> {
           { runId, config, status: outcome.status, loss: outcome.loss, stepsDone: outcome.stepsDone, seconds: outcome.seconds, device: backend.name, gitCommit: gitCommit() },
           request.extraColumns,
         );
-  log.write('end', { status: outcome.status, steps_done: outcome.stepsDone, wall_s: outcome.seconds, ...(row ? { row } : {}) });
+  log.write('end', {
+    status: outcome.status,
+    steps_done: outcome.stepsDone,
+    wall_s: outcome.seconds,
+    peak_memory_bytes: backend.memoryStats().peakBytes,
+    ...(row ? { row } : {}),
+  });
   if (row) appendResultRow(request.resultsFile, row);
   const bpc = { train: roundedBpc(outcome.loss.train), valid: roundedBpc(outcome.loss.valid), test: roundedBpc(outcome.loss.test) };
   return { runId, runDir, status: outcome.status, stepsDone: outcome.stepsDone, bpc, seconds: outcome.seconds, device: backend.name, row };

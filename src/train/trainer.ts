@@ -1,7 +1,7 @@
 import type { ExperimentConfig } from '../config/schema.ts';
 import { evalBatches, trainBatches, trainEstimateBatches, WindowSampler, type WindowOptions } from '../data/batching.ts';
 import type { CharDataset, Split } from '../data/charlm.ts';
-import type { LanguageModel } from '../models/types.ts';
+import type { LanguageModel, TokenBatch } from '../models/types.ts';
 import { buildLossScaler, buildOptimiser, zeroGradients } from '../optim/index.ts';
 import * as T from '../tensor/index.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
@@ -10,6 +10,7 @@ import { bitsPerCharacter, splitLoss, toTokenBatch } from './evaluate.ts';
 import type { EventSink } from './events.ts';
 import type { RunSeeds } from './seeds.ts';
 import { restore, snapshot, trainerMeta, type DeviceState, type TrainerMeta } from './trainer-state.ts';
+import { StepRunner } from './step-graph.ts';
 
 /*
  * The training loop of one run (experiments.md §A3–§A6), top to bottom: set up the optimiser,
@@ -35,6 +36,8 @@ export interface TrainerInput {
   readonly signal?: AbortSignal;
   /** Date.now() when this session of the run began (for wall time across resumptions) */
   readonly sessionStart: number;
+  /** On CUDA, capture the step as a graph after warm-up and replay it (default true). */
+  readonly cudaGraphs?: boolean;
 }
 
 export type TrainStatus = 'ok' | 'diverged' | 'interrupted';
@@ -93,6 +96,26 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
     lossScaler.restore(meta.lossScale);
   }
   const batches = trainBatches(dataset.splits.train, windows, sampler);
+
+  // One step: forward and backward in one scope, then the update; nothing reads from the device.
+  const forwardBackward = (batch: TokenBatch) => {
+    const { loss } = model.loss(batch, { training: true, lossScale: lossScaler.scale });
+    T.backward(loss);
+    trainLoss.add(loss);
+  };
+  const dynamicScale = t.dynamic_loss_scale !== false;
+  const staticGradScale = dynamicScale ? 1 : lossScaler.decide(params).gradScale;
+  const runner = new StepRunner(
+    T.defaultBackend(),
+    windows,
+    () => {
+      random.beginStep();
+      T.tidy(() => forwardBackward(runner.inputs));
+      optimiser.step(staticGradScale);
+      zeroGradients(params);
+    },
+    input.cudaGraphs ?? true,
+  );
   const elapsed = () => priorSeconds + (Date.now() - input.sessionStart) / 1000;
 
   const evaluate = (split: Split): number => {
@@ -134,17 +157,15 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
         windowStart = Date.now();
       }
 
-      // One step: forward and backward in one scope, then the update; no host reads.
       const batch = batches.next().value;
-      random.beginStep();
-      T.tidy(() => {
-        const { loss } = model.loss(toTokenBatch(batch, windows), { training: true, lossScale: lossScaler.scale });
-        T.backward(loss);
-        trainLoss.add(loss);
-      });
-      const update = lossScaler.decide(params);
-      if (update.apply) optimiser.step(update.gradScale);
-      zeroGradients(params);
+      if (dynamicScale) {
+        // The update depends on a per-step host decision, so this step cannot be a fixed graph.
+        random.beginStep();
+        T.tidy(() => forwardBackward(toTokenBatch(batch, windows)));
+        const update = lossScaler.decide(params);
+        if (update.apply) optimiser.step(update.gradScale);
+        zeroGradients(params);
+      } else runner.run(batch);
       step++;
       pending = { steps: pending.steps + 1, scored: pending.scored + batch.scored };
 
@@ -180,6 +201,7 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
     saveCheckpoint();
     return finish('ok', loss);
   } finally {
+    runner.dispose();
     optimiser.dispose();
     trainLoss.dispose();
   }
