@@ -10,6 +10,11 @@ function packageVersion(): string {
 
 /** Entry point of the `repro` command. Bad input ends with one line on stderr and exit code 2. */
 export async function main(argv: string[]): Promise<void> {
+  // `repro … | head` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const parser = yargs(argv)
     .scriptName('repro')
     .usage('$0 <command> [options]')
