@@ -9,6 +9,8 @@ import type { SweepConfiguration, SweepPlan } from './sweep-plan.ts';
 import { lrLabel, summariseSweep, type ConfigurationOutcome, type SummaryRow, type TrialRecord } from './sweep-summary.ts';
 import { configurationHash, trialConfig, type TrialResult, type TrialSpec } from './trial.ts';
 import { runTrialHere, runTrialInWorker, type TrialJob } from './trial-runner.ts';
+import { GpuSlots, visibleGpuIds } from './gpu-slots.ts';
+import { cudaDeviceCount } from '../backend/cuda/device-count.ts';
 
 export interface SweepRequest {
   readonly plan: SweepPlan;
@@ -61,10 +63,17 @@ function finishedTrials(resultsFile: string): Map<string, TrialResult> {
  * the sweep's CSV; a trial whose row is already there (same configuration hash, lr and rep) is
  * not run again. Writes the summary CSV and returns its rows.
  */
+/** Whether any configuration may run on a GPU (device cuda or auto). */
+function usesGpu(plan: SweepPlan): boolean {
+  return plan.configurations.some((c) => c.config.device !== 'cpu');
+}
+
 export async function runSweep(request: SweepRequest): Promise<SummaryRow[]> {
   const { plan, log } = request;
   const finished = finishedTrials(request.resultsFile);
   const pool = new JobPool(request.jobs);
+  const gpuCount = request.jobs > 1 && usesGpu(plan) ? cudaDeviceCount() : 0;
+  const gpus = new GpuSlots(gpuCount, visibleGpuIds(gpuCount));
 
   const runTrial = async (trial: TrialSpec): Promise<TrialResult> => {
     const name = `[${trial.configuration}] lr ${lrLabel(trial.lr)} rep ${trial.rep}`;
@@ -80,7 +89,14 @@ export async function runSweep(request: SweepRequest): Promise<SummaryRow[]> {
       const started = Date.now();
       let result: TrialResult | null;
       try {
-        result = request.jobs > 1 ? await runTrialInWorker(job) : await runTrialHere(job, { signal: request.signal, buildModel: request.buildModel });
+        if (request.jobs > 1) {
+          const slot = gpus.acquire();
+          try {
+            result = await runTrialInWorker(job, slot.env);
+          } finally {
+            slot.release();
+          }
+        } else result = await runTrialHere(job, { signal: request.signal, buildModel: request.buildModel });
       } catch (err) {
         log(`${name}: failed (${err instanceof Error ? err.message : String(err)})`);
         return { status: 'failed', validBpc: NaN, testBpc: NaN, reused: false };

@@ -36,9 +36,9 @@ export async function runTrialHere(
 const WORKER = fileURLToPath(new URL('./trial-worker.ts', import.meta.url));
 
 /** Runs a trial in a child process (`--jobs N`: trials in parallel, several per GPU on CUDA). */
-export function runTrialInWorker(job: TrialJob): Promise<TrialResult | null> {
+export function runTrialInWorker(job: TrialJob, env: NodeJS.ProcessEnv = process.env): Promise<TrialResult | null> {
   return new Promise((resolve, reject) => {
-    const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     let reply: WorkerReply | null = null;
     child.on('message', (message: WorkerReply) => (reply = message));
     child.on('error', reject);
