@@ -10,7 +10,7 @@ interface Golden {
   outputs: Record<string, { value: (number | string)[]; bits: number[] }>;
 }
 
-const golden = JSON.parse(readFileSync('/work/shared/golden/fp8.json', 'utf8')) as Golden;
+const golden = JSON.parse(readFileSync(new URL('../fixtures/golden/fp8.json', import.meta.url), 'utf8')) as Golden;
 const TORCH_NAMES = { e4m3: 'float8_e4m3fn', e5m2: 'float8_e5m2', fp16: 'float16', bf16: 'bfloat16' } as const;
 
 function goldenNumber(v: number | string): number {

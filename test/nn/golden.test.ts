@@ -21,7 +21,7 @@ interface GoldenCase {
   tolerance_hint: Record<string, number>;
 }
 
-const golden = JSON.parse(readFileSync(new URL('../../../shared/golden/ops.json', import.meta.url), 'utf8')) as {
+const golden = JSON.parse(readFileSync(new URL('../fixtures/golden/ops.json', import.meta.url), 'utf8')) as {
   cases: Record<string, GoldenCase>;
 };
 
