@@ -1,3 +1,4 @@
+import { contiguousStrides } from '../backend/strides.ts';
 import type { Backend, DType, Storage, StridedView } from '../backend/backend.ts';
 import { registerInScope } from './scope.ts';
 
@@ -100,15 +101,6 @@ export function shapeSize(shape: readonly number[]): number {
   return n;
 }
 
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
-}
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -117,3 +109,5 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
 export function formatShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
+
+export { contiguousStrides };

@@ -1,3 +1,4 @@
+import { contiguousStrides } from '../strides.ts';
 import type { BinaryKind, StridedView, UnaryKind } from '../backend.ts';
 import { dataOf, forEachStrided } from './storage.ts';
 import { gelu, geluGrad, geluTanh, geluTanhGrad, sigmoid } from './math.ts';
@@ -207,12 +208,4 @@ export function copy(src: StridedView, dst: StridedView, shape: readonly number[
   });
 }
 
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-  return strides;
-}
+export { contiguousStrides };
