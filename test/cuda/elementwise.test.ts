@@ -76,6 +76,35 @@ describe.skipIf(!cuda)(`CUDA element-wise kernels ${noCudaReason}`, () => {
     expectClose(gpu.out!, cpu.out!, ELEMENTWISE, 'mul 4-D');
   });
 
+  it('float4 paths: broadcast along and across the inner axis, head-split permute, accumulate, odd lengths', () => {
+    const [b, s1, h, d] = [2, 6, 3, 8];
+    const size = b * s1 * h * d;
+    const x = testValues(size, 33);
+    const y = testValues(size, 34);
+    const perRow = testValues(b * s1 * h, 35);
+    const perCol = testValues(d, 36);
+    const odd = testValues(1003, 37);
+    const { cpu, gpu } = runBoth(
+      { x, y, perRow, perCol, odd, o1: new Float32Array(size), o2: new Float32Array(size), o3: new Float32Array(size), o4: testValues(size, 38), o5: new Float32Array(1003), o6: new Float32Array(1003), o7: new Float32Array(size) },
+      (be, st) => {
+        const shape = [b * s1 * h, d];
+        be.binary('add', view(st.x!, 0, [d, 1]), view(st.perCol!, 0, [0, 1]), st.o1!, shape, 1, 0.5);
+        // one value per row repeated along the inner axis (inner stride 0)
+        be.binary('mul', view(st.x!, 0, [d, 1]), view(st.perRow!, 0, [1, 0]), st.o2!, shape, 2, 1);
+        // [B, S, H, D] → [H, B, S, D]: D contiguous on both sides
+        be.copy(view(st.y!, 0, [d, s1 * h * d, h * d, 1]), view(st.o3!, 0, [b * s1 * d, s1 * d, d, 1]), [h, b, s1, d], 1, false);
+        be.copy(view(st.y!, 0, [d, s1 * h * d, h * d, 1]), view(st.o4!, 0, [b * s1 * d, s1 * d, d, 1]), [h, b, s1, d], -1.5, true);
+        be.unary('tanh', st.odd!, st.o5!, 1003, 0.5, 2);
+        be.unaryGrad('gelu', st.odd!, st.odd!, st.o6!, 1003, 0.5, 2);
+        be.where(view(st.perRow!, 0, [1, 0]), view(st.x!, 0, [d, 1]), view(st.y!, 0, [d, 1]), st.o7!, shape);
+      },
+      ['o1', 'o2', 'o3', 'o4', 'o5', 'o6', 'o7'],
+    );
+    for (const o of ['o1', 'o2', 'o4', 'o5', 'o6']) expectClose(gpu[o]!, cpu[o]!, ELEMENTWISE, `float4 ${o}`);
+    expectSameBits(gpu.o3!, cpu.o3!, 'head-split permute');
+    expectSameBits(gpu.o7!, cpu.o7!, 'where with a repeated condition');
+  });
+
   it('where with broadcast condition', () => {
     const rows = 20, cols = 30;
     const cond = new Float32Array(cols).map((_, i) => (i % 3 === 0 ? 0 : i % 3 === 1 ? 1 : -0));

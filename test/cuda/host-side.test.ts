@@ -11,7 +11,7 @@ import { chooseTarget } from '../../src/backend/cuda/compiler.ts';
 import { cudaAvailability, tryCreateCudaBackend } from '../../src/backend/cuda/index.ts';
 import { libraryCandidates } from '../../src/backend/cuda/libraries.ts';
 import { quantGridWords } from '../../src/backend/cuda/quantise-grid.ts';
-import { collapse, contiguousStrides, isInjective, packStrided } from '../../src/backend/cuda/strided.ts';
+import { collapse, contiguousStrides, divisionMagic, isInjective, packStrided, vectorise } from '../../src/backend/cuda/strided.ts';
 import { parseFormat } from '../../src/formats/registry.ts';
 
 describe('strided view preparation', () => {
@@ -30,6 +30,32 @@ describe('strided view preparation', () => {
     const shape = [2, 2, 2, 2, 2, 2, 2];
     const spread = shape.map((_, d) => 4 ** (shape.length - d));
     expect(() => packStrided(collapse(shape, [spread]), 'test')).toThrow(/at most 6/);
+  });
+
+  it('replaces division by multiply-shift exactly over the 31-bit index range', () => {
+    const divisors = [1, 2, 3, 5, 7, 8, 12, 64, 100, 255, 256, 257, 1000, 3000, 65537, 12345677, 2 ** 30 - 1, 2 ** 30 + 1, 0x7fffffff];
+    const dividends = [0, 1, 2, 3, 100, 65535, 65536, 1e6, 123456789, 2 ** 30, 0x7ffffffe, 0x7fffffff];
+    for (const d of divisors) {
+      const { magic, shift } = divisionMagic(d);
+      expect(magic >= 0 && magic < 2 ** 32).toBe(true);
+      for (const n of [...dividends, d - 1, d, d + 1, 3 * d - 1].filter((v) => v >= 0 && v <= 0x7fffffff)) {
+        const q = magic === 0 ? n : Number(((BigInt(n) * BigInt(magic)) >> 32n) >> BigInt(shift));
+        expect(q, `${n} / ${d}`).toBe(Math.floor(n / d));
+      }
+    }
+  });
+
+  it('groups the inner axis by four only when every view allows 16-byte access', () => {
+    const c = collapse([6, 8], [[8, 1], [0, 1], [8, 1]]);
+    const v = vectorise(c, [0, 64, 1024], [2]);
+    expect(v?.collapsed.shape).toEqual([6, 2]);
+    expect(v?.collapsed.strides).toEqual([[8, 4], [0, 4], [8, 4]]);
+    expect(v?.vectorMask).toBe(7);
+    expect(vectorise(collapse([6, 8], [[1, 0], [8, 1]]), [0, 0], [1])?.vectorMask).toBe(2);
+    expect(vectorise(c, [4, 64, 1024], [2])).toBeNull();
+    expect(vectorise(collapse([6, 6], [[6, 1], [6, 1]]), [0, 0], [1])).toBeNull();
+    expect(vectorise(collapse([6, 8], [[1, 6], [8, 1]]), [0, 0], [1])).toBeNull();
+    expect(vectorise(collapse([6, 8], [[8, 1], [1, 0]]), [0, 0], [1])).toBeNull();
   });
 
   it('tells distinct destinations from repeated ones', () => {

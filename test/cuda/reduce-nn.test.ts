@@ -22,6 +22,9 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
     { x: [3, 1000], out: [1, 1] },
     { x: [6, 7], out: [6, 7] },
     { x: [2, 0, 3], out: [2, 1, 3] },
+    // Long columns over few outputs: the mid axis is split into chunks and combined in order.
+    { x: [1000, 40], out: [1, 40] },
+    { x: [2, 700, 33], out: [2, 1, 33] },
   ];
   for (const kind of KINDS) {
     it(`reduce ${kind} over leading, trailing, middle, split and no axes`, () => {
@@ -46,7 +49,8 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
 
   for (const log of [false, true]) {
     it(`${log ? 'log-' : ''}softmax forward and backward, short and long rows`, () => {
-      for (const [rows, cols] of [[33, 17], [8, 3000]] as const) {
+      // Warp-per-row kernels up to 1024 columns (partial last lane group too), block-per-row beyond.
+      for (const [rows, cols] of [[33, 17], [70, 256], [9, 1000], [8, 3000]] as const) {
         const x = testValues(rows * cols, 81, 4);
         const g = testValues(rows * cols, 82);
         const size = rows * cols;
@@ -63,25 +67,28 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
 
   for (const affine of [true, false]) {
     it(`layerNorm forward and backward ${affine ? 'with' : 'without'} gamma and beta`, () => {
-      const rows = 70, cols = 96;
-      const size = rows * cols;
-      const x = testValues(size, 91, 3).map((v, i) => v + (i % cols === 0 ? 5 : 1));
-      const gamma = positiveValues(cols, 92);
-      const beta = testValues(cols, 93);
-      const gy = testValues(size, 94);
-      const { cpu, gpu } = runBoth(
-        { x, gamma, beta, gy, out: new Float32Array(size), mean: new Float32Array(rows), rstd: new Float32Array(rows), gx: new Float32Array(size), gg: new Float32Array(cols), gb: new Float32Array(cols) },
-        (b, s) => {
-          b.layerNorm({ x: s.x!, gamma: affine ? s.gamma! : null, beta: affine ? s.beta! : null, out: s.out!, mean: s.mean!, rstd: s.rstd!, rows, cols, eps: 1e-5 });
-          b.layerNormGrad({
-            x: s.x!, gamma: affine ? s.gamma! : null, mean: s.mean!, rstd: s.rstd!, gradOut: s.gy!, gradX: s.gx!,
-            gradGamma: affine ? s.gg! : null, gradBeta: affine ? s.gb! : null, rows, cols, gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3,
-          });
-        },
-        ['out', 'mean', 'rstd', 'gx', 'gg', 'gb'],
-      );
-      for (const name of ['out', 'mean', 'rstd', 'gx', 'gg', 'gb']) expectClose(gpu[name]!, cpu[name]!, SUMS, `layerNorm ${name}`);
+      for (const [rows, cols] of [[70, 96], [600, 64], [5, 1500]] as const) layerNormCase(affine, rows, cols);
     });
+  }
+
+  function layerNormCase(affine: boolean, rows: number, cols: number): void {
+    const size = rows * cols;
+    const x = testValues(size, 91, 3).map((v, i) => v + (i % cols === 0 ? 5 : 1));
+    const gamma = positiveValues(cols, 92);
+    const beta = testValues(cols, 93);
+    const gy = testValues(size, 94);
+    const { cpu, gpu } = runBoth(
+      { x, gamma, beta, gy, out: new Float32Array(size), mean: new Float32Array(rows), rstd: new Float32Array(rows), gx: new Float32Array(size), gg: new Float32Array(cols), gb: new Float32Array(cols) },
+      (b, s) => {
+        b.layerNorm({ x: s.x!, gamma: affine ? s.gamma! : null, beta: affine ? s.beta! : null, out: s.out!, mean: s.mean!, rstd: s.rstd!, rows, cols, eps: 1e-5 });
+        b.layerNormGrad({
+          x: s.x!, gamma: affine ? s.gamma! : null, mean: s.mean!, rstd: s.rstd!, gradOut: s.gy!, gradX: s.gx!,
+          gradGamma: affine ? s.gg! : null, gradBeta: affine ? s.gb! : null, rows, cols, gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3,
+        });
+      },
+      ['out', 'mean', 'rstd', 'gx', 'gg', 'gb'],
+    );
+    for (const name of ['out', 'mean', 'rstd', 'gx', 'gg', 'gb']) expectClose(gpu[name]!, cpu[name]!, SUMS, `layerNorm ${rows}x${cols} ${name}`);
   }
 
   it('gather and scatterAdd (repeated ids; float32 atomics in any order, rel 1e-5)', () => {

@@ -4,7 +4,7 @@ import { checkDriver } from './driver-api.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
 import { STRIDED_WORDS } from './kernels/prelude.ts';
 import { addressAt, asCuda, type CudaRuntime } from './runtime.ts';
-import { checkCount, checkView, collapse, contiguousStrides, isInjective, packStrided } from './strided.ts';
+import { checkCount, checkView, collapse, contiguousStrides, isInjective, packStrided, vectorise, type Collapsed } from './strided.ts';
 
 const STRUCT = `s${STRIDED_WORDS}` as const;
 
@@ -41,22 +41,48 @@ export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage
       if (xa !== oa) checkDriver(rt.api, 'cuMemcpyDtoDAsync', rt.api.cuMemcpyDtoDAsync_v2(oa, xa, 4 * n, rt.stream));
       return;
     }
-    rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'scale_copy', ['p', 'p', 'i', 'f']), n, [xa, oa, n, s]);
+    rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'scale_copy', ['p', 'p', 'i', 'f', 'i']), Math.ceil(n / 4), [xa, oa, n, s, aligned(xa, oa)]);
     return;
   }
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f']), n, [xa, oa, n, inScale, outScale]);
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f', 'i']), Math.ceil(n / 4), [xa, oa, n, inScale, outScale, aligned(xa, oa)]);
+}
+
+/** 1 when every address allows float4 access. */
+function aligned(...addresses: number[]): number {
+  return addresses.every((a) => a % 16 === 0) ? 1 : 0;
+}
+
+/** Launches the float4 variant when the views allow it, else the scalar one. */
+function launchStrided(
+  rt: CudaRuntime,
+  name: string,
+  pointers: readonly number[],
+  c: Collapsed,
+  mustVector: readonly number[],
+  scalars: readonly { kind: 'f'; value: number }[],
+  op: string,
+): void {
+  const v = vectorise(c, pointers, mustVector);
+  const pointerKinds = pointers.map(() => 'p' as const);
+  const scalarKinds = scalars.map((x) => x.kind);
+  const values = scalars.map((x) => x.value);
+  if (v) {
+    const kernel = rt.kernel(ELEMENTWISE_MODULE, `${name}_v4`, [...pointerKinds, 'i', STRUCT, 'i', ...scalarKinds]);
+    rt.launchLinear(kernel, v.collapsed.count, [...pointers, v.collapsed.count, packStrided(v.collapsed, op), v.vectorMask, ...values]);
+    return;
+  }
+  const kernel = rt.kernel(ELEMENTWISE_MODULE, `${name}_nd`, [...pointerKinds, 'i', STRUCT, ...scalarKinds]);
+  rt.launchLinear(kernel, c.count, [...pointers, c.count, packStrided(c, op), ...values]);
 }
 
 export function unaryGrad(rt: CudaRuntime, kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number): void {
   for (const [name, s] of [['x', x], ['gradOut', gradOut], ['gradX', gradX]] as const) checkCount(`unaryGrad ${kind}`, name, s, n);
   requireFloat(`unaryGrad ${kind}`, x, gradOut, gradX);
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_grad_${kind}`, ['p', 'p', 'p', 'i', 'f', 'f']), n, [
-    asCuda(x, 'unaryGrad').address,
-    asCuda(gradOut, 'unaryGrad').address,
-    asCuda(gradX, 'unaryGrad').address,
-    n,
-    inScale,
-    gradScale * inScale,
+  const xa = asCuda(x, 'unaryGrad').address;
+  const ga = asCuda(gradOut, 'unaryGrad').address;
+  const gxa = asCuda(gradX, 'unaryGrad').address;
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_grad_${kind}`, ['p', 'p', 'p', 'i', 'f', 'f', 'i']), Math.ceil(n / 4), [
+    xa, ga, gxa, n, inScale, gradScale * inScale, aligned(xa, ga, gxa),
   ]);
 }
 
@@ -81,13 +107,8 @@ export function binary(
   const pa = addressAt(a.storage, a.offset, op);
   const pb = addressAt(b.storage, b.offset, op);
   const po = asCuda(out, op).address;
-  if (c.shape.length <= 1) {
-    const kernel = rt.kernel(ELEMENTWISE_MODULE, `binary_${kind}_1d`, ['p', 'i', 'p', 'i', 'p', 'i', 'f', 'f', 'f']);
-    rt.launchLinear(kernel, c.count, [pa, c.strides[0]![0] ?? 0, pb, c.strides[1]![0] ?? 0, po, c.count, scaleA, scaleB, s]);
-    return;
-  }
-  const kernel = rt.kernel(ELEMENTWISE_MODULE, `binary_${kind}_nd`, ['p', 'p', 'p', 'i', STRUCT, 'f', 'f', 'f']);
-  rt.launchLinear(kernel, c.count, [pa, pb, po, c.count, packStrided(c, op), scaleA, scaleB, s]);
+  const f = (value: number) => ({ kind: 'f' as const, value });
+  launchStrided(rt, `binary_${kind}`, [pa, pb, po], c, [2], [f(scaleA), f(scaleB), f(s)], op);
 }
 
 export function where(rt: CudaRuntime, cond: StridedView, a: StridedView, b: StridedView, out: Storage, shape: readonly number[]): void {
@@ -97,14 +118,14 @@ export function where(rt: CudaRuntime, cond: StridedView, a: StridedView, b: Str
   checkView('where', 'b', b, shape);
   const c = collapse(shape, [cond.strides, a.strides, b.strides, contiguousStrides(shape)]);
   checkCount('where', 'out', out, c.count);
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'where_nd', ['p', 'p', 'p', 'p', 'i', STRUCT]), c.count, [
+  if (c.count === 0) return;
+  const pointers = [
     addressAt(cond.storage, cond.offset, 'where'),
     addressAt(a.storage, a.offset, 'where'),
     addressAt(b.storage, b.offset, 'where'),
     asCuda(out, 'where').address,
-    c.count,
-    packStrided(c, 'where'),
-  ]);
+  ];
+  launchStrided(rt, 'where', pointers, c, [3], [], 'where');
 }
 
 export function copy(rt: CudaRuntime, src: StridedView, dst: StridedView, shape: readonly number[], scale: number, accumulate: boolean): void {
@@ -115,12 +136,15 @@ export function copy(rt: CudaRuntime, src: StridedView, dst: StridedView, shape:
   if (c.count === 0) return;
   const ps = addressAt(src.storage, src.offset, 'copy');
   const pd = addressAt(dst.storage, dst.offset, 'copy');
-  const dims = packStrided(c, 'copy');
   if (!accumulate && scale === 1) {
-    rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'copy_bits_nd', ['p', 'p', 'i', STRUCT]), c.count, [ps, pd, c.count, dims]);
+    launchStrided(rt, 'copy_bits', [ps, pd], c, [1], [], 'copy');
     return;
   }
   requireFloat(accumulate ? 'copy (accumulate)' : 'copy (scaled)', src.storage);
-  const name = !accumulate ? 'copy_scaled_nd' : isInjective(c.shape, c.strides[1]!) ? 'copy_accumulate_nd' : 'copy_accumulate_atomic_nd';
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, name, ['p', 'p', 'i', STRUCT, 'f']), c.count, [ps, pd, c.count, dims, scale]);
+  if (accumulate && !isInjective(c.shape, c.strides[1]!)) {
+    const kernel = rt.kernel(ELEMENTWISE_MODULE, 'copy_accumulate_atomic_nd', ['p', 'p', 'i', STRUCT, 'f']);
+    rt.launchLinear(kernel, c.count, [ps, pd, c.count, packStrided(c, 'copy'), scale]);
+    return;
+  }
+  launchStrided(rt, accumulate ? 'copy_accumulate' : 'copy_scaled', [ps, pd], c, [1], [{ kind: 'f', value: scale }], 'copy');
 }

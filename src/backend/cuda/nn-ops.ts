@@ -1,6 +1,6 @@
 /** Host wrappers of the row-wise and embedding kernels. */
 import type { CrossEntropyGradParams, CrossEntropyParams, LayerNormGradParams, LayerNormParams, Storage } from '../backend.ts';
-import { NN_MODULE } from './kernels/nn.ts';
+import { NN_MODULE, WARP_ROW_WIDTHS } from './kernels/nn.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
 
@@ -17,13 +17,27 @@ function requireDType(op: string, name: string, storage: Storage | null, dtype: 
   if (storage && storage.dtype !== dtype) throw new TypeError(`${op}: ${name} must be ${dtype === 'f32' ? 'float32' : 'int32'} storage, got ${storage.dtype}`);
 }
 
+/** Columns per lane of the warp-per-row kernel for `cols`, or null when the row is too long for it. */
+function warpWidth(cols: number, limit: number): number | null {
+  if (cols <= 0) return null;
+  for (const k of WARP_ROW_WIDTHS) if (k <= limit && cols <= 32 * k) return k;
+  return null;
+}
+
+/** Rows of split column sums in layerNormGrad's gamma/beta pass (fixed, so the order is deterministic). */
+const PARAM_CHUNK_ROWS = 256;
+const MAX_GRID_Y = 65535;
+
 export function softmax(rt: CudaRuntime, x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void {
   checkCount('softmax', 'x', x, rows * cols);
   checkCount('softmax', 'out', out, rows * cols);
   requireDType('softmax', 'x', x, 'f32');
   requireDType('softmax', 'out', out, 'f32');
-  const kernel = rt.kernel(NN_MODULE, 'softmax_rows', ['p', 'p', 'i', 'i', 'f', 'f', 'i']);
-  rt.launchRows(kernel, rows, cols, [address(x, 'softmax'), address(out, 'softmax'), rows, cols, inScale, outScale, log ? 1 : 0]);
+  const args = [address(x, 'softmax'), address(out, 'softmax'), rows, cols, inScale, outScale, log ? 1 : 0];
+  const kinds = ['p', 'p', 'i', 'i', 'f', 'f', 'i'] as const;
+  const k = warpWidth(cols, 32);
+  if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `softmax_warp_${k}`, kinds), rows, args);
+  else rt.launchRows(rt.kernel(NN_MODULE, 'softmax_rows', kinds), rows, cols, args);
 }
 
 export function softmaxGrad(rt: CudaRuntime, y: Storage, gradOut: Storage, gradX: Storage, rows: number, cols: number, gradScale: number, log: boolean): void {
@@ -31,8 +45,11 @@ export function softmaxGrad(rt: CudaRuntime, y: Storage, gradOut: Storage, gradX
     checkCount('softmaxGrad', name, s, rows * cols);
     requireDType('softmaxGrad', name, s, 'f32');
   }
-  const kernel = rt.kernel(NN_MODULE, 'softmax_grad_rows', ['p', 'p', 'p', 'i', 'i', 'f', 'i']);
-  rt.launchRows(kernel, rows, cols, [address(y, 'softmaxGrad'), address(gradOut, 'softmaxGrad'), address(gradX, 'softmaxGrad'), rows, cols, gradScale, log ? 1 : 0]);
+  const args = [address(y, 'softmaxGrad'), address(gradOut, 'softmaxGrad'), address(gradX, 'softmaxGrad'), rows, cols, gradScale, log ? 1 : 0];
+  const kinds = ['p', 'p', 'p', 'i', 'i', 'f', 'i'] as const;
+  const k = warpWidth(cols, 32);
+  if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `softmax_grad_warp_${k}`, kinds), rows, args);
+  else rt.launchRows(rt.kernel(NN_MODULE, 'softmax_grad_rows', kinds), rows, cols, args);
 }
 
 export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
@@ -44,10 +61,13 @@ export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
   checkCount(op, 'rstd', p.rstd, p.rows);
   if (p.gamma) checkCount(op, 'gamma', p.gamma, p.cols);
   if (p.beta) checkCount(op, 'beta', p.beta, p.cols);
-  const kernel = rt.kernel(NN_MODULE, 'layer_norm_rows', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd']);
-  rt.launchRows(kernel, p.rows, p.cols, [
+  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd'] as const;
+  const args = [
     address(p.x, op), optional(p.gamma, op), optional(p.beta, op), address(p.out, op), address(p.mean, op), address(p.rstd, op), p.rows, p.cols, p.eps,
-  ]);
+  ];
+  const k = warpWidth(p.cols, 32);
+  if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `layer_norm_warp_${k}`, kinds), p.rows, args);
+  else rt.launchRows(rt.kernel(NN_MODULE, 'layer_norm_rows', kinds), p.rows, p.cols, args);
 }
 
 export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
@@ -59,17 +79,35 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   checkCount(op, 'mean', p.mean, p.rows);
   checkCount(op, 'rstd', p.rstd, p.rows);
   for (const [name, s] of [['gamma', p.gamma], ['gradGamma', p.gradGamma], ['gradBeta', p.gradBeta]] as const) if (s) checkCount(op, name, s, p.cols);
-  const rows = rt.kernel(NN_MODULE, 'layer_norm_grad_rows', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd']);
-  rt.launchRows(rows, p.rows, p.cols, [
+  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd'] as const;
+  const args = [
     address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op), p.rows, p.cols, p.gradXScale,
-  ]);
+  ];
+  const k = warpWidth(p.cols, 32);
+  if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `layer_norm_grad_warp_${k}`, kinds), p.rows, args);
+  else rt.launchRows(rt.kernel(NN_MODULE, 'layer_norm_grad_rows', kinds), p.rows, p.cols, args);
   if (!p.gradGamma && !p.gradBeta) return;
-  const columns = rt.kernel(NN_MODULE, 'layer_norm_param_grads', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'd']);
   if (p.cols === 0) return;
-  rt.launch(columns, Math.ceil(p.cols / 32), 1, 1024, [
-    address(p.x, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), optional(p.gradGamma, op), optional(p.gradBeta, op),
-    p.rows, p.cols, p.gradGammaScale, p.gradBetaScale,
+  const chunks = Math.ceil(p.rows / PARAM_CHUNK_ROWS);
+  if (chunks <= 1 || chunks > MAX_GRID_Y) {
+    const columns = rt.kernel(NN_MODULE, 'layer_norm_param_grads', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'd']);
+    rt.launch(columns, Math.ceil(p.cols / 32), 1, 1024, [
+      address(p.x, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), optional(p.gradGamma, op), optional(p.gradBeta, op),
+      p.rows, p.cols, p.gradGammaScale, p.gradBetaScale,
+    ]);
+    return;
+  }
+  // Long columns: partial sums over fixed row chunks in parallel, then one ordered pass per column.
+  const scratch = rt.allocateScratch(2 * chunks * p.cols * 8);
+  const partialGamma = scratch.address;
+  const partialBeta = scratch.address + chunks * p.cols * 8;
+  const partials = rt.kernel(NN_MODULE, 'layer_norm_param_partials', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i']);
+  rt.launch(partials, Math.ceil(p.cols / 32), chunks, 1024, [
+    address(p.x, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), partialGamma, partialBeta, p.rows, p.cols, PARAM_CHUNK_ROWS,
   ]);
+  const finish = rt.kernel(NN_MODULE, 'layer_norm_param_finish', ['p', 'p', 'p', 'p', 'i', 'i', 'd', 'd']);
+  rt.launchLinear(finish, p.cols, [partialGamma, partialBeta, optional(p.gradGamma, op), optional(p.gradBeta, op), chunks, p.cols, p.gradGammaScale, p.gradBetaScale]);
+  rt.releaseScratch(scratch);
 }
 
 export function gather(rt: CudaRuntime, table: Storage, ids: Storage, out: Storage, count: number, dim: number): void {

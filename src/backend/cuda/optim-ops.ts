@@ -21,9 +21,11 @@ function stepAddress(op: string, step: Storage): number {
 
 export function adamw(rt: CudaRuntime, p: AdamWParams): void {
   const v = vectors('adamw', p.n, { param: p.param, grad: p.grad, m: p.m, v: p.v });
-  const kernel = rt.kernel(OPTIM_MODULE, 'adamw', ['p', 'p', 'p', 'p', 'i', 'p', 'd', 'd', 'd', 'd', 'd', 'd', 'd', 'd']);
-  rt.launchLinear(kernel, p.n, [
+  const kernel = rt.kernel(OPTIM_MODULE, 'adamw', ['p', 'p', 'p', 'p', 'i', 'p', 'd', 'd', 'd', 'd', 'd', 'd', 'd', 'd', 'i']);
+  const aligned = [v.param!, v.grad!, v.m!, v.v!].every((a) => a % 16 === 0) ? 1 : 0;
+  rt.launchLinear(kernel, Math.ceil(p.n / 4), [
     v.param!, v.grad!, v.m!, v.v!, p.n, stepAddress('adamw', p.step), p.lr, p.lrDecay, p.lrScale, p.beta1, p.beta2, p.eps, p.weightDecay, p.gradScale,
+    aligned,
   ]);
 }
 

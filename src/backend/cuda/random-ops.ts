@@ -34,8 +34,9 @@ export function random(
   checkCount('random', 'out', out, n);
   if (out.dtype !== 'f32') throw new TypeError('random: out must be float32 storage');
   const [k0, k1] = philoxKey('random', seed, stream);
-  const kernel = rt.kernel(RANDOM_MODULE, distribution === 'normal' ? 'random_normal' : 'random_uniform', ['p', 'i', 'u', 'u', 'u', 'p', 'd', 'd']);
-  rt.launchLinear(kernel, Math.ceil(n / 4), [asCuda(out, 'random').address, n, k0, k1, stream, epochAddress('random', epoch), a, b]);
+  const kernel = rt.kernel(RANDOM_MODULE, distribution === 'normal' ? 'random_normal' : 'random_uniform', ['p', 'i', 'u', 'u', 'u', 'p', 'd', 'd', 'i']);
+  const oa = asCuda(out, 'random').address;
+  rt.launchLinear(kernel, Math.ceil(n / 4), [oa, n, k0, k1, stream, epochAddress('random', epoch), a, b, oa % 16 === 0 ? 1 : 0]);
 }
 
 export function quantise(rt: CudaRuntime, x: Storage, out: Storage, n: number, format: QuantiseFormat, options: QuantiseOptions, epoch: Storage | null): void {
@@ -47,10 +48,12 @@ export function quantise(rt: CudaRuntime, x: Storage, out: Storage, n: number, f
   const target = quantGridWords(format, options.overflow);
   const fp16 = options.viaFp16 ? quantGridWords(FP16_ENCODING, options.overflow) : new Int32Array(QUANT_GRID_WORDS);
   const grid = `s${QUANT_GRID_WORDS}` as const;
-  const kernel = rt.kernel(RANDOM_MODULE, 'quantise', ['p', 'p', 'i', grid, grid, 'i', 'i', 'u', 'u', 'u', 'p']);
+  const kernel = rt.kernel(RANDOM_MODULE, 'quantise', ['p', 'p', 'i', grid, grid, 'i', 'i', 'u', 'u', 'u', 'p', 'i']);
+  const xa = asCuda(x, 'quantise').address;
+  const oa = asCuda(out, 'quantise').address;
   rt.launchLinear(kernel, Math.ceil(n / 4), [
-    asCuda(x, 'quantise').address, asCuda(out, 'quantise').address, n, target, fp16, options.viaFp16 ? 1 : 0, stochastic ? 1 : 0,
-    k0, k1, stochastic ? options.stream : 0, epochAddress('quantise', epoch),
+    xa, oa, n, target, fp16, options.viaFp16 ? 1 : 0, stochastic ? 1 : 0,
+    k0, k1, stochastic ? options.stream : 0, epochAddress('quantise', epoch), xa % 16 === 0 && oa % 16 === 0 ? 1 : 0,
   ]);
 }
 

@@ -6,6 +6,8 @@ import { REDUCE_DIMS_WORDS, REDUCE_MODULE } from './kernels/reduce.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount, collapse, contiguousStrides } from './strided.ts';
 
+/** Rows of mid per block when a column reduction is split (fixed: the summation order is deterministic). */
+const SPLIT_CHUNK_ROWS = 256;
 const INITIAL: Record<ReduceKind, number> = { sum: 0, sumSquares: 0, max: -Infinity, min: Infinity };
 const bits = new Float32Array(1);
 const bitsU32 = new Uint32Array(bits.buffer);
@@ -37,6 +39,19 @@ export function reduce(rt: CudaRuntime, kind: ReduceKind, x: Storage, xShape: re
     const mid = xShape.slice(first, lastAxis + 1).reduce((p, d) => p * d, 1);
     const inner = xShape.slice(lastAxis + 1).reduce((p, d) => p * d, 1);
     if (inner > 1) {
+      const columnBlocks = Math.ceil(inner / 32);
+      const chunks = Math.ceil(mid / SPLIT_CHUNK_ROWS);
+      if (columnBlocks * outer < rt.multiprocessors && chunks > 1 && outer * chunks <= 65535) {
+        // Too few blocks to fill the device: fixed chunks of mid in parallel, then an ordered combine.
+        const bytes = (kind === 'max' || kind === 'min' ? 4 : 8) * outer * chunks * inner;
+        const scratch = rt.allocateScratch(bytes);
+        const partial = rt.kernel(REDUCE_MODULE, `reduce_mid_partial_${kind}`, ['p', 'p', 'i', 'i', 'i', 'i', 'i']);
+        rt.launch(partial, columnBlocks, outer * chunks, 1024, [xa, scratch.address, outer, mid, inner, SPLIT_CHUNK_ROWS, chunks]);
+        const finish = rt.kernel(REDUCE_MODULE, `reduce_mid_finish_${kind}`, ['p', 'p', 'i', 'i', 'i', 'd']);
+        rt.launchLinear(finish, outer * inner, [scratch.address, oa, outer, chunks, inner, scale]);
+        rt.releaseScratch(scratch);
+        return;
+      }
       const kernel = rt.kernel(REDUCE_MODULE, `reduce_mid_${kind}`, ['p', 'p', 'i', 'i', 'i', 'd']);
       rt.launch(kernel, Math.ceil(inner / 32), Math.min(outer, 65535), 1024, [xa, oa, outer, mid, inner, scale]);
       return;

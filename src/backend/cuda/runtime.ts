@@ -24,6 +24,7 @@ export class CudaStorage implements Storage {
 }
 
 const LINEAR_BLOCK = 256;
+const WARP_ROWS_PER_BLOCK = 4;
 
 export class CudaRuntime {
   readonly api: DriverApi;
@@ -106,6 +107,18 @@ export class CudaRuntime {
   launchRows(kernel: Kernel, rows: number, cols: number, args: readonly KernelArg[]): void {
     if (rows <= 0) return;
     kernel.launch(this.stream, Math.min(rows, this.maxLinearBlocks * 2), 1, rowBlockSize(cols), 0, args);
+  }
+
+  /** One warp per row, WARP_ROWS_PER_BLOCK rows a block (grid-stride over rows). */
+  launchWarpRows(kernel: Kernel, rows: number, args: readonly KernelArg[]): void {
+    if (rows <= 0) return;
+    const blocks = Math.min(Math.ceil(rows / WARP_ROWS_PER_BLOCK), this.maxLinearBlocks * 4);
+    kernel.launch(this.stream, blocks, 1, 32 * WARP_ROWS_PER_BLOCK, 0, args);
+  }
+
+  /** Multiprocessors of the device (for sizing split reductions). */
+  get multiprocessors(): number {
+    return this.device.info.multiprocessors;
   }
 
   launch(kernel: Kernel, gridX: number, gridY: number, block: number, args: readonly KernelArg[]): void {

@@ -44,6 +44,33 @@ export function collapse(shape: readonly number[], viewStrides: readonly (readon
   return { shape: outShape, strides: outStrides, count };
 }
 
+/**
+ * Multiply-shift replacement of division by `divisor` for dividends below 2^31 (the kernels'
+ * index range): q = umulhi(n, magic) >> shift, with magic = ceil(2^(31+L)/d), L = ceil(log2 d).
+ * magic 0 stands for d = 1.
+ */
+export function divisionMagic(divisor: number): { magic: number; shift: number } {
+  if (!Number.isInteger(divisor) || divisor < 1 || divisor > 0x7fffffff) throw new RangeError(`divisionMagic: divisor ${divisor} out of range`);
+  if (divisor === 1) return { magic: 0, shift: 0 };
+  const log2 = Math.ceil(Math.log2(divisor));
+  // Math.log2 may round at exact powers of two: settle L so that 2^(L-1) < d <= 2^L.
+  const l = 2 ** log2 >= divisor && 2 ** (log2 - 1) < divisor ? log2 : 2 ** log2 < divisor ? log2 + 1 : log2 - 1;
+  const p = 31n + BigInt(l);
+  const d = BigInt(divisor);
+  const magic = ((1n << p) + d - 1n) / d;
+  return { magic: Number(magic), shift: l - 1 };
+}
+
+const magicCache = new Map<number, { magic: number; shift: number }>();
+function cachedMagic(divisor: number): { magic: number; shift: number } {
+  let m = magicCache.get(divisor);
+  if (!m) {
+    m = divisionMagic(divisor);
+    magicCache.set(divisor, m);
+  }
+  return m;
+}
+
 /** The kernel's Strided struct for the first three views. */
 export function packStrided(c: Collapsed, op: string): Int32Array {
   if (c.shape.length > MAX_RANK) {
@@ -51,11 +78,50 @@ export function packStrided(c: Collapsed, op: string): Int32Array {
   }
   const words = new Int32Array(STRIDED_WORDS);
   words[0] = c.shape.length;
-  c.shape.forEach((extent, d) => (words[1 + d] = extent));
+  c.shape.forEach((extent, d) => {
+    const { magic, shift } = cachedMagic(extent);
+    words[1 + d] = extent;
+    words[1 + MAX_RANK + d] = magic | 0;
+    words[1 + 2 * MAX_RANK + d] = shift;
+  });
   for (let v = 0; v < Math.min(3, c.strides.length); v++) {
-    c.strides[v]!.forEach((stride, d) => (words[1 + MAX_RANK + v * MAX_RANK + d] = stride));
+    c.strides[v]!.forEach((stride, d) => (words[1 + 3 * MAX_RANK + v * MAX_RANK + d] = stride));
   }
   return words;
+}
+
+export interface Vectorised {
+  /** The index space in groups of four along the innermost axis (inner stride 4 or 0 per view). */
+  readonly collapsed: Collapsed;
+  /** Bit v set: view v is read or written as float4; clear: its innermost stride is 0 (one value repeated). */
+  readonly vectorMask: number;
+}
+
+/**
+ * The index space regrouped by fours along the innermost axis, when every view either steps by 1
+ * there (with 16-byte aligned groups: base address and other strides multiples of four) or
+ * repeats one value (stride 0). `mustVector` lists views that may not repeat (destinations).
+ * Null when the shape does not allow it.
+ */
+export function vectorise(c: Collapsed, addresses: readonly number[], mustVector: readonly number[]): Vectorised | null {
+  const rank = c.shape.length;
+  if (rank === 0) return null;
+  const inner = c.shape[rank - 1]!;
+  if (inner % 4 !== 0) return null;
+  let vectorMask = 0;
+  for (let v = 0; v < c.strides.length; v++) {
+    const strides = c.strides[v]!;
+    const innerStride = strides[rank - 1]!;
+    if (innerStride === 1) {
+      if (addresses[v]! % 16 !== 0) return null;
+      for (let d = 0; d < rank - 1; d++) if (strides[d]! % 4 !== 0) return null;
+      vectorMask |= 1 << v;
+    } else if (innerStride !== 0 || mustVector.includes(v)) return null;
+  }
+  const shape = [...c.shape];
+  shape[rank - 1] = inner / 4;
+  const strides = c.strides.map((s) => s.map((stride, d) => (d === rank - 1 ? stride * 4 : stride)));
+  return { collapsed: { shape, strides, count: c.count / 4 }, vectorMask };
 }
 
 /** Throws when a view over `shape` reaches outside its storage. */

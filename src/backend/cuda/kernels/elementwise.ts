@@ -83,15 +83,43 @@ __device__ __forceinline__ float gelu_tanh_grad(float x) {
 }
 `;
 
+/**
+ * Contiguous element-wise loops: float4 groups over the 16-byte aligned bulk (every storage starts
+ * aligned), then the remaining 0..3 elements one per thread.
+ */
+function contiguousLoop(body4: string, body1: string): string {
+  return `  int n4 = aligned ? (n >> 2) : 0;
+  GRID_STRIDE(i, n4) {
+${body4}
+  }
+  for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+${body1}
+  }`;
+}
+
+const LANES = ['x', 'y', 'z', 'w'] as const;
+
 function unaryKernels(): string {
   const forward = Object.entries(FORWARD).map(
-    ([kind, expr]) => `extern "C" __global__ void unary_${kind}(const float *x, float *out, int n, float inScale, float outScale) {
-  GRID_STRIDE(i, n) { float v = inScale * x[i]; out[i] = outScale * (${expr}); }
+    ([kind, expr]) => `__device__ __forceinline__ float unary_fn_${kind}(float v, float outScale) { return outScale * (${expr}); }
+extern "C" __global__ void unary_${kind}(const float *x, float *out, int n, float inScale, float outScale, int aligned) {
+${contiguousLoop(
+  `    float4 a = reinterpret_cast<const float4 *>(x)[i], o;
+${LANES.map((l) => `    o.${l} = unary_fn_${kind}(inScale * a.${l}, outScale);`).join('\n')}
+    reinterpret_cast<float4 *>(out)[i] = o;`,
+  `    out[i] = unary_fn_${kind}(inScale * x[i], outScale);`,
+)}
 }`,
   );
   const grads = Object.entries(DERIVATIVE).map(
-    ([kind, expr]) => `extern "C" __global__ void unary_grad_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s) {
-  GRID_STRIDE(i, n) { float v = inScale * x[i]; (void)v; gx[i] = s * (${expr}) * g[i]; }
+    ([kind, expr]) => `__device__ __forceinline__ float unary_grad_fn_${kind}(float v, float g, float s) { (void)v; return s * (${expr}) * g; }
+extern "C" __global__ void unary_grad_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s, int aligned) {
+${contiguousLoop(
+  `    float4 a = reinterpret_cast<const float4 *>(x)[i], b = reinterpret_cast<const float4 *>(g)[i], o;
+${LANES.map((l) => `    o.${l} = unary_grad_fn_${kind}(inScale * a.${l}, b.${l}, s);`).join('\n')}
+    reinterpret_cast<float4 *>(gx)[i] = o;`,
+  `    gx[i] = unary_grad_fn_${kind}(inScale * x[i], g[i], s);`,
+)}
 }`,
   );
   return [...forward, ...grads].join('\n');
@@ -101,14 +129,21 @@ function binaryKernels(): string {
   return Object.entries(BINARY)
     .map(
       ([kind, expr]) => `__device__ __forceinline__ float binary_op_${kind}(float a, float b, float sa, float sb, float s) { return ${expr}; }
-extern "C" __global__ void binary_${kind}_1d(const float *pa, int strideA, const float *pb, int strideB, float *out, int n, float sa, float sb, float s) {
-  GRID_STRIDE(i, n) out[i] = binary_op_${kind}(pa[(long long)i * strideA], pb[(long long)i * strideB], sa, sb, s);
-}
 extern "C" __global__ void binary_${kind}_nd(const float *pa, const float *pb, float *out, int n, Strided st, float sa, float sb, float s) {
   GRID_STRIDE(i, n) {
     int off[2];
     strided_offsets<2>(st, i, off);
     out[i] = binary_op_${kind}(pa[off[0]], pb[off[1]], sa, sb, s);
+  }
+}
+/** Groups of four along the innermost axis (see vectorise in strided.ts); out is contiguous. */
+extern "C" __global__ void binary_${kind}_v4(const float *pa, const float *pb, float *out, int n4, Strided st, int vectorMask, float sa, float sb, float s) {
+  GRID_STRIDE(i, n4) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    float4 a = load4(pa, off[0], vectorMask & 1), b = load4(pb, off[1], vectorMask & 2), o;
+${LANES.map((l) => `    o.${l} = binary_op_${kind}(a.${l}, b.${l}, sa, sb, s);`).join('\n')}
+    reinterpret_cast<float4 *>(out)[i] = o;
   }
 }`,
     )
@@ -117,17 +152,40 @@ extern "C" __global__ void binary_${kind}_nd(const float *pa, const float *pb, f
 
 const OTHER_KERNELS = String.raw`
 /** x·s (the unary 'copy' with its two scales folded). */
-extern "C" __global__ void scale_copy(const float *x, float *out, int n, float s) {
-  GRID_STRIDE(i, n) out[i] = s * x[i];
+extern "C" __global__ void scale_copy(const float *x, float *out, int n, float s, int aligned) {
+  int n4 = aligned ? (n >> 2) : 0;
+  GRID_STRIDE(i, n4) {
+    float4 a = reinterpret_cast<const float4 *>(x)[i];
+    reinterpret_cast<float4 *>(out)[i] = make_float4(s * a.x, s * a.y, s * a.z, s * a.w);
+  }
+  for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = s * x[i];
 }
-extern "C" __global__ void unary_relu(const float *x, float *out, int n, float inScale, float outScale) {
-  GRID_STRIDE(i, n) { float v = inScale * x[i]; out[i] = v > 0.0f ? outScale * v : 0.0f; }
+__device__ __forceinline__ float unary_fn_relu(float v, float outScale) { return v > 0.0f ? outScale * v : 0.0f; }
+extern "C" __global__ void unary_relu(const float *x, float *out, int n, float inScale, float outScale, int aligned) {
+  int n4 = aligned ? (n >> 2) : 0;
+  GRID_STRIDE(i, n4) {
+    float4 a = reinterpret_cast<const float4 *>(x)[i], o;
+    o.x = unary_fn_relu(inScale * a.x, outScale);
+    o.y = unary_fn_relu(inScale * a.y, outScale);
+    o.z = unary_fn_relu(inScale * a.z, outScale);
+    o.w = unary_fn_relu(inScale * a.w, outScale);
+    reinterpret_cast<float4 *>(out)[i] = o;
+  }
+  for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = unary_fn_relu(inScale * x[i], outScale);
 }
 extern "C" __global__ void where_nd(const float *cond, const float *pa, const float *pb, float *out, int n, Strided st) {
   GRID_STRIDE(i, n) {
     int off[3];
     strided_offsets<3>(st, i, off);
     out[i] = cond[off[0]] != 0.0f ? pa[off[1]] : pb[off[2]];
+  }
+}
+extern "C" __global__ void where_v4(const float *cond, const float *pa, const float *pb, float *out, int n4, Strided st, int vectorMask) {
+  GRID_STRIDE(i, n4) {
+    int off[3];
+    strided_offsets<3>(st, i, off);
+    float4 c = load4(cond, off[0], vectorMask & 1), a = load4(pa, off[1], vectorMask & 2), b = load4(pb, off[2], vectorMask & 4);
+    reinterpret_cast<float4 *>(out)[i] = make_float4(c.x != 0.0f ? a.x : b.x, c.y != 0.0f ? a.y : b.y, c.z != 0.0f ? a.z : b.z, c.w != 0.0f ? a.w : b.w);
   }
 }
 /** dst[view] = src[view] as raw 32-bit words (float or int32 alike). */
@@ -138,11 +196,29 @@ extern "C" __global__ void copy_bits_nd(const u32 *src, u32 *dst, int n, Strided
     dst[off[1]] = src[off[0]];
   }
 }
+extern "C" __global__ void copy_bits_v4(const u32 *src, u32 *dst, int n4, Strided st, int vectorMask) {
+  GRID_STRIDE(i, n4) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    uint4 v;
+    if (vectorMask & 1) v = *reinterpret_cast<const uint4 *>(src + off[0]);
+    else v.x = v.y = v.z = v.w = src[off[0]];
+    *reinterpret_cast<uint4 *>(dst + off[1]) = v;
+  }
+}
 extern "C" __global__ void copy_scaled_nd(const float *src, float *dst, int n, Strided st, float s) {
   GRID_STRIDE(i, n) {
     int off[2];
     strided_offsets<2>(st, i, off);
     dst[off[1]] = s * src[off[0]];
+  }
+}
+extern "C" __global__ void copy_scaled_v4(const float *src, float *dst, int n4, Strided st, int vectorMask, float s) {
+  GRID_STRIDE(i, n4) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    float4 a = load4(src, off[0], vectorMask & 1);
+    *reinterpret_cast<float4 *>(dst + off[1]) = make_float4(s * a.x, s * a.y, s * a.z, s * a.w);
   }
 }
 /** dst += s·src where every destination element is distinct: a plain read-modify-write. */
@@ -151,6 +227,16 @@ extern "C" __global__ void copy_accumulate_nd(const float *src, float *dst, int 
     int off[2];
     strided_offsets<2>(st, i, off);
     dst[off[1]] = fmaf(s, src[off[0]], dst[off[1]]);
+  }
+}
+extern "C" __global__ void copy_accumulate_v4(const float *src, float *dst, int n4, Strided st, int vectorMask, float s) {
+  GRID_STRIDE(i, n4) {
+    int off[2];
+    strided_offsets<2>(st, i, off);
+    float4 a = load4(src, off[0], vectorMask & 1);
+    float4 *d = reinterpret_cast<float4 *>(dst + off[1]);
+    float4 o = *d;
+    *d = make_float4(fmaf(s, a.x, o.x), fmaf(s, a.y, o.y), fmaf(s, a.z, o.z), fmaf(s, a.w, o.w));
   }
 }
 /** dst += s·src where destinations repeat (a broadcast gradient): atomic adds. */

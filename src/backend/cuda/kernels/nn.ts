@@ -5,6 +5,8 @@
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
 
+export const WARP_ROW_WIDTHS = [1, 2, 4, 8, 16, 32] as const;
+
 const SOURCE = String.raw`
 extern "C" __global__ void softmax_rows(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -130,6 +132,279 @@ extern "C" __global__ void layer_norm_param_grads(const float *x, const float *m
     if (gGamma) gGamma[c] = (float)(gammaScale * sg);
     if (gBeta) gBeta[c] = (float)(betaScale * sb);
   }
+}
+
+/**
+ * Warp-per-row variants for rows of at most 32·K columns: the row stays in registers (lane l holds
+ * columns l, l+32, …), so each element is read once and the reductions are shuffles. The
+ * arithmetic is that of the block kernels above, only the summation order differs.
+ */
+#define WARP_ROWS_LOOP(r) \
+  for (int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += gridDim.x * (blockDim.x >> 5))
+
+template <int K>
+__device__ __forceinline__ void softmax_warp(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+  int lane = threadIdx.x & 31;
+  WARP_ROWS_LOOP(r) {
+    const float *xr = x + (long long)r * cols;
+    float *outr = out + (long long)r * cols;
+    float v[K];
+    float m = -f32_inf();
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = lane + 32 * k;
+      v[k] = c < cols ? xr[c] : 0.0f;
+      if (c < cols) m = nan_max(m, inScale * v[k]);
+    }
+    m = warp_max(m);
+    double sum = 0.0;
+    float e[K];
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      e[k] = expf(inScale * v[k] - m);
+      if (lane + 32 * k < cols) sum += (double)e[k];
+    }
+    sum = warp_sum(sum);
+    if (logMode) {
+      double lse = (double)m + log(sum);
+      #pragma unroll
+      for (int k = 0; k < K; ++k) {
+        int c = lane + 32 * k;
+        if (c < cols) outr[c] = (float)((double)outScale * ((double)inScale * (double)v[k] - lse));
+      }
+    } else {
+      double scale = (double)outScale / sum;
+      #pragma unroll
+      for (int k = 0; k < K; ++k) {
+        int c = lane + 32 * k;
+        if (c < cols) outr[c] = (float)(scale * (double)e[k]);
+      }
+    }
+  }
+}
+
+template <int K>
+__device__ __forceinline__ void softmax_grad_warp(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
+  int lane = threadIdx.x & 31;
+  WARP_ROWS_LOOP(r) {
+    const float *yr = y + (long long)r * cols;
+    const float *gyr = gy + (long long)r * cols;
+    float *gxr = gx + (long long)r * cols;
+    float yv[K], gv[K];
+    double dot = 0.0;
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = lane + 32 * k;
+      yv[k] = c < cols ? yr[c] : 0.0f;
+      gv[k] = c < cols ? gyr[c] : 0.0f;
+      dot += logMode ? (double)gv[k] : (double)gv[k] * (double)yv[k];
+    }
+    dot = warp_sum(dot);
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = lane + 32 * k;
+      if (c >= cols) continue;
+      if (logMode) gxr[c] = (float)((double)gradScale * ((double)gv[k] - (double)expf(yv[k]) * dot));
+      else gxr[c] = (float)((double)gradScale * (double)yv[k] * ((double)gv[k] - dot));
+    }
+  }
+}
+
+template <int K>
+__device__ __forceinline__ void layer_norm_warp(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
+                                                int rows, int cols, double eps) {
+  int lane = threadIdx.x & 31;
+  WARP_ROWS_LOOP(r) {
+    const float *xr = x + (long long)r * cols;
+    float *outr = out + (long long)r * cols;
+    float v[K];
+    double sum = 0.0;
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = lane + 32 * k;
+      v[k] = c < cols ? xr[c] : 0.0f;
+      sum += (double)v[k];
+    }
+    double mu = warp_sum(sum) / cols;
+    double sq = 0.0;
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      double d = (double)v[k] - mu;
+      if (lane + 32 * k < cols) sq += d * d;
+    }
+    double rs = 1.0 / sqrt(warp_sum(sq) / cols + eps);
+    if (lane == 0) {
+      mean[r] = (float)mu;
+      rstd[r] = (float)rs;
+    }
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = lane + 32 * k;
+      if (c >= cols) continue;
+      double o = ((double)v[k] - mu) * rs;
+      if (gamma) o *= (double)gamma[c];
+      if (beta) o += (double)beta[c];
+      outr[c] = (float)o;
+    }
+  }
+}
+
+template <int K>
+__device__ __forceinline__ void layer_norm_grad_warp(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
+                                                     float *gx, int rows, int cols, double gradXScale) {
+  int lane = threadIdx.x & 31;
+  WARP_ROWS_LOOP(r) {
+    const float *xr = x + (long long)r * cols;
+    const float *gyr = gy + (long long)r * cols;
+    float *gxr = gx + (long long)r * cols;
+    double mu = (double)mean[r], rs = (double)rstd[r];
+    float xv[K], gv[K];
+    double sumD = 0.0, sumDX = 0.0;
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = lane + 32 * k;
+      bool in = c < cols;
+      xv[k] = in ? xr[c] : 0.0f;
+      gv[k] = in ? gyr[c] : 0.0f;
+      double xhat = ((double)xv[k] - mu) * rs;
+      double d = in ? (double)gv[k] * (gamma ? (double)gamma[c] : 1.0) : 0.0;
+      sumD += d;
+      sumDX += d * xhat;
+    }
+    double meanD = warp_sum(sumD) / cols;
+    double meanDX = warp_sum(sumDX) / cols;
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = lane + 32 * k;
+      if (c >= cols) continue;
+      double xhat = ((double)xv[k] - mu) * rs;
+      double d = (double)gv[k] * (gamma ? (double)gamma[c] : 1.0);
+      gxr[c] = (float)(gradXScale * rs * (d - meanD - xhat * meanDX));
+    }
+  }
+}
+
+/**
+ * Pass 1 of the gamma/beta gradients: block (bx, by) sums Σ gy·x̂ and Σ gy over rows
+ * [by·chunkRows, (by+1)·chunkRows) of 32 columns into partial[by][column] (fixed order, no atomics).
+ * 1024 threads = 32 columns × 32 row lanes.
+ */
+extern "C" __global__ void layer_norm_param_partials(const float *x, const float *mean, const float *rstd, const float *gy, double *partialGamma,
+                                                     double *partialBeta, int rows, int cols, int chunkRows) {
+  __shared__ double sharedGamma[32][33];
+  __shared__ double sharedBeta[32][33];
+  int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  int c = blockIdx.x * 32 + tx;
+  int first = blockIdx.y * chunkRows;
+  int last = min(rows, first + chunkRows);
+  double accGamma = 0.0, accBeta = 0.0;
+  if (c < cols) {
+    for (int r = first + ty; r < last; r += 32) {
+      double g = (double)gy[(long long)r * cols + c];
+      double xhat = ((double)x[(long long)r * cols + c] - (double)mean[r]) * (double)rstd[r];
+      accGamma += g * xhat;
+      accBeta += g;
+    }
+  }
+  sharedGamma[ty][tx] = accGamma;
+  sharedBeta[ty][tx] = accBeta;
+  __syncthreads();
+  if (ty == 0 && c < cols) {
+    double sg = 0.0, sb = 0.0;
+    for (int k = 0; k < 32; ++k) {
+      sg += sharedGamma[k][tx];
+      sb += sharedBeta[k][tx];
+    }
+    partialGamma[(long long)blockIdx.y * cols + c] = sg;
+    partialBeta[(long long)blockIdx.y * cols + c] = sb;
+  }
+}
+
+/** Pass 2: one thread per column adds the chunks in order. */
+extern "C" __global__ void layer_norm_param_finish(const double *partialGamma, const double *partialBeta, float *gGamma, float *gBeta, int chunks,
+                                                   int cols, double gammaScale, double betaScale) {
+  GRID_STRIDE(c, cols) {
+    double sg = 0.0, sb = 0.0;
+    for (int k = 0; k < chunks; ++k) {
+      sg += partialGamma[(long long)k * cols + c];
+      sb += partialBeta[(long long)k * cols + c];
+    }
+    if (gGamma) gGamma[c] = (float)(gammaScale * sg);
+    if (gBeta) gBeta[c] = (float)(betaScale * sb);
+  }
+}
+
+extern "C" __global__ void softmax_warp_1(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+  softmax_warp<1>(x, out, rows, cols, inScale, outScale, logMode);
+}
+extern "C" __global__ void softmax_grad_warp_1(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
+  softmax_grad_warp<1>(y, gy, gx, rows, cols, gradScale, logMode);
+}
+extern "C" __global__ void layer_norm_warp_1(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
+  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+}
+extern "C" __global__ void layer_norm_grad_warp_1(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
+  layer_norm_grad_warp<1>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
+}
+extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+  softmax_warp<2>(x, out, rows, cols, inScale, outScale, logMode);
+}
+extern "C" __global__ void softmax_grad_warp_2(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
+  softmax_grad_warp<2>(y, gy, gx, rows, cols, gradScale, logMode);
+}
+extern "C" __global__ void layer_norm_warp_2(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
+  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+}
+extern "C" __global__ void layer_norm_grad_warp_2(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
+  layer_norm_grad_warp<2>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
+}
+extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+  softmax_warp<4>(x, out, rows, cols, inScale, outScale, logMode);
+}
+extern "C" __global__ void softmax_grad_warp_4(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
+  softmax_grad_warp<4>(y, gy, gx, rows, cols, gradScale, logMode);
+}
+extern "C" __global__ void layer_norm_warp_4(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
+  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+}
+extern "C" __global__ void layer_norm_grad_warp_4(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
+  layer_norm_grad_warp<4>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
+}
+extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+  softmax_warp<8>(x, out, rows, cols, inScale, outScale, logMode);
+}
+extern "C" __global__ void softmax_grad_warp_8(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
+  softmax_grad_warp<8>(y, gy, gx, rows, cols, gradScale, logMode);
+}
+extern "C" __global__ void layer_norm_warp_8(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
+  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+}
+extern "C" __global__ void layer_norm_grad_warp_8(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
+  layer_norm_grad_warp<8>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
+}
+extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+  softmax_warp<16>(x, out, rows, cols, inScale, outScale, logMode);
+}
+extern "C" __global__ void softmax_grad_warp_16(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
+  softmax_grad_warp<16>(y, gy, gx, rows, cols, gradScale, logMode);
+}
+extern "C" __global__ void layer_norm_warp_16(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
+  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+}
+extern "C" __global__ void layer_norm_grad_warp_16(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
+  layer_norm_grad_warp<16>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
+}
+extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+  softmax_warp<32>(x, out, rows, cols, inScale, outScale, logMode);
+}
+extern "C" __global__ void softmax_grad_warp_32(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
+  softmax_grad_warp<32>(y, gy, gx, rows, cols, gradScale, logMode);
+}
+extern "C" __global__ void layer_norm_warp_32(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
+  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+}
+extern "C" __global__ void layer_norm_grad_warp_32(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
+  layer_norm_grad_warp<32>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
 }
 
 /** out[i, :] = table[ids[i], :]; an id outside the table gives a NaN row (the CPU twin throws). */

@@ -7,20 +7,38 @@ import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
 
 const SOURCE = String.raw`
+__device__ __forceinline__ void adamw_one(float &param, float grad, float &m, float &v, double beta1, double beta2, double eps, double gradScale,
+                                          double stepSize, double wd) {
+  double g = gradScale * (double)grad;
+  double mi = beta1 * (double)m + (1.0 - beta1) * g;
+  double vi = beta2 * (double)v + (1.0 - beta2) * g * g;
+  m = (float)mi;
+  v = (float)vi;
+  double p = (double)param;
+  param = (float)(p - wd * p - (stepSize * mi) / (sqrt(vi) + eps));
+}
+
 extern "C" __global__ void adamw(float *param, const float *grad, float *m, float *v, int n, const int *step, double lr, double lrDecay,
-                                 double lrScale, double beta1, double beta2, double eps, double weightDecay, double gradScale) {
+                                 double lrScale, double beta1, double beta2, double eps, double weightDecay, double gradScale, int aligned) {
   double t = (double)step[0];
   double decay = pow(2.0, -(t - 1.0) * lrDecay);
   double stepSize = (lr * lrScale * decay * sqrt(1.0 - pow(beta2, t))) / (1.0 - pow(beta1, t));
   double wd = lr * weightDecay;
-  GRID_STRIDE(i, n) {
-    double g = gradScale * (double)grad[i];
-    double mi = beta1 * (double)m[i] + (1.0 - beta1) * g;
-    double vi = beta2 * (double)v[i] + (1.0 - beta2) * g * g;
-    m[i] = (float)mi;
-    v[i] = (float)vi;
-    double p = (double)param[i];
-    param[i] = (float)(p - wd * p - (stepSize * mi) / (sqrt(vi) + eps));
+  // Groups of four through 16-byte accesses, then the 0..3 remaining elements.
+  int n4 = aligned ? (n >> 2) : 0;
+  GRID_STRIDE(i, n4) {
+    float4 p4 = reinterpret_cast<float4 *>(param)[i], m4 = reinterpret_cast<float4 *>(m)[i], v4 = reinterpret_cast<float4 *>(v)[i];
+    float4 g4 = reinterpret_cast<const float4 *>(grad)[i];
+    adamw_one(p4.x, g4.x, m4.x, v4.x, beta1, beta2, eps, gradScale, stepSize, wd);
+    adamw_one(p4.y, g4.y, m4.y, v4.y, beta1, beta2, eps, gradScale, stepSize, wd);
+    adamw_one(p4.z, g4.z, m4.z, v4.z, beta1, beta2, eps, gradScale, stepSize, wd);
+    adamw_one(p4.w, g4.w, m4.w, v4.w, beta1, beta2, eps, gradScale, stepSize, wd);
+    reinterpret_cast<float4 *>(param)[i] = p4;
+    reinterpret_cast<float4 *>(m)[i] = m4;
+    reinterpret_cast<float4 *>(v)[i] = v4;
+  }
+  for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+    adamw_one(param[i], grad[i], m[i], v[i], beta1, beta2, eps, gradScale, stepSize, wd);
   }
 }
 

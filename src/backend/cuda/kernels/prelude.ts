@@ -5,8 +5,8 @@
 
 /** Most dimensions a strided kernel handles after collapsing (see strided.ts). */
 export const MAX_RANK = 6;
-/** Words of the `Strided` struct: rank, shape[MAX_RANK], stride[3][MAX_RANK]. */
-export const STRIDED_WORDS = 1 + MAX_RANK + 3 * MAX_RANK;
+/** Words of the `Strided` struct: rank, shape[MAX_RANK], magic[MAX_RANK], shift[MAX_RANK], stride[3][MAX_RANK]. */
+export const STRIDED_WORDS = 1 + 3 * MAX_RANK + 3 * MAX_RANK;
 
 export const PRELUDE = String.raw`
 typedef unsigned int u32;
@@ -17,23 +17,55 @@ typedef unsigned long long u64;
 __device__ __forceinline__ float f32_nan() { return __int_as_float(0x7fc00000); }
 __device__ __forceinline__ float f32_inf() { return __int_as_float(0x7f800000); }
 
-/** Up to three strided views over one row-major index space. */
+/**
+ * Up to three strided views over one row-major index space. Each extent comes with a
+ * multiply-shift pair (see strided.ts) so the index decomposition costs a __umulhi per axis
+ * instead of an integer division.
+ */
 struct Strided {
   int rank;
   int shape[MAX_RANK];
+  u32 magic[MAX_RANK];
+  int shift[MAX_RANK];
   int stride[3][MAX_RANK];
 };
 
-/** Element offsets of linear index i in each of the first 'views' views. */
+/** index / d for index < 2^31, from the host's (magic, shift); magic 0 marks d = 1. */
+__device__ __forceinline__ u32 fast_div(u32 index, u32 magic, int shift) {
+  return magic ? (__umulhi(index, magic) >> shift) : index;
+}
+
+/** Element offsets of linear index i (< the view's element count) in each of the first VIEWS views. */
 template <int VIEWS>
 __device__ __forceinline__ void strided_offsets(const Strided &s, int i, int *off) {
+  #pragma unroll
   for (int v = 0; v < VIEWS; ++v) off[v] = 0;
-  for (int d = s.rank - 1; d >= 0; --d) {
-    int extent = s.shape[d];
-    int index = i % extent;
-    i /= extent;
-    for (int v = 0; v < VIEWS; ++v) off[v] += index * s.stride[v][d];
+  u32 index = (u32)i;
+  for (int d = s.rank - 1; d > 0; --d) {
+    u32 q = fast_div(index, s.magic[d], s.shift[d]);
+    int within = (int)(index - q * (u32)s.shape[d]);
+    index = q;
+    #pragma unroll
+    for (int v = 0; v < VIEWS; ++v) off[v] += within * s.stride[v][d];
   }
+  // The outermost index needs no division: i is below the element count.
+  if (s.rank > 0) {
+    #pragma unroll
+    for (int v = 0; v < VIEWS; ++v) off[v] += (int)index * s.stride[v][0];
+  }
+}
+
+/** Four floats at p[off] (vector) or p[off] repeated (a view broadcast along the innermost axis). */
+__device__ __forceinline__ float4 load4(const float *p, int off, bool vector) {
+  if (vector) return *reinterpret_cast<const float4 *>(p + off);
+  float v = p[off];
+  return make_float4(v, v, v, v);
+}
+
+__device__ __forceinline__ double warp_sum(double value) {
+  #pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
 }
 
 /** Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. */
@@ -63,6 +95,12 @@ __device__ float block_max(float value) {
   __syncthreads();
   int warps = blockDim.x >> 5;
   value = lane < warps ? partial[lane] : -f32_inf();
+  for (int offset = 16; offset > 0; offset >>= 1) value = nan_max(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  return value;
+}
+
+__device__ __forceinline__ float warp_max(float value) {
+  #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) value = nan_max(value, __shfl_xor_sync(0xffffffffu, value, offset));
   return value;
 }

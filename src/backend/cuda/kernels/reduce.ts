@@ -94,6 +94,38 @@ extern "C" __global__ void reduce_mid_${kind}(const float *x, float *out, int ou
     __syncthreads();
   }
 }
+/** reduce_mid split over fixed chunks of mid (for grids too small to fill the device): pass 1. */
+extern "C" __global__ void reduce_mid_partial_${kind}(const float *x, ${acc.type} *partialOut, int outer, int mid, int inner, int chunkRows, int chunks) {
+  __shared__ ${acc.type} partial[32][33];
+  int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  int column = blockIdx.x * 32 + tx;
+  int o = blockIdx.y / chunks, chunk = blockIdx.y - o * chunks;
+  int first = chunk * chunkRows, last = min(mid, first + chunkRows);
+  ${acc.type} acc = ${acc.init};
+  if (column < inner) {
+    for (int m = first + ty; m < last; m += 32) {
+      float v = x[((long long)o * mid + m) * inner + column];
+      acc = ${acc.add('acc', 'v')};
+    }
+  }
+  partial[ty][tx] = acc;
+  __syncthreads();
+  if (ty == 0 && column < inner) {
+    ${acc.type} total = partial[0][tx];
+    for (int k = 1; k < 32; ++k) total = ${acc.combine('total', 'partial[k][tx]')};
+    partialOut[((long long)o * chunks + chunk) * inner + column] = total;
+  }
+}
+/** Pass 2: the chunks of each output combined in order. */
+extern "C" __global__ void reduce_mid_finish_${kind}(const ${acc.type} *partialIn, float *out, int outer, int chunks, int inner, double scale) {
+  GRID_STRIDE(i, outer * inner) {
+    int o = i / inner, column = i - o * inner;
+    const ${acc.type} *p = partialIn + (long long)o * chunks * inner + column;
+    ${acc.type} total = p[0];
+    for (int k = 1; k < chunks; ++k) total = ${acc.combine('total', 'p[(long long)k * inner]')};
+    out[i] = (float)(scale * (double)total);
+  }
+}
 `;
 }
 
