@@ -48,15 +48,6 @@ export function record(output: Tensor, inputs: readonly Tensor[], backward: Back
   return output;
 }
 
-export function tapeLength(): number {
-  return tape.length;
-}
-
-/** Forgets every recorded op (e.g. after a forward pass that will not be differentiated). */
-export function clearTape(): void {
-  tape.length = 0;
-}
-
 /**
  * Reverse-mode pass from `root` (seeded with ones, or `seed`). Gradients of leaf tensors that
  * require them accumulate into `.grad` (allocated once, kept across steps); intermediate

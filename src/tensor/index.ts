@@ -1,7 +1,7 @@
 /** The tensor engine's public surface. */
 export * from './ops/index.ts';
 export { Tensor, shapeSize, contiguousStrides, formatShape } from './tensor.ts';
-export { backward, noGrad, isGradEnabled, record, clearTape } from './autograd.ts';
-export { tidy, tidyAsync, keep, persistent } from './scope.ts';
+export { backward, noGrad, isGradEnabled, record } from './autograd.ts';
+export { tidy, keep, persistent } from './scope.ts';
 export { defaultBackend, setDefaultBackend, withBackend, cpuBackend } from './device.ts';
 export { RandomContext, randomContext, setRandomContext } from './random.ts';

@@ -60,21 +60,6 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-/** The async variant, for steps that await (e.g. logging). */
-export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const scope: Scope = { tensors: [], tapeLength: tapeLengthNow() };
-  stack.push(scope);
-  let result: T;
-  try {
-    result = await fn();
-  } finally {
-    const index = stack.lastIndexOf(scope);
-    if (index >= 0) stack.splice(index, 1);
-  }
-  closeScope(scope, result);
-  return result;
-}
-
 function closeScope(scope: Scope, result: unknown): void {
   const survivors = new Set<Tensor>();
   collect(result, survivors);
@@ -86,10 +71,6 @@ function closeScope(scope: Scope, result: unknown): void {
     } else t.dispose();
   }
   if (tapeTruncate && survivors.size === 0) tapeTruncate(scope.tapeLength);
-}
-
-export function scopeDepth(): number {
-  return stack.length;
 }
 
 /** Runs fn outside every scope: what it creates lives until disposed explicitly (parameters,
