@@ -1,12 +1,12 @@
 import type { ExperimentConfig } from '../config/schema.ts';
 import { evalBatches, trainBatches, trainEstimateBatches, WindowSampler, type WindowOptions } from '../data/batching.ts';
 import type { CharDataset, Split } from '../data/charlm.ts';
-import type { LanguageModel, TokenBatch } from '../models/types.ts';
+import type { LanguageModel } from '../models/types.ts';
 import { buildLossScaler, buildOptimiser, zeroGradients } from '../optim/index.ts';
 import * as T from '../tensor/index.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { DeviceSum } from './device-sum.ts';
-import { bitsPerCharacter, splitLoss, toTokenBatch } from './evaluate.ts';
+import { bitsPerCharacter, splitLoss } from './evaluate.ts';
 import type { EventSink } from './events.ts';
 import type { RunSeeds } from './seeds.ts';
 import { restore, snapshot, trainerMeta, type DeviceState, type TrainerMeta } from './trainer-state.ts';
@@ -97,24 +97,24 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
   }
   const batches = trainBatches(dataset.splits.train, windows, sampler);
 
-  // One step: forward and backward in one scope, then the update; nothing reads from the device.
-  const forwardBackward = (batch: TokenBatch) => {
-    const { loss } = model.loss(batch, { training: true, lossScale: lossScaler.scale });
-    T.backward(loss);
-    trainLoss.add(loss);
-  };
-  const dynamicScale = t.dynamic_loss_scale !== false;
-  const staticGradScale = dynamicScale ? 1 : lossScaler.decide(params).gradScale;
+  // One step: forward and backward in one scope, then the update; nothing reads from the device,
+  // except dynamic loss scaling's one flag, which is why only a static scale lets the step be
+  // captured as a CUDA graph (a static scaler's decision is a constant).
   const runner = new StepRunner(
     T.defaultBackend(),
     windows,
     () => {
       random.beginStep();
-      T.tidy(() => forwardBackward(runner.inputs));
-      optimiser.step(staticGradScale);
+      T.tidy(() => {
+        const { loss } = model.loss(runner.inputs, { training: true, lossScale: lossScaler.scale });
+        T.backward(loss);
+        trainLoss.add(loss);
+      });
+      const update = lossScaler.decide(params);
+      if (update.apply) optimiser.step(update.gradScale);
       zeroGradients(params);
     },
-    input.cudaGraphs ?? true,
+    (input.cudaGraphs ?? true) && t.dynamic_loss_scale === false,
   );
   const elapsed = () => priorSeconds + (Date.now() - input.sessionStart) / 1000;
 
@@ -158,14 +158,7 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
       }
 
       const batch = batches.next().value;
-      if (dynamicScale) {
-        // The update depends on a per-step host decision, so this step cannot be a fixed graph.
-        random.beginStep();
-        T.tidy(() => forwardBackward(toTokenBatch(batch, windows)));
-        const update = lossScaler.decide(params);
-        if (update.apply) optimiser.step(update.gradScale);
-        zeroGradients(params);
-      } else runner.run(batch);
+      runner.run(batch);
       step++;
       pending = { steps: pending.steps + 1, scored: pending.scored + batch.scored };
 
