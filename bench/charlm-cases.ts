@@ -4,11 +4,25 @@ import * as T from '../src/tensor/index.ts';
 import type { ModelParameter } from '../src/models/types.ts';
 import { loadExperiment } from '../src/config/load.ts';
 import { buildCharLM } from '../src/models/charlm/index.ts';
+import { AdamW, zeroGradients } from '../src/optim/index.ts';
 
 export interface StepCase {
   readonly key: string;
   readonly tokens: number;
   build(): { parameters: readonly ModelParameter[]; loss: () => T.Tensor; dispose: () => void };
+}
+
+/** The full training step every benchmark times: zero grads, forward, loss, backward, AdamW. */
+export function trainingStep(built: ReturnType<StepCase['build']>): { step: () => void; dispose: () => void } {
+  const optimiser = new AdamW(built.parameters, { lr: 1e-3, lrDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
+  const step = () =>
+    T.tidy(() => {
+      T.randomContext().beginStep();
+      zeroGradients(built.parameters);
+      T.backward(built.loss());
+      optimiser.step(1);
+    });
+  return { step, dispose: () => optimiser.dispose() };
 }
 
 /** WikiText-103's character vocabulary is about 5,000 (experiments.md §A2); the reference uses 5008. */

@@ -6,9 +6,7 @@ import { parseArgs } from 'node:util';
 import * as T from '../src/tensor/index.ts';
 import type { Backend } from '../src/backend/backend.ts';
 import { createBackend, type DeviceChoice } from '../src/backend/select.ts';
-import { AdamW, zeroGradients } from '../src/optim/index.ts';
-import type { ModelParameter } from '../src/models/types.ts';
-import { benchCharLmCases, type StepCase } from './charlm-cases.ts';
+import { benchCharLmCases, trainingStep, type StepCase } from './charlm-cases.ts';
 import { VOCAB, referenceCases } from './reference-cases.ts';
 
 /** PyTorch 2.11 on the H200 (pytorch-reference.md): eager and torch.compile (CUDA graphs) ms/step. */
@@ -41,14 +39,7 @@ function canCapture(backend: Backend): backend is GraphCapable {
 function measure(backend: Backend, c: StepCase, steps: number, graphs: boolean): Measured {
   backend.resetPeakMemory();
   const built = c.build();
-  const optimiser = new AdamW(built.parameters as ModelParameter[], { lr: 1e-3, lrDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-  const step = () =>
-    T.tidy(() => {
-      T.randomContext().beginStep();
-      zeroGradients(built.parameters);
-      T.backward(built.loss());
-      optimiser.step(1);
-    });
+  const { step, dispose } = trainingStep(built);
   step();
   step();
   backend.synchronize();
@@ -66,7 +57,7 @@ function measure(backend: Backend, c: StepCase, steps: number, graphs: boolean):
   const ms = (performance.now() - start) / steps;
   const peak = backend.memoryStats().peakBytes / 2 ** 20;
   graph?.dispose();
-  optimiser.dispose();
+  dispose();
   built.dispose();
   return { msPerStep: ms, tokensPerSecond: (c.tokens / ms) * 1000, peakMiB: peak };
 }

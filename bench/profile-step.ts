@@ -5,8 +5,7 @@ import { parseArgs } from 'node:util';
 import * as T from '../src/tensor/index.ts';
 import type { Backend } from '../src/backend/backend.ts';
 import { createBackend, type DeviceChoice } from '../src/backend/select.ts';
-import { AdamW, zeroGradients } from '../src/optim/index.ts';
-import { benchCharLmCases } from './charlm-cases.ts';
+import { benchCharLmCases, trainingStep } from './charlm-cases.ts';
 import { referenceCases } from './reference-cases.ts';
 
 const { values } = parseArgs({ options: { device: { type: 'string', default: 'auto' }, only: { type: 'string', default: 'paper reference regular fp32' }, steps: { type: 'string', default: '5' } } });
@@ -16,14 +15,7 @@ const all = [...referenceCases(true), ...(await benchCharLmCases(true))];
 const c = all.find((x) => x.key === values.only);
 if (!c) throw new Error(`no case ${values.only}; cases: ${all.map((x) => x.key).join(', ')}`);
 const built = c.build();
-const optimiser = new AdamW(built.parameters, { lr: 1e-3, lrDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-const step = () =>
-  T.tidy(() => {
-    T.randomContext().beginStep();
-    zeroGradients(built.parameters);
-    T.backward(built.loss());
-    optimiser.step(1);
-  });
+const { step } = trainingStep(built);
 step();
 const totals = new Map<string, { ms: number; calls: number }>();
 const target = backend as unknown as Record<string, (...args: unknown[]) => unknown>;

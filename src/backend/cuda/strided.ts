@@ -13,15 +13,7 @@ export interface Collapsed {
   readonly count: number;
 }
 
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = s;
-    s *= shape[d]!;
-  }
-  return strides;
-}
+export { contiguousStrides } from '../strides.ts';
 
 export function collapse(shape: readonly number[], viewStrides: readonly (readonly number[])[]): Collapsed {
   const count = shape.reduce((p, d) => p * d, 1);
