@@ -9,12 +9,9 @@ export function ensureGradients(parameters: readonly ModelParameter[]): void {
   }
 }
 
-/** Zeroes the accumulated gradients on the device (between steps). */
+/** Zeroes the accumulated gradients (lazily: the next backward pass writes over them). */
 export function zeroGradients(parameters: readonly ModelParameter[]): void {
-  for (const { tensor } of parameters) {
-    const grad = tensor.grad;
-    if (grad) grad.backend.fill(grad.storage, 0, grad.size, 0);
-  }
+  for (const { tensor } of parameters) tensor.zeroGrad();
 }
 
 /**

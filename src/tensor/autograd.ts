@@ -2,11 +2,26 @@ import { connectTape } from './scope.ts';
 import { formatShape, sameShape, type Tensor } from './tensor.ts';
 
 /**
+ * Where an op may put an input's gradient itself, saving the fill/add/copy kernels autograd would
+ * otherwise spend merging a fresh gradient tensor into an existing one. `accumulate: false`
+ * means the target's contents are stale (logically zero) and must be overwritten; `true` means
+ * add into it. The target never shares storage with the op's gradOutput.
+ */
+export interface GradSink {
+  readonly target: Tensor;
+  readonly accumulate: boolean;
+}
+
+/** Returned in an input's slot by a backward function that wrote that gradient into its sink. */
+export const SUNK: unique symbol = Symbol('gradient written into its sink');
+
+/**
  * Computes the gradients of an op's inputs from the gradient of its output (null: no gradient).
  * Each returned tensor is handed to autograd, which releases it: return distinct tensors, never
- * gradOutput itself (an alias made with `alias()` shares the storage at no cost).
+ * gradOutput itself (an alias made with `alias()` shares the storage at no cost). Where
+ * `sinks[k]` is given, the op may instead write input k's gradient into it and return SUNK.
  */
-export type BackwardFn = (gradOutput: Tensor) => readonly (Tensor | null)[];
+export type BackwardFn = (gradOutput: Tensor, sinks: readonly (GradSink | null)[]) => readonly (Tensor | null | typeof SUNK)[];
 
 interface TapeEntry {
   readonly output: Tensor;
@@ -57,16 +72,23 @@ export function backward(root: Tensor, seed?: Tensor, accumulate: AccumulateFn =
   if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require a gradient`);
   const grads = new Map<number, Tensor>();
   grads.set(root.id, seed ?? onesLike(root));
+  const sinksAllowed = accumulate === defaultAccumulate;
   for (let i = tape.length - 1; i >= 0; i--) {
     const entry = tape[i];
     const gradOut = grads.get(entry.output.id);
     if (!gradOut) continue;
     grads.delete(entry.output.id);
-    const inputGrads = entry.backward(gradOut);
+    const sinks = sinksAllowed ? entry.inputs.map((input, k) => sinkFor(entry.inputs, k, input, grads, gradOut)) : NO_SINKS;
+    const inputGrads = entry.backward(gradOut, sinks);
     if (gradOut !== seed) gradOut.dispose();
     entry.inputs.forEach((input, k) => {
       const g = inputGrads[k];
       if (!g) return;
+      if (g === SUNK) {
+        if (!sinks[k]) throw new Error(`backward: an op claimed to write the gradient of ${input.describe()} into a sink it was not given`);
+        if (input.isLeaf) input.markGradWritten();
+        return;
+      }
       if (!input.requiresGrad) {
         g.dispose();
         return;
@@ -90,6 +112,30 @@ export function backward(root: Tensor, seed?: Tensor, accumulate: AccumulateFn =
   tape.length = 0;
 }
 
+const NO_SINKS: readonly (GradSink | null)[] = [];
+
+/**
+ * A sink for input k when writing into it is safe: a leaf's own gradient (which persists), or an
+ * intermediate's partial gradient that no other tensor shares. Inputs that appear twice in one op
+ * (x·x) get none, since the op would write the same target twice.
+ */
+function sinkFor(inputs: readonly Tensor[], k: number, input: Tensor, grads: Map<number, Tensor>, gradOut: Tensor): GradSink | null {
+  if (!input.requiresGrad || inputs.indexOf(input) !== k || inputs.lastIndexOf(input) !== k) return null;
+  if (input.isLeaf) {
+    let { tensor, zero } = input.gradState();
+    if (!tensor) {
+      input.grad = createLeafGrad(input);
+      input.zeroGrad();
+      ({ tensor, zero } = input.gradState());
+    }
+    if (!tensor || tensor.shared === gradOut.shared) return null;
+    return { target: tensor, accumulate: !zero };
+  }
+  const existing = grads.get(input.id);
+  if (!existing || !existing.shared.exclusive || existing.shared === gradOut.shared) return null;
+  return { target: existing, accumulate: true };
+}
+
 export type AccumulateFn = (leaf: Tensor, grad: Tensor) => void;
 
 let onesLike: (t: Tensor) => Tensor = () => {
@@ -101,13 +147,19 @@ let addInPlace: (target: Tensor, value: Tensor) => void = () => {
 let defaultAccumulate: AccumulateFn = () => {
   throw new Error('autograd not initialised');
 };
+let createLeafGrad: (leaf: Tensor) => Tensor = () => {
+  throw new Error('autograd not initialised');
+};
 
 /** Wires in the few ops autograd itself needs (set by ops/index.ts, avoiding an import cycle). */
 export function connectAutogradOps(ops: {
   onesLike: (t: Tensor) => Tensor;
   addInPlace: (target: Tensor, value: Tensor) => void;
   accumulateGrad: AccumulateFn;
+  /** A persistent, uninitialised gradient tensor for a leaf. */
+  createLeafGrad: (leaf: Tensor) => Tensor;
 }): void {
+  createLeafGrad = ops.createLeafGrad;
   onesLike = ops.onesLike;
   addInPlace = ops.addInPlace;
   defaultAccumulate = ops.accumulateGrad;

@@ -9,6 +9,10 @@ export class SharedStorage {
     readonly backend: Backend,
     readonly storage: Storage,
   ) {}
+  /** Whether exactly one tensor holds this storage (so writing into it affects no one else). */
+  get exclusive(): boolean {
+    return this.refs === 1;
+  }
   retain(): void {
     this.refs++;
   }
@@ -27,8 +31,9 @@ let nextTensorId = 1;
 export class Tensor {
   readonly id = nextTensorId++;
   readonly size: number;
-  /** Gradient accumulated by backward(); parameters keep theirs across steps. */
-  grad: Tensor | null = null;
+  private gradTensor: Tensor | null = null;
+  /** The gradient is logically zero but its storage still holds the last step's values. */
+  private gradZeroPending = false;
   requiresGrad = false;
   /** True for tensors created by the user (parameters, inputs) rather than by an op. */
   isLeaf = true;
@@ -42,6 +47,42 @@ export class Tensor {
   ) {
     this.size = shapeSize(shape);
     registerInScope(this);
+  }
+
+  /**
+   * Gradient accumulated by backward(); parameters keep theirs across steps. A gradient cleared
+   * with zeroGrad() is zero-filled here on first read, unless backward() has written it first.
+   */
+  get grad(): Tensor | null {
+    if (this.gradZeroPending) {
+      this.gradZeroPending = false;
+      const g = this.gradTensor!;
+      g.backend.fill(g.storage, 0, g.size, 0);
+    }
+    return this.gradTensor;
+  }
+
+  set grad(value: Tensor | null) {
+    this.gradTensor = value;
+    this.gradZeroPending = false;
+  }
+
+  /**
+   * Clears the gradient without a kernel: backward() then writes the first contribution over the
+   * stale values instead of filling zeros and adding (two launches per parameter saved).
+   */
+  zeroGrad(): void {
+    if (this.gradTensor) this.gradZeroPending = true;
+  }
+
+  /** For autograd: the gradient tensor as stored, and whether its contents count as zero. */
+  gradState(): { readonly tensor: Tensor | null; readonly zero: boolean } {
+    return { tensor: this.gradTensor, zero: this.gradZeroPending };
+  }
+
+  /** For autograd: the stored gradient now holds real values. */
+  markGradWritten(): void {
+    this.gradZeroPending = false;
   }
 
   get backend(): Backend {

@@ -96,8 +96,8 @@ export class ReferenceGpt {
     const [B, S] = h.shape;
     const headDim = d / heads;
     const qkv = this.linear(h, layer.qkv); // [B, S, 3d]
-    const split = T.permute(T.reshape(qkv, [B, S, 3, heads, headDim]), [2, 0, 3, 1, 4]); // [3, B, H, S, Dh]
-    const part = (i: number) => T.reshape(T.slice(split, 0, i, i + 1), [B, heads, S, headDim]);
+    // Part i of qkv ([B, S, 3, H, Dh]) as [B, H, S, Dh], gathered by one strided copy.
+    const part = (i: number) => T.asStrided(qkv, [B, heads, S, headDim], [S * 3 * d, headDim, 3 * d, 1], i * d);
     const attended = precision.matmul([part(0), part(1), part(2)], ([q, k, v], formats) =>
       nn.scaledDotProductAttention(q, k, v, scaling, { causal: true, formats }),
     );

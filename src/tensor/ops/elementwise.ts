@@ -1,6 +1,6 @@
 import type { BinaryKind, UnaryKind } from '../../backend/backend.ts';
-import { record } from '../autograd.ts';
-import type { Tensor } from '../tensor.ts';
+import { record, SUNK, type GradSink } from '../autograd.ts';
+import { sameShape, type Tensor } from '../tensor.ts';
 import { broadcastShapes, broadcastView, sumTo } from './broadcast.ts';
 import { alias, empty, full } from './creation.ts';
 
@@ -44,10 +44,30 @@ export function add(aIn: Operand, bIn: Operand, options: AddOptions = {}): Tenso
   const gradScaleA = options.gradScaleA ?? scaleA;
   const gradScaleB = options.gradScaleB ?? scaleB;
   const out = binaryKernel('add', 'add', a, b, scaleA, scaleB);
-  return record(out, [a, b], (g) => [
-    a.requiresGrad ? sumTo(g, a.shape, gradScaleA) : null,
-    b.requiresGrad ? sumTo(g, b.shape, gradScaleB) : null,
+  return record(out, [a, b], (g, sinks) => [
+    a.requiresGrad ? addGrad(g, a, gradScaleA, sinks[0]) : null,
+    b.requiresGrad ? addGrad(g, b, gradScaleB, sinks[1]) : null,
   ]);
+}
+
+/** scale·g summed to x's shape, put into the sink with one kernel where that saves one. */
+function addGrad(g: Tensor, x: Tensor, scale: number, sink: GradSink | null | undefined): Tensor | typeof SUNK {
+  if (!sink) return sumTo(g, x.shape, scale);
+  const t = sink.target;
+  if (sameShape(g.shape, x.shape)) {
+    // An unscaled alias is free for an intermediate; only a leaf needs its copy.
+    if (scale === 1 && sink.accumulate && !x.isLeaf) return sumTo(g, x.shape, scale);
+    if (sink.accumulate) g.backend.binary('add', t.view(), g.view(), t.storage, t.shape, 1, scale);
+    else g.backend.unary('copy', g.storage, t.storage, g.size, 1, scale);
+    return SUNK;
+  }
+  if (sink.accumulate) return sumTo(g, x.shape, scale);
+  const padded = g.shape.map((d, i) => {
+    const k = i - (g.rank - x.rank);
+    return k < 0 ? 1 : x.shape[k];
+  });
+  g.backend.reduce('sum', g.storage, g.shape, t.storage, padded, scale);
+  return SUNK;
 }
 
 export function sub(a: Operand, b: Operand): Tensor {

@@ -3,7 +3,7 @@ import { connectAutogradOps } from '../autograd.ts';
 import { persistent } from '../scope.ts';
 import type { Tensor } from '../tensor.ts';
 import { broadcastView } from './broadcast.ts';
-import { onesLike, zeros } from './creation.ts';
+import { empty, onesLike, zeros } from './creation.ts';
 
 export * from './creation.ts';
 export * from './elementwise.ts';
@@ -25,7 +25,15 @@ connectAutogradOps({
   onesLike,
   addInPlace,
   accumulateGrad(leaf, grad) {
-    if (!leaf.grad) leaf.grad = persistent(() => zeros(leaf.shape, 'f32', leaf.backend));
-    addInPlace(leaf.grad, grad);
+    const { tensor, zero } = leaf.gradState();
+    if (tensor && zero) {
+      // Stale contents count as zero: overwrite instead of fill + add.
+      tensor.backend.copy(grad.view(), tensor.view(), tensor.shape, 1, false);
+      leaf.markGradWritten();
+      return;
+    }
+    if (!tensor) leaf.grad = persistent(() => zeros(leaf.shape, 'f32', leaf.backend));
+    addInPlace(leaf.grad!, grad);
   },
+  createLeafGrad: (leaf) => persistent(() => empty(leaf.shape, 'f32', leaf.backend)),
 });

@@ -1,5 +1,5 @@
 import type { GemmParams } from '../../backend/backend.ts';
-import { record } from '../autograd.ts';
+import { record, SUNK, type GradSink } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty } from './creation.ts';
 
@@ -107,60 +107,64 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     inputFormat: options.inputFormat,
   });
   const gradFormat = options.gradFormat ?? options.inputFormat;
-  return record(out, [a, b], (g) => {
+  return record(out, [a, b], (g, sinks) => {
+    // A gradient goes straight into its sink when there is one (beta 1 adds, beta 0 overwrites).
+    const target = (x: Tensor, sink: GradSink | null | undefined): { t: Tensor; beta: number } =>
+      sink ? { t: sink.target, beta: sink.accumulate ? 1 : 0 } : { t: empty(x.shape, 'f32', x.backend), beta: 0 };
+    const zeroed = (x: Tensor, sink: GradSink | null | undefined): Tensor => {
+      const { t, beta } = target(x, sink);
+      if (beta === 0) x.backend.fill(t.storage, 0, t.size, 0);
+      return t;
+    };
     let gradA: Tensor | null = null;
     let gradB: Tensor | null = null;
     if (a.requiresGrad) {
       // stored-A gradient: [m,k] = g·op(B)ᵀ, or for transA [k,m] = op(B)·gᵀ
-      const rows = transA ? k : m;
-      const cols = transA ? m : k;
       const shared = !L.aBatched && L.bBatched;
       if (shared && !transA && !transB) {
         // Σ_batch g_b·B_bᵀ cannot fold the batch into one GEMM; accumulate with beta = 1.
-        gradA = empty([rows, cols], 'f32', a.backend);
-        a.backend.fill(gradA.storage, 0, gradA.size, 0);
+        gradA = zeroed(a, sinks[0]);
         for (let i = 0; i < batch; i++) accumulateGemm(g, b, gradA, i * m * n, i * k * n, false, true, m, k, n, n, n, k, gradScaleA, gradFormat);
       } else if (shared) {
-        gradA = empty([rows, cols], 'f32', a.backend);
-        a.backend.fill(gradA.storage, 0, gradA.size, 0);
+        gradA = zeroed(a, sinks[0]);
         for (let i = 0; i < batch; i++) {
           if (!transA) accumulateGemm(g, b, gradA, i * m * n, i * n * k, false, false, m, k, n, n, k, k, gradScaleA, gradFormat);
           else if (!transB) accumulateGemm(b, g, gradA, i * k * n, i * m * n, false, true, k, m, n, n, n, m, gradScaleA, gradFormat);
           else accumulateGemm(b, g, gradA, i * n * k, i * m * n, true, true, k, m, n, k, n, m, gradScaleA, gradFormat);
         }
       } else {
-        gradA = empty(a.shape, 'f32', a.backend);
+        const { t, beta } = target(a, sinks[0]);
+        gradA = t;
         const strideG = m * n;
         const strideB = L.bBatched ? k * n : 0;
-        if (!transA) gemm(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, inputFormat: gradFormat });
-        else gemm(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, inputFormat: gradFormat });
+        if (!transA) gemm(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat });
+        else gemm(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat });
       }
     }
     if (b.requiresGrad) {
-      const rows = transB ? n : k;
-      const cols = transB ? k : n;
       const shared = L.aBatched && !L.bBatched;
       if (shared && !transA) {
         // Fold the batch into the GEMM: A is [batch·m, k] contiguous, g is [batch·m, n].
-        gradB = empty([rows, cols], 'f32', b.backend);
-        if (!transB) gemm(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, inputFormat: gradFormat });
-        else gemm(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, inputFormat: gradFormat });
+        const { t, beta } = target(b, sinks[1]);
+        gradB = t;
+        if (!transB) gemm(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat });
+        else gemm(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat });
       } else if (shared) {
-        gradB = empty([rows, cols], 'f32', b.backend);
-        b.backend.fill(gradB.storage, 0, gradB.size, 0);
+        gradB = zeroed(b, sinks[1]);
         for (let i = 0; i < batch; i++) {
           if (!transB) accumulateGemm(a, g, gradB, i * k * m, i * m * n, false, false, k, n, m, m, n, n, gradScaleB, gradFormat);
           else accumulateGemm(g, a, gradB, i * m * n, i * k * m, true, true, n, k, m, n, m, k, gradScaleB, gradFormat);
         }
       } else {
-        gradB = empty(b.shape, 'f32', b.backend);
+        const { t, beta } = target(b, sinks[1]);
+        gradB = t;
         const strideA = L.aBatched ? m * k : 0;
         const strideG = m * n;
-        if (!transB) gemm(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, inputFormat: gradFormat });
-        else gemm(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, inputFormat: gradFormat });
+        if (!transB) gemm(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, beta, inputFormat: gradFormat });
+        else gemm(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, beta, inputFormat: gradFormat });
       }
     }
-    return [gradA, gradB];
+    return [gradA && sinks[0] ? SUNK : gradA, gradB && sinks[1] ? SUNK : gradB];
   });
 }
 

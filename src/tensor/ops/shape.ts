@@ -1,5 +1,5 @@
 import type { StridedView } from '../../backend/backend.ts';
-import { record } from '../autograd.ts';
+import { record, SUNK, type GradSink } from '../autograd.ts';
 import { contiguousStrides, formatShape, shapeSize, type Tensor } from '../tensor.ts';
 import { alias, empty, zeros } from './creation.ts';
 
@@ -21,11 +21,18 @@ export function asStrided(x: Tensor, shape: readonly number[], strides: readonly
   const out = empty(shape, x.dtype, x.backend);
   const src: StridedView = { storage: x.storage, offset, strides };
   x.backend.copy(src, out.view(), shape, 1, false);
-  return record(out, [x], (g) => {
-    const gx = zeros(x.shape, 'f32', x.backend);
+  return record(out, [x], (g, [sink]) => {
+    const gx = zeroedTarget(x, sink);
     x.backend.copy(g.view(), { storage: gx.storage, offset, strides }, shape, 1, true);
-    return [gx];
+    return [sink ? SUNK : gx];
   });
+}
+
+/** The sink when given (zero-filled unless it accumulates), else a new zero tensor shaped like x. */
+function zeroedTarget(x: Tensor, sink: GradSink | null | undefined): Tensor {
+  if (!sink) return zeros(x.shape, 'f32', x.backend);
+  if (!sink.accumulate) x.backend.fill(sink.target.storage, 0, sink.target.size, 0);
+  return sink.target;
 }
 
 export function permute(x: Tensor, order: readonly number[]): Tensor {
@@ -35,7 +42,13 @@ export function permute(x: Tensor, order: readonly number[]): Tensor {
   const strides = contiguousStrides(x.shape);
   const out = asStridedNoGrad(x, order.map((a) => x.shape[a]), order.map((a) => strides[a]));
   const inverse = order.map((_, i) => order.indexOf(i));
-  return record(out, [x], (g) => [permuteNoGrad(g, inverse)]);
+  return record(out, [x], (g, [sink]) => {
+    if (!sink) return [permuteNoGrad(g, inverse)];
+    const gStrides = contiguousStrides(g.shape);
+    const src = { storage: g.storage, offset: 0, strides: inverse.map((a) => gStrides[a]) };
+    x.backend.copy(src, sink.target.view(), x.shape, 1, sink.accumulate);
+    return [SUNK];
+  });
 }
 
 function asStridedNoGrad(x: Tensor, shape: readonly number[], strides: readonly number[], offset = 0): Tensor {
@@ -68,10 +81,14 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const shape = x.shape.map((d, i) => (i === ax ? end - start : d));
   const offset = start * strides[ax];
   const out = asStridedNoGrad(x, shape, strides, offset);
-  return record(out, [x], (g) => {
-    const gx = zeros(x.shape, 'f32', x.backend);
+  return record(out, [x], (g, [sink]) => {
+    if (sink?.accumulate) {
+      x.backend.copy(g.view(), { storage: sink.target.storage, offset, strides }, shape, 1, true);
+      return [SUNK];
+    }
+    const gx = zeroedTarget(x, sink);
     x.backend.copy(g.view(), { storage: gx.storage, offset, strides }, shape, 1, false);
-    return [gx];
+    return [sink ? SUNK : gx];
   });
 }
 

@@ -44,8 +44,8 @@ export class AttentionLayer {
     const H = this.heads;
     const D = this.headSize;
     const qkv = f.tap(`${this.prefix}.qkv`, this.qkv.forward(x));
-    const parts = T.permute(T.reshape(qkv, [B, L, 3, H, D]), [2, 3, 0, 1, 4]);
-    const take = (i: number) => T.reshape(T.slice(parts, 0, i, i + 1), [H, B, L, D]);
+    // Part i of qkv ([B, L, 3, H, D]) as [H, B, L, D], gathered by one strided copy.
+    const take = (i: number) => T.asStrided(qkv, [H, B, L, D], [D, L * 3 * H * D, 3 * H * D, 1], i * H * D);
     // The query bias is shared by all B·L positions (gradient ×1/N or N^-½).
     const bias = T.reshape(policy.parameter(this.queryBias), [H, 1, 1, D]);
     const q = f.tap(`${this.prefix}.query`, policy.output(T.add(take(0), bias, { gradScaleB: plan.sharedVectorGradScale(B * L) })));

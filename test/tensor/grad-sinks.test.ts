@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import * as T from '../../src/tensor/index.ts';
+
+/** The reference path: a custom accumulate function turns every sink off. */
+function referenceAccumulate(leaf: T.Tensor, g: T.Tensor): void {
+  if (!leaf.grad) leaf.grad = T.persistent(() => T.zerosLike(leaf));
+  T.addInPlace(leaf.grad!, g);
+}
+
+function seeded(shape: number[], seed: number): T.Tensor {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const data = Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) * 0.5);
+  const t = T.persistent(() => T.tensor(data, shape));
+  t.requiresGrad = true;
+  return t;
+}
+
+/** A small graph that reuses leaves and intermediates through every op with a sink path. */
+function build() {
+  const w = seeded([6, 4], 1);
+  const bias = seeded([6], 2);
+  const table = seeded([5, 4], 3);
+  const shared = seeded([3, 4, 4], 4);
+  const ids = T.persistent(() => T.tensor(Int32Array.from([0, 3, 3, 1, 4, 2]), [2, 3]));
+  const leaves = [w, bias, table, shared];
+  const loss = () => {
+    const x = T.embedding(table, ids); // [2, 3, 4]
+    const h = T.add(T.matmul(x, w, { transB: true }), bias); // [2, 3, 6], bias broadcast
+    const again = T.matmul(T.tanh(h), w, { scale: 0.5 }); // w used twice: accumulate sink
+    const parts = [0, 1, 2].map((i) => T.asStrided(h, [2, 3, 2], [18, 6, 1], 2 * i)); // three views of h
+    const permuted = T.permute(T.add(parts[0], parts[1], { scaleB: 0.7 }), [1, 0, 2]); // [3, 2, 2]
+    const sliced = T.slice(h, 2, 1, 4); // [2, 3, 3]
+    const batched = T.matmul(T.reshape(again, [3, 2, 4]), shared, { gradScaleB: 2 }); // shared leaf, batched
+    return T.add(
+      T.add(T.sum(T.mul(batched, batched)), T.sum(T.mul(permuted, parts[2] && T.permute(parts[2], [1, 0, 2])))),
+      T.sum(T.square(sliced)),
+    );
+  };
+  return { leaves, loss };
+}
+
+function gradients(withSinks: boolean, steps: number): Float32Array[] {
+  const { leaves, loss } = build();
+  let out: Float32Array[] = [];
+  for (let s = 0; s < steps; s++) {
+    for (const l of leaves) l.zeroGrad();
+    T.tidy(() => {
+      const value = loss();
+      if (withSinks) T.backward(value);
+      else T.backward(value, undefined, referenceAccumulate);
+    });
+    out = leaves.map((l) => l.grad!.toFloat32Array());
+    if (!withSinks) for (const l of leaves) l.grad!.backend.fill(l.grad!.storage, 0, l.grad!.size, 0);
+  }
+  return out;
+}
+
+describe('gradient sinks (ops writing straight into leaf and partial gradients)', () => {
+  it('give the same gradients as fresh tensors merged by autograd, step after step', () => {
+    const reference = gradients(false, 1);
+    const sunk = gradients(true, 3);
+    reference.forEach((r, i) => {
+      const s = sunk[i]!;
+      expect(s.length).toBe(r.length);
+      for (let j = 0; j < r.length; j++) expect(s[j]).toBeCloseTo(r[j]!, 5);
+    });
+  });
+
+  it('zeroGrad leaves stale values untouched until read, then reads as zeros', () => {
+    const t = seeded([3], 5);
+    T.tidy(() => T.backward(T.sum(T.mul(t, 2))));
+    expect(Array.from(t.grad!.toFloat32Array())).toEqual([2, 2, 2]);
+    t.zeroGrad();
+    expect(Array.from(t.grad!.toFloat32Array())).toEqual([0, 0, 0]);
+  });
+
+  it('a weight reached only through a GEMM needs no fill or add kernel after zeroGrad', () => {
+    const w = seeded([4, 4], 6);
+    const x = T.persistent(() => T.ones([8, 4]));
+    T.tidy(() => T.backward(T.sum(T.matmul(x, w))));
+    w.zeroGrad();
+    const backend = w.backend as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const calls: string[] = [];
+    const wrapped = ['fill', 'binary', 'copy', 'gemm'].map((name) => {
+      const original = backend[name]!;
+      backend[name] = (...args: unknown[]) => {
+        calls.push(name);
+        return original.apply(w.backend, args);
+      };
+      return [name, original] as const;
+    });
+    try {
+      T.tidy(() => T.backward(T.sum(T.matmul(x, w))));
+    } finally {
+      for (const [name, original] of wrapped) backend[name] = original;
+    }
+    expect(calls.filter((c) => c === 'gemm')).toHaveLength(2); // forward + weight gradient
+    expect(calls.filter((c) => c === 'binary')).toHaveLength(0);
+    expect(calls.filter((c) => c === 'fill')).toHaveLength(1); // the seed of backward(), not the gradient
+    expect(Array.from(w.grad!.toFloat32Array())).toEqual(new Array(16).fill(8));
+  });
+});
