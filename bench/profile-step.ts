@@ -1,45 +1,120 @@
 // `tsx bench/profile-step.ts --device cuda --only "large reference regular fp32"`: where a training
-// step's time goes, per backend kernel kind. Each kernel call is bracketed by device
-// synchronisations (so the total exceeds a graph replay's time; the shares are what matter).
+// step's time goes, per backend kernel kind. On CUDA every kernel call is bracketed by CUDA events
+// on the stream (no host synchronisation), so the times are the GPU's own; the sum is compared with
+// a CUDA-graph replay of the same step, whose excess over the sum is launch gaps. On the CPU each
+// call is timed on the host.
 import { parseArgs } from 'node:util';
 import * as T from '../src/tensor/index.ts';
 import type { Backend } from '../src/backend/backend.ts';
 import { createBackend, type DeviceChoice } from '../src/backend/select.ts';
+import type { CudaBackend } from '../src/backend/cuda/backend.ts';
+import { eventTimer, type Timer } from './cuda-events.ts';
 import { benchCharLmCases, trainingStep } from './charlm-cases.ts';
 import { referenceCases } from './reference-cases.ts';
 
-const { values } = parseArgs({ options: { device: { type: 'string', default: 'auto' }, only: { type: 'string', default: 'paper reference regular fp32' }, steps: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    device: { type: 'string', default: 'auto' },
+    only: { type: 'string', default: 'paper reference regular fp32' },
+    steps: { type: 'string', default: '5' },
+    top: { type: 'string', default: '40' },
+  },
+});
 const backend = await createBackend(values.device as DeviceChoice);
 T.setDefaultBackend(backend);
+T.setRandomContext(new T.RandomContext(1));
 const all = [...referenceCases(true), ...(await benchCharLmCases(true))];
-const c = all.find((x) => x.key === values.only);
-if (!c) throw new Error(`no case ${values.only}; cases: ${all.map((x) => x.key).join(', ')}`);
-const built = c.build();
-const { step } = trainingStep(built);
-step();
-const totals = new Map<string, { ms: number; calls: number }>();
-const target = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
-for (const name of ['fill', 'unary', 'unaryGrad', 'binary', 'where', 'copy', 'reduce', 'gemm', 'softmax', 'softmaxGrad', 'layerNorm', 'layerNormGrad', 'gather', 'scatterAdd', 'crossEntropy', 'crossEntropyGrad', 'random', 'quantise', 'increment', 'adamw']) {
-  const original = target[name].bind(backend);
-  target[name] = (...args: unknown[]) => {
-    backend.synchronize();
-    const start = performance.now();
-    const result = original(...args);
-    backend.synchronize();
-    const detail = typeof args[0] === 'string' ? `${name}:${args[0]}` : name === 'gemm' ? `gemm:${JSON.stringify((args[0] as { m: number; n: number; k: number; batch: number; inputFormat?: string }), ['m', 'n', 'k', 'batch', 'inputFormat'])}` : name;
-    const entry = totals.get(detail) ?? { ms: 0, calls: 0 };
-    entry.ms += performance.now() - start;
-    entry.calls++;
-    totals.set(detail, entry);
-    return result;
+const keys = values.only!.split(';');
+const KERNELS = ['fill', 'unary', 'unaryGrad', 'binary', 'where', 'copy', 'reduce', 'gemm', 'softmax', 'softmaxGrad', 'layerNorm', 'layerNormGrad', 'gather', 'scatterAdd', 'crossEntropy', 'crossEntropyGrad', 'random', 'quantise', 'increment', 'adamw', 'adamwMulti', 'sgdm', 'fusedAttention', 'fusedAttentionGrad'];
+
+function hostTimer(): Timer {
+  let times: number[] = [];
+  return {
+    around(fn) {
+      backend.synchronize();
+      const start = performance.now();
+      const r = fn();
+      backend.synchronize();
+      times.push(performance.now() - start);
+      return r;
+    },
+    collect() {
+      const t = times;
+      times = [];
+      return t;
+    },
   };
 }
+
+const timer = backend.name === 'cuda' ? eventTimer(backend as unknown as CudaBackend) : hostTimer();
 const steps = Number(values.steps);
-const started = performance.now();
-for (let i = 0; i < steps; i++) step();
-const wall = (performance.now() - started) / steps;
-const rows = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
-const total = rows.reduce((s, [, v]) => s + v.ms, 0) / steps;
-console.log(`${c.key}: ${wall.toFixed(2)} ms/step with a sync around every kernel; kernels ${total.toFixed(2)} ms`);
-for (const [name, v] of rows.slice(0, 40)) console.log(`${(v.ms / steps).toFixed(3).padStart(9)} ms  ${String(v.calls / steps).padStart(5)} calls  ${name}`);
+
+for (const key of keys) {
+  const c = all.find((x) => x.key === key);
+  if (!c) throw new Error(`no case ${key}; cases: ${all.map((x) => x.key).join(', ')}`);
+  const built = c.build();
+  const { step, dispose } = trainingStep(built);
+  step();
+  step();
+  backend.synchronize();
+  // Graph replay time first (CUDA), with the original kernels.
+  let replayMs = NaN;
+  if (backend.name === 'cuda' && process.env.REPRO_CUDA_GRAPHS !== '0') {
+    const graph = (backend as unknown as CudaBackend).captureGraph(step);
+    graph.replay();
+    backend.synchronize();
+    const start = performance.now();
+    for (let i = 0; i < 20; i++) graph.replay();
+    backend.synchronize();
+    replayMs = (performance.now() - start) / 20;
+    graph.dispose();
+  }
+  const target = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const originals = new Map<string, (...args: unknown[]) => unknown>();
+  const labels: string[] = [];
+  for (const name of KERNELS) {
+    if (typeof target[name] !== 'function') continue;
+    const original = target[name];
+    originals.set(name, original);
+    target[name] = (...args: unknown[]) => {
+      const first = args[0] as { m?: number; n?: number; k?: number; batch?: number; inputFormat?: string; transA?: boolean; transB?: boolean };
+      labels.push(
+        typeof args[0] === 'string'
+          ? `${name}:${args[0]}`
+          : name === 'gemm'
+            ? `gemm ${first.m}x${first.n}x${first.k}${first.batch! > 1 ? ` b${first.batch}` : ''}${first.transA ? ' tA' : ''}${first.transB ? ' tB' : ''}${first.inputFormat ? ` ${first.inputFormat}` : ''}`
+            : name,
+      );
+      return timer.around(() => original.apply(backend, args));
+    };
+  }
+  const totals = new Map<string, { ms: number; calls: number }>();
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) {
+    step();
+    const times = timer.collect();
+    times.forEach((ms, j) => {
+      const entry = totals.get(labels[j]!) ?? { ms: 0, calls: 0 };
+      entry.ms += ms;
+      entry.calls++;
+      totals.set(labels[j]!, entry);
+    });
+    labels.length = 0;
+  }
+  const wall = (performance.now() - started) / steps;
+  for (const [name, original] of originals) target[name] = original;
+  const rows = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((s, [, v]) => s + v.ms, 0) / steps;
+  const calls = rows.reduce((s, [, v]) => s + v.calls, 0) / steps;
+  console.log(`\n## ${c.key}: ${calls} kernel calls/step; kernel time ${total.toFixed(3)} ms/step; graph replay ${replayMs.toFixed(3)} ms; instrumented eager ${wall.toFixed(2)} ms`);
+  const byKind = new Map<string, number>();
+  for (const [name, v] of rows) {
+    const kind = name.split(/[ :]/)[0]!;
+    byKind.set(kind, (byKind.get(kind) ?? 0) + v.ms / steps);
+  }
+  console.log('by kind: ' + [...byKind.entries()].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${ms.toFixed(3)}`).join(', '));
+  for (const [name, v] of rows.slice(0, Number(values.top))) console.log(`${(v.ms / steps).toFixed(4).padStart(9)} ms  ${String(v.calls / steps).padStart(5)} calls  ${((v.ms / v.calls) * 1000).toFixed(1).padStart(8)} us/call  ${name}`);
+  dispose();
+  built.dispose();
+}
 void (backend satisfies Backend);

@@ -1,0 +1,30 @@
+// One training step bracketed by cuProfilerStart/Stop, for Nsight Compute:
+// `ncu --profile-from-start off --metrics gpu__time_duration.sum --csv tsx bench/ncu-step.ts --only "<case>"`
+// gives every kernel's own GPU time (the per-kernel view a CUDA-graph replay hides).
+import { parseArgs } from 'node:util';
+import * as T from '../src/tensor/index.ts';
+import { createBackend } from '../src/backend/select.ts';
+import type { CudaBackend } from '../src/backend/cuda/backend.ts';
+import { benchCharLmCases, trainingStep } from './charlm-cases.ts';
+import { referenceCases } from './reference-cases.ts';
+
+const { values } = parseArgs({ options: { only: { type: 'string', default: 'paper reference regular fp32' } } });
+const backend = (await createBackend('cuda')) as unknown as CudaBackend;
+T.setDefaultBackend(backend);
+T.setRandomContext(new T.RandomContext(1));
+const lib = backend.runtime.device.library.handle;
+const start = lib.func('int cuProfilerStart()');
+const stop = lib.func('int cuProfilerStop()');
+const all = [...referenceCases(true), ...(await benchCharLmCases(true))];
+const c = all.find((x) => x.key === values.only);
+if (!c) throw new Error(`no case ${values.only}`);
+const built = c.build();
+const { step } = trainingStep(built);
+step();
+step();
+backend.synchronize();
+start();
+step();
+backend.synchronize();
+stop();
+console.log(`profiled one step of ${c.key}`);
