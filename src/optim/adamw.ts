@@ -41,30 +41,40 @@ export class AdamW implements Optimiser {
 
   step(gradScale: number): void {
     this.counter.advance();
+    const backend = this.parameters[0]?.tensor.backend;
+    if (!backend) return;
     const { lr, lrDecay, beta1, beta2, eps, weightDecay } = this.settings;
-    this.parameters.forEach((p, i) => {
-      const weights = p.tensor;
-      weights.backend.adamw({
-        param: weights.storage,
-        grad: p.tensor.grad!.storage,
-        m: this.m[i]!.storage,
-        v: this.v[i]!.storage,
-        n: weights.size,
-        step: this.counter.tensor.storage,
-        lr,
-        lrDecay,
-        lrScale: p.lrScale,
-        beta1,
-        beta2,
-        eps,
-        weightDecay: p.weightDecay ? weightDecay : 0,
-        gradScale,
-      });
-      if (this.weightFormat) {
-        T.quantiseInPlace(this.m[i]!, this.weightFormat);
-        T.quantiseInPlace(weights, this.weightFormat);
-      }
+    // One launch for every parameter: per-parameter launches dominate a small model's step.
+    backend.adamwMulti({
+      step: this.counter.tensor.storage,
+      lr,
+      lrDecay,
+      beta1,
+      beta2,
+      eps,
+      gradScale,
+      tensors: this.parameters.map((p, i) => {
+        if (p.tensor.backend !== backend) throw new Error(`AdamW: parameter ${p.name} is on another backend than ${this.parameters[0]!.name}`);
+        return {
+          param: p.tensor.storage,
+          grad: p.tensor.grad!.storage,
+          m: this.m[i]!.storage,
+          v: this.v[i]!.storage,
+          n: p.tensor.size,
+          lrScale: p.lrScale,
+          weightDecay: p.weightDecay ? weightDecay : 0,
+        };
+      }),
     });
+    // Rounding after all updates equals rounding after each: a tensor's update reads only its own
+    // weights, gradient and moments. The order (m then weights, parameter by parameter) is kept, as
+    // stochastic rounding draws one random stream per call in call order.
+    if (this.weightFormat) {
+      this.parameters.forEach((p, i) => {
+        T.quantiseInPlace(this.m[i]!, this.weightFormat!);
+        T.quantiseInPlace(p.tensor, this.weightFormat!);
+      });
+    }
   }
 
   stateTensors(): Map<string, T.Tensor> {

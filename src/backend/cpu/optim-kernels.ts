@@ -1,4 +1,4 @@
-import type { AdamWParams, LambApplyParams, LambUpdateParams, SgdmParams } from '../backend.ts';
+import type { AdamWMultiParams, AdamWParams, LambApplyParams, LambUpdateParams, SgdmParams } from '../backend.ts';
 import { f32, i32 } from './storage.ts';
 
 /** AdamW as in the paper's code (experiments.md §A5): bias correction folded into the step size,
@@ -17,6 +17,23 @@ export function adamw(p: AdamWParams): void {
     m[i] = mi;
     v[i] = vi;
     param[i] = param[i] - wd * param[i] - (stepSize * mi) / (Math.sqrt(vi) + eps);
+  }
+}
+
+/** `adamw` per entry. Entries must not share storage: the device runs them concurrently, and
+ * refusing here too keeps the twins' behaviour the same. */
+export function adamwMulti(p: AdamWMultiParams): void {
+  const owner = new Map<object, number>();
+  p.tensors.forEach((t, i) => {
+    for (const storage of [t.param, t.grad, t.m, t.v]) {
+      const j = owner.get(storage);
+      if (j !== undefined && j !== i) throw new Error(`adamwMulti: tensors ${j} and ${i} share a storage`);
+      owner.set(storage, i);
+    }
+  });
+  const { step, lr, lrDecay, beta1, beta2, eps, gradScale } = p;
+  for (const t of p.tensors) {
+    adamw({ param: t.param, grad: t.grad, m: t.m, v: t.v, n: t.n, lrScale: t.lrScale, weightDecay: t.weightDecay, step, lr, lrDecay, beta1, beta2, eps, gradScale });
   }
 }
 

@@ -6,6 +6,11 @@
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
 
+/** Elements per block-sized unit of work of adamw_multi (a multiple of four, for float4 access). */
+export const ADAMW_CHUNK = 2048;
+/** 32-bit words per tensor of adamw_multi's table (its AdamWTensor struct). */
+export const ADAMW_TABLE_WORDS = 16;
+
 const SOURCE = String.raw`
 __device__ __forceinline__ void adamw_one(float &param, float grad, float &m, float &v, double beta1, double beta2, double eps, double gradScale,
                                           double stepSize, double wd) {
@@ -39,6 +44,67 @@ extern "C" __global__ void adamw(float *param, const float *grad, float *m, floa
   }
   for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
     adamw_one(param[i], grad[i], m[i], v[i], beta1, beta2, eps, gradScale, stepSize, wd);
+  }
+}
+
+/** One tensor of adamw_multi's table, as optim-ops.ts writes it (64 bytes). */
+struct AdamWTensor {
+  float *param;
+  const float *grad;
+  float *m;
+  float *v;
+  double lrScale;
+  double weightDecay;
+  int n;
+  int aligned;
+  /** First chunk of this tensor: the chunk counts of the tensors before it, summed. */
+  int chunkStart;
+  int pad;
+};
+
+#define ADAMW_CHUNK ${ADAMW_CHUNK}
+
+/**
+ * adamw over every tensor of the table in one launch. The tensors are cut into ADAMW_CHUNK-element
+ * chunks (a multiple of four, so a chunk of an aligned tensor starts 16-byte aligned); each block
+ * takes chunks in a grid-stride loop and finds the chunk's tensor by binary search of chunkStart.
+ * The float64 expressions are adamw's, in the same order, so results are bit-identical to it.
+ */
+extern "C" __global__ void adamw_multi(const AdamWTensor *table, int count, int chunks, const int *step, double lr, double lrDecay,
+                                       double beta1, double beta2, double eps, double gradScale) {
+  double t = (double)step[0];
+  double decay = pow(2.0, -(t - 1.0) * lrDecay);
+  double correction2 = sqrt(1.0 - pow(beta2, t));
+  double correction1 = 1.0 - pow(beta1, t);
+  for (int chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+    int lo = 0, hi = count - 1;
+    while (lo < hi) {
+      int mid = (lo + hi + 1) >> 1;
+      if (table[mid].chunkStart <= chunk) lo = mid;
+      else hi = mid - 1;
+    }
+    const AdamWTensor &e = table[lo];
+    double stepSize = (lr * e.lrScale * decay * correction2) / correction1;
+    double wd = lr * e.weightDecay;
+    int begin = (chunk - e.chunkStart) * ADAMW_CHUNK;
+    int len = min(e.n - begin, ADAMW_CHUNK);
+    float *param = e.param + begin, *m = e.m + begin, *v = e.v + begin;
+    const float *grad = e.grad + begin;
+    int groups = e.aligned ? (len >> 2) : 0;
+    for (int i = threadIdx.x; i < groups; i += blockDim.x) {
+      float4 p4 = reinterpret_cast<float4 *>(param)[i], m4 = reinterpret_cast<float4 *>(m)[i], v4 = reinterpret_cast<float4 *>(v)[i];
+      float4 g4 = reinterpret_cast<const float4 *>(grad)[i];
+      adamw_one(p4.x, g4.x, m4.x, v4.x, beta1, beta2, eps, gradScale, stepSize, wd);
+      adamw_one(p4.y, g4.y, m4.y, v4.y, beta1, beta2, eps, gradScale, stepSize, wd);
+      adamw_one(p4.z, g4.z, m4.z, v4.z, beta1, beta2, eps, gradScale, stepSize, wd);
+      adamw_one(p4.w, g4.w, m4.w, v4.w, beta1, beta2, eps, gradScale, stepSize, wd);
+      reinterpret_cast<float4 *>(param)[i] = p4;
+      reinterpret_cast<float4 *>(m)[i] = m4;
+      reinterpret_cast<float4 *>(v)[i] = v4;
+    }
+    for (int i = (groups << 2) + threadIdx.x; i < len; i += blockDim.x) {
+      adamw_one(param[i], grad[i], m[i], v[i], beta1, beta2, eps, gradScale, stepSize, wd);
+    }
   }
 }
 
