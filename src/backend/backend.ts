@@ -117,7 +117,7 @@ export interface LayerNormGradParams {
   readonly rstd: Storage;
   readonly gradOut: Storage;
   readonly gradX: Storage;
-  /** Written (not accumulated); null when not wanted. */
+  /** Null when not wanted. */
   readonly gradGamma: Storage | null;
   readonly gradBeta: Storage | null;
   readonly rows: number;
@@ -125,6 +125,13 @@ export interface LayerNormGradParams {
   readonly gradXScale: number;
   readonly gradGammaScale: number;
   readonly gradBetaScale: number;
+  /**
+   * gradX += result instead of gradX = result: a residual stream's gradient can then land in the
+   * buffer that already holds the skip path's gradient, with no separate add.
+   */
+  readonly accumulateGradX: boolean;
+  /** gradGamma += and gradBeta += instead of =, for parameters shared across calls (or micro-batches). */
+  readonly accumulateParams: boolean;
 }
 
 export interface CrossEntropyParams {
@@ -173,6 +180,30 @@ export interface AdamWParams {
   readonly weightDecay: number;
   /** Multiplies the gradient before use (e.g. 1/lossScale). */
   readonly gradScale: number;
+}
+
+/** One tensor of a multi-tensor AdamW step; the fields mean what AdamWParams's do. */
+export interface AdamWMultiTensor {
+  readonly param: Storage;
+  readonly grad: Storage;
+  readonly m: Storage;
+  readonly v: Storage;
+  readonly n: number;
+  readonly lrScale: number;
+  readonly weightDecay: number;
+}
+
+/** AdamW over many tensors at once: the settings every tensor shares, then the tensors. */
+export interface AdamWMultiParams {
+  readonly step: Storage;
+  readonly lr: number;
+  readonly lrDecay: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly gradScale: number;
+  /** No storage may appear in two entries (their updates run concurrently on a device). */
+  readonly tensors: readonly AdamWMultiTensor[];
 }
 
 export interface SgdmParams {
@@ -271,8 +302,14 @@ export interface Backend {
     scale: number,
   ): void;
   gemm(params: GemmParams): void;
-  /** Row-wise softmax (or log-softmax) of inScale·x, times outScale. */
-  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void;
+  /**
+   * Row-wise softmax (or log-softmax) of inScale·x, times outScale. causalRows > 0: the rows are
+   * the query positions of […, causalRows, cols] score matrices, and element (r, c) with
+   * c > r mod causalRows counts as −∞ (probability 0), exactly as if a −∞ causal mask had been
+   * added to x first; 0: no mask. softmaxGrad needs no mask of its own: from y it gives the
+   * gradient of that mask-add form (0 where a probability is 0).
+   */
+  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean, causalRows: number): void;
   /** From y = softmax(·) (or log-softmax): gradX = gradScale·y·(gradOut − Σ gradOut·y), or for
    * log-softmax gradScale·(gradOut − exp(y)·Σ gradOut). */
   softmaxGrad(y: Storage, gradOut: Storage, gradX: Storage, rows: number, cols: number, gradScale: number, log: boolean): void;
@@ -299,6 +336,13 @@ export interface Backend {
   /** counter[0] += 1 (int32), on the device. */
   increment(counter: Storage): void;
   adamw(params: AdamWParams): void;
+  /**
+   * Exactly `adamw` once per entry of `tensors` (same float64 math, bit-identical results), in one
+   * kernel launch where the backend can: a model's dozens of small parameters otherwise cost a
+   * launch each. On CUDA the first call with a given set of tensors uploads a table describing
+   * them, so that call must happen outside graph capture; a captured step replays the same table.
+   */
+  adamwMulti(params: AdamWMultiParams): void;
   sgdm(params: SgdmParams): void;
   lambUpdate(params: LambUpdateParams): void;
   lambApply(params: LambApplyParams): void;

@@ -4,10 +4,13 @@
  * results agree to float32 rounding (rel 1e-5, plus 1e-6 of the largest value for sums that cancel
  * to near zero). Softmax and cross-entropy exponentiate in float32 on the GPU (rel 1e-5).
  * scatterAdd adds with float32 atomics in an unspecified order (same tolerance, stated per test).
+ * layerNormGrad (rows ≤ 1024 columns) does the elementwise part in float32 and sums each
+ * column over at most 32 rows in float32 before float64: still inside SUMS (rel 1e-5, plus 1e-6 of
+ * the largest value).
  */
 import { describe, expect, it } from 'vitest';
 import type { ReduceKind } from '../../src/backend/backend.ts';
-import { cuda, expectClose, noCudaReason, positiveValues, runBoth, testValues } from './helpers.ts';
+import { cpu, cuda, expectClose, noCudaReason, positiveValues, runBoth, runOn, testValues } from './helpers.ts';
 
 const SUMS = { rel: 1e-5, absOfMax: 1e-6 };
 const KINDS: readonly ReduceKind[] = ['sum', 'sumSquares', 'max', 'min'];
@@ -55,7 +58,7 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
         const g = testValues(rows * cols, 82);
         const size = rows * cols;
         const { cpu, gpu } = runBoth({ x, g, y: new Float32Array(size), gx: new Float32Array(size) }, (b, s) => {
-          b.softmax(s.x!, s.y!, rows, cols, 0.8, 1.3, log);
+          b.softmax(s.x!, s.y!, rows, cols, 0.8, 1.3, log, 0);
           b.softmaxGrad(s.y!, s.g!, s.gx!, rows, cols, 0.7, log);
         }, ['y', 'gx']);
         expectClose(gpu.y!, cpu.y!, { rel: 1e-5 }, `softmax ${rows}x${cols}`);
@@ -84,11 +87,75 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
         b.layerNormGrad({
           x: s.x!, gamma: affine ? s.gamma! : null, mean: s.mean!, rstd: s.rstd!, gradOut: s.gy!, gradX: s.gx!,
           gradGamma: affine ? s.gg! : null, gradBeta: affine ? s.gb! : null, rows, cols, gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3,
+          accumulateGradX: false, accumulateParams: false,
         });
       },
       ['out', 'mean', 'rstd', 'gx', 'gg', 'gb'],
     );
     for (const name of ['out', 'mean', 'rstd', 'gx', 'gg', 'gb']) expectClose(gpu[name]!, cpu[name]!, SUMS, `layerNorm ${rows}x${cols} ${name}`);
+  }
+
+  for (const log of [false, true]) {
+    it(`causal ${log ? 'log-' : ''}softmax: warp and block kernels, masked entries exact`, () => {
+      // [matrices·S, S] scores; S = 1500 takes the block-per-row kernel.
+      for (const [matrices, s] of [[3, 17], [2, 256], [1, 1500]] as const) {
+        const rows = matrices * s, size = rows * s;
+        const x = testValues(size, 83, 4);
+        const g = testValues(size, 84);
+        const { cpu: c, gpu } = runBoth({ x, g, y: new Float32Array(size), gx: new Float32Array(size) }, (b, st) => {
+          b.softmax(st.x!, st.y!, rows, s, 0.8, 1.3, log, s);
+          b.softmaxGrad(st.y!, st.g!, st.gx!, rows, s, 0.7, log);
+        }, ['y', 'gx']);
+        // Early queries see a few keys, so log-probabilities near 0 occur (exactly 0 for query 0): the GPU
+        // takes the max of float32 inScale·x, the CPU of float64, which leaves ~1e-7·|inScale·x| absolute.
+        expectClose(gpu.y!, c.y!, { rel: 1e-5, abs: log ? 1e-6 : 0 }, `causal softmax ${rows}x${s}`);
+        expectClose(gpu.gx!, c.gx!, SUMS, `causal softmax grad ${rows}x${s}`);
+        let wrong = 0;
+        for (let r = 0; r < rows; r++) {
+          for (let col = (r % s) + 1; col < s; col++) if (gpu.y![r * s + col] !== (log ? Number.NEGATIVE_INFINITY : 0)) wrong++;
+        }
+        expect(wrong, `masked entries of ${rows}x${s}`).toBe(0);
+      }
+    });
+  }
+
+  describe('layerNormGrad: one-pass kernel, accumulate flags', () => {
+    // 8192x512: float4 one-pass kernel over many row tiles; 7x33: scalar lanes, one partial tile;
+    // 300x1500: block-per-row gradX with split column sums.
+    const shapes = [[8192, 512], [7, 33], [300, 1500]] as const;
+    for (const [rows, cols] of shapes) {
+      for (const affine of [true, false]) {
+        for (const [accumulateGradX, accumulateParams] of [[false, false], [true, true], [true, false]] as const) {
+          it(`${rows}x${cols} ${affine ? 'with' : 'without'} gamma, accumulate gradX ${accumulateGradX} params ${accumulateParams}`, () => {
+            layerNormGradCase(rows, cols, affine, accumulateGradX, accumulateParams);
+          });
+        }
+      }
+    }
+  });
+
+  function layerNormGradCase(rows: number, cols: number, affine: boolean, accumulateGradX: boolean, accumulateParams: boolean): void {
+    const size = rows * cols;
+    const x = testValues(size, 95, 3).map((v, i) => v + (i % cols === 0 ? 5 : 1));
+    const gamma = positiveValues(cols, 96);
+    // The forward's statistics from the CPU twin, so both backends start from the same mean and rstd.
+    const stats = runOn(cpu, { x, mean: new Float32Array(rows), rstd: new Float32Array(rows), out: new Float32Array(size) }, (s) => {
+      cpu.layerNorm({ x: s.x!, gamma: null, beta: null, out: s.out!, mean: s.mean!, rstd: s.rstd!, rows, cols, eps: 1e-5 });
+    }, ['mean', 'rstd']);
+    const { cpu: c, gpu } = runBoth(
+      {
+        x, gamma, mean: stats.mean!, rstd: stats.rstd!, gy: testValues(size, 97),
+        // Non-zero starting buffers, so a write and an accumulate differ.
+        gx: testValues(size, 98), gg: testValues(cols, 99), gb: testValues(cols, 100),
+      },
+      (b, s) => b.layerNormGrad({
+        x: s.x!, gamma: affine ? s.gamma! : null, mean: s.mean!, rstd: s.rstd!, gradOut: s.gy!, gradX: s.gx!,
+        gradGamma: affine ? s.gg! : null, gradBeta: s.gb!, rows, cols, gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3,
+        accumulateGradX, accumulateParams,
+      }),
+      ['gx', 'gg', 'gb'],
+    );
+    for (const name of ['gx', 'gg', 'gb']) expectClose(gpu[name]!, c[name]!, SUMS, `layerNormGrad ${rows}x${cols} ${name}`);
   }
 
   it('gather and scatterAdd (repeated ids; float32 atomics in any order, rel 1e-5)', () => {

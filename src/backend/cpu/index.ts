@@ -1,4 +1,5 @@
 import type {
+  AdamWMultiParams,
   AdamWParams,
   Backend,
   BinaryKind,
@@ -128,8 +129,8 @@ export class CpuBackend implements Backend {
     });
   }
 
-  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void {
-    nn.softmax(f32(x), f32(out), rows, cols, inScale, outScale, log);
+  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean, causalRows: number): void {
+    nn.softmax(f32(x), f32(out), rows, cols, inScale, outScale, log, causalRows);
   }
 
   softmaxGrad(y: Storage, gradOut: Storage, gradX: Storage, rows: number, cols: number, gradScale: number, log: boolean): void {
@@ -181,6 +182,10 @@ export class CpuBackend implements Backend {
 
   adamw(params: AdamWParams): void {
     optim.adamw(params);
+  }
+
+  adamwMulti(params: AdamWMultiParams): void {
+    optim.adamwMulti(params);
   }
 
   sgdm(params: SgdmParams): void {

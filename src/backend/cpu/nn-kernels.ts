@@ -1,19 +1,35 @@
 import type { CrossEntropyGradParams, CrossEntropyParams, LayerNormGradParams, LayerNormParams } from '../backend.ts';
 import { f32, i32 } from './storage.ts';
 
-export function softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void {
+/**
+ * causalRows > 0: element (r, c) with c > r mod causalRows reads as −∞, the value a −∞ mask added
+ * to x would give, so every later step is that of the mask-add form bit for bit.
+ */
+export function softmax(
+  x: Float32Array,
+  out: Float32Array,
+  rows: number,
+  cols: number,
+  inScale: number,
+  outScale: number,
+  log: boolean,
+  causalRows: number,
+): void {
+  const row = new Float64Array(cols);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
+    const visible = causalRows > 0 ? (r % causalRows) + 1 : cols;
+    for (let c = 0; c < cols; c++) row[c] = c < visible ? x[base + c] : -Infinity;
     let max = -Infinity;
-    for (let c = 0; c < cols; c++) max = Math.max(max, inScale * x[base + c]);
+    for (let c = 0; c < cols; c++) max = Math.max(max, inScale * row[c]);
     let sum = 0;
-    for (let c = 0; c < cols; c++) sum += Math.exp(inScale * x[base + c] - max);
+    for (let c = 0; c < cols; c++) sum += Math.exp(inScale * row[c] - max);
     if (log) {
       const lse = max + Math.log(sum);
-      for (let c = 0; c < cols; c++) out[base + c] = outScale * (inScale * x[base + c] - lse);
+      for (let c = 0; c < cols; c++) out[base + c] = outScale * (inScale * row[c] - lse);
     } else {
       const k = outScale / sum;
-      for (let c = 0; c < cols; c++) out[base + c] = k * Math.exp(inScale * x[base + c] - max);
+      for (let c = 0; c < cols; c++) out[base + c] = k * Math.exp(inScale * row[c] - max);
     }
   }
 }
@@ -82,16 +98,14 @@ export function layerNormGrad(p: LayerNormGradParams): void {
     for (let c = 0; c < cols; c++) {
       const xhat = (x[base + c] - mu) * rs;
       const d = gy[base + c] * (gamma ? gamma[c] : 1);
-      gx[base + c] = p.gradXScale * rs * (d - meanD - xhat * meanDX);
+      const v = p.gradXScale * rs * (d - meanD - xhat * meanDX);
+      gx[base + c] = p.accumulateGradX ? gx[base + c] + v : v;
     }
   }
-  if (gGamma && p.gradGamma) {
-    const out = f32(p.gradGamma);
-    for (let c = 0; c < cols; c++) out[c] = p.gradGammaScale * gGamma[c];
-  }
-  if (gBeta && p.gradBeta) {
-    const out = f32(p.gradBeta);
-    for (let c = 0; c < cols; c++) out[c] = p.gradBetaScale * gBeta[c];
+  for (const [sums, storage, scale] of [[gGamma, p.gradGamma, p.gradGammaScale], [gBeta, p.gradBeta, p.gradBetaScale]] as const) {
+    if (!sums || !storage) continue;
+    const out = f32(storage);
+    for (let c = 0; c < cols; c++) out[c] = p.accumulateParams ? out[c] + scale * sums[c] : scale * sums[c];
   }
 }
 

@@ -3,6 +3,7 @@
  * memory from a caching allocator, GEMMs on cuBLAS/cuBLASLt, and CUDA-graph capture of a step.
  */
 import type {
+  AdamWMultiParams,
   AdamWParams,
   Backend,
   BinaryKind,
@@ -123,8 +124,8 @@ export class CudaBackend implements Backend {
     this.gemmEngine.run(params);
   }
 
-  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void {
-    nn.softmax(this.runtime, x, out, rows, cols, inScale, outScale, log);
+  softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean, causalRows: number): void {
+    nn.softmax(this.runtime, x, out, rows, cols, inScale, outScale, log, causalRows);
   }
 
   softmaxGrad(y: Storage, gradOut: Storage, gradX: Storage, rows: number, cols: number, gradScale: number, log: boolean): void {
@@ -169,6 +170,13 @@ export class CudaBackend implements Backend {
 
   adamw(params: AdamWParams): void {
     optim.adamw(this.runtime, params);
+  }
+
+  /** Device tables of adamwMulti's tensor sets (see optim.AdamWTables). */
+  private readonly adamwTables = new optim.AdamWTables();
+
+  adamwMulti(params: AdamWMultiParams): void {
+    optim.adamwMulti(this.runtime, this.adamwTables, params);
   }
 
   sgdm(params: SgdmParams): void {

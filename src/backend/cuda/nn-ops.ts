@@ -1,6 +1,7 @@
 /** Host wrappers of the row-wise and embedding kernels. */
 import type { CrossEntropyGradParams, CrossEntropyParams, LayerNormGradParams, LayerNormParams, Storage } from '../backend.ts';
 import { NN_MODULE, WARP_ROW_WIDTHS } from './kernels/nn.ts';
+import type { Block } from './allocator.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
 
@@ -24,17 +25,35 @@ function warpWidth(cols: number, limit: number): number | null {
   return null;
 }
 
-/** Rows of split column sums in layerNormGrad's gamma/beta pass (fixed, so the order is deterministic). */
+/** Rows a split column sum of the long-row gamma/beta pass covers (more past MAX_GRID_Y chunks); fixed, so the order is deterministic. */
 const PARAM_CHUNK_ROWS = 256;
 const MAX_GRID_Y = 65535;
+/** Warps a block of layer_norm_grad_fused (LN_WARPS in the kernel source). */
+const LN_WARPS = 8;
+/**
+ * Rows a layer_norm_grad_fused warp sums per column in float32 before the float64 block sum: few
+ * enough that the float32 rounding stays far inside the float64 reference's tolerance.
+ */
+const LN_ROWS_PER_WARP = 32;
 
-export function softmax(rt: CudaRuntime, x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean): void {
+export function softmax(
+  rt: CudaRuntime,
+  x: Storage,
+  out: Storage,
+  rows: number,
+  cols: number,
+  inScale: number,
+  outScale: number,
+  log: boolean,
+  causalRows: number,
+): void {
   checkCount('softmax', 'x', x, rows * cols);
   checkCount('softmax', 'out', out, rows * cols);
   requireDType('softmax', 'x', x, 'f32');
   requireDType('softmax', 'out', out, 'f32');
-  const args = [address(x, 'softmax'), address(out, 'softmax'), rows, cols, inScale, outScale, log ? 1 : 0];
-  const kinds = ['p', 'p', 'i', 'i', 'f', 'f', 'i'] as const;
+  if (!Number.isInteger(causalRows) || causalRows < 0) throw new RangeError(`softmax: causalRows must be a non-negative integer, got ${causalRows}`);
+  const args = [address(x, 'softmax'), address(out, 'softmax'), rows, cols, inScale, outScale, log ? 1 : 0, causalRows];
+  const kinds = ['p', 'p', 'i', 'i', 'f', 'f', 'i', 'i'] as const;
   const k = warpWidth(cols, 32);
   if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `softmax_warp_${k}`, kinds), rows, args);
   else rt.launchRows(rt.kernel(NN_MODULE, 'softmax_rows', kinds), rows, cols, args);
@@ -72,42 +91,72 @@ export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
 
 export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   const op = 'layerNormGrad';
-  const size = p.rows * p.cols;
+  const { rows, cols } = p;
+  const size = rows * cols;
   checkCount(op, 'x', p.x, size);
   checkCount(op, 'gradOut', p.gradOut, size);
   checkCount(op, 'gradX', p.gradX, size);
-  checkCount(op, 'mean', p.mean, p.rows);
-  checkCount(op, 'rstd', p.rstd, p.rows);
-  for (const [name, s] of [['gamma', p.gamma], ['gradGamma', p.gradGamma], ['gradBeta', p.gradBeta]] as const) if (s) checkCount(op, name, s, p.cols);
-  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd'] as const;
-  const args = [
-    address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op), p.rows, p.cols, p.gradXScale,
-  ];
-  const k = warpWidth(p.cols, 32);
-  if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `layer_norm_grad_warp_${k}`, kinds), p.rows, args);
-  else rt.launchRows(rt.kernel(NN_MODULE, 'layer_norm_grad_rows', kinds), p.rows, p.cols, args);
-  if (!p.gradGamma && !p.gradBeta) return;
-  if (p.cols === 0) return;
-  const chunks = Math.ceil(p.rows / PARAM_CHUNK_ROWS);
-  if (chunks <= 1 || chunks > MAX_GRID_Y) {
-    const columns = rt.kernel(NN_MODULE, 'layer_norm_param_grads', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'd']);
-    rt.launch(columns, Math.ceil(p.cols / 32), 1, 1024, [
-      address(p.x, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), optional(p.gradGamma, op), optional(p.gradBeta, op),
-      p.rows, p.cols, p.gradGammaScale, p.gradBetaScale,
+  checkCount(op, 'mean', p.mean, rows);
+  checkCount(op, 'rstd', p.rstd, rows);
+  for (const [name, s] of [['gamma', p.gamma], ['gradGamma', p.gradGamma], ['gradBeta', p.gradBeta]] as const) if (s) checkCount(op, name, s, cols);
+  if (cols === 0) return;
+  const params = p.gradGamma !== null || p.gradBeta !== null;
+  const accumulateX = p.accumulateGradX ? 1 : 0;
+  const k = warpWidth(cols, 32);
+  let parts = 0;
+  let scratch: Block | null = null;
+  if (k !== null) {
+    // One pass: gradX and the per-block gamma/beta partial sums from a single read of x and gy.
+    const vector = cols % 4 === 0 && [p.x, p.gradOut, p.gradX, ...(p.gamma ? [p.gamma] : [])].every((s) => address(s, op) % 16 === 0);
+    const kernel = vector ? `layer_norm_grad_fused_v${Math.max(4, k)}` : `layer_norm_grad_fused_s${k}`;
+    // Blocks a multiprocessor holds: the kernels' __launch_bounds__ (registers allow one at 32 columns a lane).
+    const tileRows = fusedTileRows(rows, rt.multiprocessors * (k >= 32 ? 1 : 2));
+    parts = Math.ceil(rows / tileRows);
+    if (params && parts > 0) scratch = rt.allocateScratch(2 * parts * cols * 8);
+    const partialGamma = scratch ? scratch.address : 0;
+    const partialBeta = scratch ? scratch.address + parts * cols * 8 : 0;
+    if (parts > 0) {
+      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i']), parts, 1, 32 * LN_WARPS, [
+        address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
+        partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX,
+      ]);
+    }
+  } else {
+    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i'] as const;
+    rt.launchRows(rt.kernel(NN_MODULE, 'layer_norm_grad_rows', kinds), rows, cols, [
+      address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
+      rows, cols, p.gradXScale, accumulateX,
     ]);
-    return;
+    if (params && rows > 0) {
+      const chunkRows = Math.max(PARAM_CHUNK_ROWS, Math.ceil(rows / MAX_GRID_Y));
+      parts = Math.ceil(rows / chunkRows);
+      scratch = rt.allocateScratch(2 * parts * cols * 8);
+      const partials = rt.kernel(NN_MODULE, 'layer_norm_param_partials', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i']);
+      rt.launch(partials, Math.ceil(cols / 32), parts, 1024, [
+        address(p.x, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), scratch.address, scratch.address + parts * cols * 8,
+        rows, cols, chunkRows,
+      ]);
+    }
   }
-  // Long columns: partial sums over fixed row chunks in parallel, then one ordered pass per column.
-  const scratch = rt.allocateScratch(2 * chunks * p.cols * 8);
-  const partialGamma = scratch.address;
-  const partialBeta = scratch.address + chunks * p.cols * 8;
-  const partials = rt.kernel(NN_MODULE, 'layer_norm_param_partials', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i']);
-  rt.launch(partials, Math.ceil(p.cols / 32), chunks, 1024, [
-    address(p.x, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), partialGamma, partialBeta, p.rows, p.cols, PARAM_CHUNK_ROWS,
+  if (!params) return;
+  // No rows leave parts = 0: the finish pass then writes (or adds) zero sums.
+  const finish = rt.kernel(NN_MODULE, 'layer_norm_param_finish', ['p', 'p', 'p', 'p', 'i', 'i', 'd', 'd', 'i']);
+  rt.launch(finish, Math.ceil(cols / 8), 1, 1024, [
+    scratch ? scratch.address : 0, scratch ? scratch.address + parts * cols * 8 : 0, optional(p.gradGamma, op), optional(p.gradBeta, op),
+    parts, cols, p.gradGammaScale, p.gradBetaScale, p.accumulateParams ? 1 : 0,
   ]);
-  const finish = rt.kernel(NN_MODULE, 'layer_norm_param_finish', ['p', 'p', 'p', 'p', 'i', 'i', 'd', 'd']);
-  rt.launchLinear(finish, p.cols, [partialGamma, partialBeta, optional(p.gradGamma, op), optional(p.gradBeta, op), chunks, p.cols, p.gradGammaScale, p.gradBetaScale]);
-  rt.releaseScratch(scratch);
+  if (scratch) rt.releaseScratch(scratch);
+}
+
+/**
+ * Rows a layer_norm_grad_fused block covers: one block for each that fits on the device at once
+ * (`resident`), a multiple of LN_WARPS so every warp gets as many rows, and at most
+ * LN_ROWS_PER_WARP rows a warp.
+ */
+function fusedTileRows(rows: number, resident: number): number {
+  const perBlock = Math.ceil(rows / resident);
+  const rounded = Math.ceil(perBlock / LN_WARPS) * LN_WARPS;
+  return Math.min(LN_WARPS * LN_ROWS_PER_WARP, Math.max(LN_WARPS, rounded));
 }
 
 export function gather(rt: CudaRuntime, table: Storage, ids: Storage, out: Storage, count: number, dim: number): void {

@@ -52,31 +52,13 @@ export interface AttentionOptions {
   readonly formats?: GemmFormats;
 }
 
-const causalMasks = new Map<string, T.Tensor>();
-
-/**
- * Additive causal mask [s, s]: 0 where key j ≤ query i, `value` above the diagonal. Made once per
- * (size, value, backend) and kept: uploading it in every step would cost a host copy, which a
- * captured CUDA graph cannot contain.
- */
-export function causalMaskBias(s: number, value = Number.NEGATIVE_INFINITY, backend = T.defaultBackend()): T.Tensor {
-  const key = `${s}:${value}:${backend.name}`;
-  const cached = causalMasks.get(key);
-  if (cached && cached.backend === backend && !cached.isDisposed) return cached;
-  const data = new Float32Array(s * s);
-  for (let i = 0; i < s; i++) for (let j = i + 1; j < s; j++) data[i * s + j] = value;
-  const mask = T.persistent(() => T.tensor(data, [s, s], { backend }));
-  causalMasks.set(key, mask);
-  return mask;
-}
-
-/** softmax(temperature·q·kᵀ [+ mask])·v. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the GEMMs. */
+/** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the GEMMs. */
 export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
   const s = k.shape[k.rank - 2];
   const d = q.shape[q.rank - 1];
   const p = options.dropout ?? 0;
   const sc = attentionScales(scaling, { keys: s, headDim: d, causal: options.causal, dropout: p, mult: options.mult });
-  let logits = T.matmul(q, k, {
+  const logits = T.matmul(q, k, {
     transB: true,
     scale: sc.temperature,
     gradScaleA: sc.temperature * sc.gradInputs,
@@ -84,8 +66,7 @@ export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor,
     inputFormat: options.formats?.inputFormat,
     gradFormat: 'fp32',
   });
-  if (options.causal) logits = T.add(logits, causalMaskBias(q.shape[q.rank - 2], Number.NEGATIVE_INFINITY, q.backend));
-  let probs = T.softmax(logits);
+  let probs = T.softmax(logits, { causal: options.causal });
   if (p > 0) probs = T.dropout(probs, p, { training: options.training ?? true });
   return T.matmul(probs, v, { scale: sc.output, gradScaleA: 1, gradScaleB: sc.gradInputs });
 }

@@ -1,4 +1,4 @@
-import { record } from '../autograd.ts';
+import { record, SUNK } from '../autograd.ts';
 import { randomContext } from '../random.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
@@ -11,15 +11,21 @@ export interface SoftmaxOptions {
   scale?: number;
   /** Backward multiplier replacing `scale` (unit scaling); default: the true gradient. */
   gradScale?: number;
+  /**
+   * Causal attention mask over square [..., S, S] scores: query i sees keys j ≤ i. The same values
+   * and gradient as adding a −∞ mask above the diagonal first, without the mask tensor or the add.
+   */
+  causal?: boolean;
 }
 
 function softmaxOp(x: Tensor, log: boolean, options: SoftmaxOptions): Tensor {
-  const { inScale = 1, scale = 1 } = options;
+  const { inScale = 1, scale = 1, causal = false } = options;
   const gradScale = options.gradScale ?? scale;
   const cols = x.shape[x.rank - 1];
   const rows = x.size / cols;
+  if (causal && (x.rank < 2 || x.shape[x.rank - 2] !== cols)) throw new Error(`softmax: causal needs square [..., S, S] scores, got ${x.describe()}`);
   const unscaled = empty(x.shape, 'f32', x.backend);
-  x.backend.softmax(x.storage, unscaled.storage, rows, cols, inScale, 1, log);
+  x.backend.softmax(x.storage, unscaled.storage, rows, cols, inScale, 1, log, causal ? cols : 0);
   let out = unscaled;
   if (scale !== 1) {
     out = empty(x.shape, 'f32', x.backend);
@@ -80,6 +86,8 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
       gradXScale: 1,
       gradGammaScale: gradScaleGamma,
       gradBetaScale: gradScaleBeta,
+      accumulateGradX: false,
+      accumulateParams: false,
     });
     return [gx, ...(gamma ? [gg] : []), ...(beta ? [gb] : [])];
   });
@@ -93,10 +101,11 @@ export function embedding(table: Tensor, ids: Tensor, options: { gradScale?: num
   const out = empty([...ids.shape, dim], 'f32', table.backend);
   table.backend.gather(table.storage, ids.storage, out.storage, ids.size, dim);
   const gradScale = options.gradScale ?? 1;
-  return record(out, [table], (g) => {
-    const gt = zeros(table.shape, 'f32', table.backend);
+  return record(out, [table], (g, [sink]) => {
+    const gt = sink?.target ?? zeros(table.shape, 'f32', table.backend);
+    if (sink && !sink.accumulate) table.backend.fill(gt.storage, 0, gt.size, 0);
     table.backend.scatterAdd(g.storage, ids.storage, gt.storage, ids.size, dim, gradScale);
-    return [gt];
+    return [sink ? SUNK : gt];
   });
 }
 

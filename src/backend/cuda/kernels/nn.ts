@@ -1,6 +1,7 @@
 /**
- * Row-wise kernels (softmax, layer norm, cross-entropy; one block per row) and embedding
- * gather/scatter. Row statistics accumulate in float64 like the CPU twin.
+ * Row-wise kernels (softmax, layer norm, cross-entropy; one block or one warp per row) and
+ * embedding gather/scatter. Row statistics accumulate in float64 like the CPU twin, except in
+ * layer_norm_grad_fused, which is bandwidth-bound and keeps to float32 inside a row (see there).
  */
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
@@ -8,22 +9,36 @@ import { PRELUDE } from './prelude.ts';
 export const WARP_ROW_WIDTHS = [1, 2, 4, 8, 16, 32] as const;
 
 const SOURCE = String.raw`
-extern "C" __global__ void softmax_rows(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+/**
+ * Columns of row r that a causal mask leaves (all of them when causalRows is 0). The rest read as
+ * -inf without a load, the value a -inf mask added to x would give, so the arithmetic after the
+ * load is that of the mask-add form.
+ */
+__device__ __forceinline__ int causal_visible(int r, int cols, int causalRows) {
+  return causalRows > 0 ? min(cols, r % causalRows + 1) : cols;
+}
+
+__device__ __forceinline__ float masked_load(const float *row, int c, int visible) {
+  return c < visible ? row[c] : -f32_inf();
+}
+
+extern "C" __global__ void softmax_rows(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + (long long)r * cols;
     float *outr = out + (long long)r * cols;
+    int visible = causal_visible(r, cols, causalRows);
     float m = -f32_inf();
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) m = nan_max(m, inScale * xr[c]);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) m = nan_max(m, inScale * masked_load(xr, c, visible));
     m = block_max(m);
     double sum = 0.0;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += (double)expf(inScale * xr[c] - m);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += (double)expf(inScale * masked_load(xr, c, visible) - m);
     sum = block_sum(sum);
     if (logMode) {
       double lse = (double)m + log(sum);
-      for (int c = threadIdx.x; c < cols; c += blockDim.x) outr[c] = (float)((double)outScale * ((double)inScale * (double)xr[c] - lse));
+      for (int c = threadIdx.x; c < cols; c += blockDim.x) outr[c] = (float)((double)outScale * ((double)inScale * (double)masked_load(xr, c, visible) - lse));
     } else {
       double k = (double)outScale / sum;
-      for (int c = threadIdx.x; c < cols; c += blockDim.x) outr[c] = (float)(k * (double)expf(inScale * xr[c] - m));
+      for (int c = threadIdx.x; c < cols; c += blockDim.x) outr[c] = (float)(k * (double)expf(inScale * masked_load(xr, c, visible) - m));
     }
     __syncthreads();
   }
@@ -78,9 +93,12 @@ extern "C" __global__ void layer_norm_rows(const float *x, const float *gamma, c
   }
 }
 
-/** gradX of layer norm, one block per row; gamma and beta gradients come from layer_norm_param_grads. */
+/**
+ * gradX of layer norm for rows too long for layer_norm_grad_fused, one block per row; the gamma and
+ * beta gradients come from layer_norm_param_partials.
+ */
 extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
-                                                float *gx, int rows, int cols, double gradXScale) {
+                                                float *gx, int rows, int cols, double gradXScale, int accumulate) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + (long long)r * cols;
     const float *gyr = gy + (long long)r * cols;
@@ -98,39 +116,10 @@ extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gam
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
       double xhat = ((double)xr[c] - mu) * rs;
       double d = (double)gyr[c] * (gamma ? (double)gamma[c] : 1.0);
-      gxr[c] = (float)(gradXScale * rs * (d - meanD - xhat * meanDX));
+      float v = (float)(gradXScale * rs * (d - meanD - xhat * meanDX));
+      gxr[c] = accumulate ? gxr[c] + v : v;
     }
     __syncthreads();
-  }
-}
-
-/** Column sums Σ_r gy·x̂ and Σ_r gy; 1024 threads = 32 columns × 32 row lanes. */
-extern "C" __global__ void layer_norm_param_grads(const float *x, const float *mean, const float *rstd, const float *gy, float *gGamma,
-                                                  float *gBeta, int rows, int cols, double gammaScale, double betaScale) {
-  __shared__ double partialGamma[32][33];
-  __shared__ double partialBeta[32][33];
-  int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
-  int c = blockIdx.x * 32 + tx;
-  double accGamma = 0.0, accBeta = 0.0;
-  if (c < cols) {
-    for (int r = ty; r < rows; r += 32) {
-      double g = (double)gy[(long long)r * cols + c];
-      double xhat = ((double)x[(long long)r * cols + c] - (double)mean[r]) * (double)rstd[r];
-      accGamma += g * xhat;
-      accBeta += g;
-    }
-  }
-  partialGamma[ty][tx] = accGamma;
-  partialBeta[ty][tx] = accBeta;
-  __syncthreads();
-  if (ty == 0 && c < cols) {
-    double sg = 0.0, sb = 0.0;
-    for (int k = 0; k < 32; ++k) {
-      sg += partialGamma[k][tx];
-      sb += partialBeta[k][tx];
-    }
-    if (gGamma) gGamma[c] = (float)(gammaScale * sg);
-    if (gBeta) gBeta[c] = (float)(betaScale * sb);
   }
 }
 
@@ -143,17 +132,18 @@ extern "C" __global__ void layer_norm_param_grads(const float *x, const float *m
   for (int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += gridDim.x * (blockDim.x >> 5))
 
 template <int K>
-__device__ __forceinline__ void softmax_warp(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
+__device__ __forceinline__ void softmax_warp(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   int lane = threadIdx.x & 31;
   WARP_ROWS_LOOP(r) {
     const float *xr = x + (long long)r * cols;
     float *outr = out + (long long)r * cols;
+    int visible = causal_visible(r, cols, causalRows);
     float v[K];
     float m = -f32_inf();
     #pragma unroll
     for (int k = 0; k < K; ++k) {
       int c = lane + 32 * k;
-      v[k] = c < cols ? xr[c] : 0.0f;
+      v[k] = c < cols ? masked_load(xr, c, visible) : 0.0f;
       if (c < cols) m = nan_max(m, inScale * v[k]);
     }
     m = warp_max(m);
@@ -249,45 +239,170 @@ __device__ __forceinline__ void layer_norm_warp(const float *x, const float *gam
   }
 }
 
-template <int K>
-__device__ __forceinline__ void layer_norm_grad_warp(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
-                                                     float *gx, int rows, int cols, double gradXScale) {
-  int lane = threadIdx.x & 31;
-  WARP_ROWS_LOOP(r) {
-    const float *xr = x + (long long)r * cols;
-    const float *gyr = gy + (long long)r * cols;
-    float *gxr = gx + (long long)r * cols;
-    double mu = (double)mean[r], rs = (double)rstd[r];
-    float xv[K], gv[K];
-    double sumD = 0.0, sumDX = 0.0;
+/**
+ * layerNormGrad for rows of at most 32·K columns in one pass over x and gy: a warp per row,
+ * LN_WARPS warps a block over a tile of tileRows consecutive rows. VEC (cols % 4 == 0, 16-byte
+ * aligned rows and gamma): lane l holds columns 128j + 4l .. 128j + 4l + 3, read and written as
+ * float4; otherwise columns l + 32k. Mean and rstd are the forward's. The arithmetic is float32 (row sums too: at most
+ * 1024 terms). With partialGamma non-null each warp also sums gy·x̂ and gy per column over its
+ * rows of the tile (float32, at most 32 rows: the host bounds tileRows), and ln_block_partial adds
+ * the block's warps into partial[blockIdx.x][column]; layer_norm_param_finish adds the blocks.
+ */
+#define LN_WARPS 8
+
+template <bool VEC>
+__device__ __forceinline__ int ln_column(int lane, int k) {
+  return VEC ? (k >> 2) * 128 + lane * 4 + (k & 3) : lane + 32 * k;
+}
+
+/** This lane's K values of a row; 0 past the row's end. */
+template <int K, bool VEC>
+__device__ __forceinline__ void ln_load(const float *row, int lane, int cols, float *v) {
+  if (VEC) {
     #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      int c = lane + 32 * k;
-      bool in = c < cols;
-      xv[k] = in ? xr[c] : 0.0f;
-      gv[k] = in ? gyr[c] : 0.0f;
-      double xhat = ((double)xv[k] - mu) * rs;
-      double d = in ? (double)gv[k] * (gamma ? (double)gamma[c] : 1.0) : 0.0;
-      sumD += d;
-      sumDX += d * xhat;
+    for (int j = 0; j < K / 4; ++j) {
+      int c = ln_column<VEC>(lane, 4 * j);
+      float4 a = c < cols ? *reinterpret_cast<const float4 *>(row + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      v[4 * j] = a.x; v[4 * j + 1] = a.y; v[4 * j + 2] = a.z; v[4 * j + 3] = a.w;
     }
-    double meanD = warp_sum(sumD) / cols;
-    double meanDX = warp_sum(sumDX) / cols;
+  } else {
     #pragma unroll
     for (int k = 0; k < K; ++k) {
-      int c = lane + 32 * k;
+      int c = ln_column<VEC>(lane, k);
+      v[k] = c < cols ? row[c] : 0.0f;
+    }
+  }
+}
+
+template <int K, bool VEC>
+__device__ __forceinline__ void ln_store(float *row, int lane, int cols, const float *v, int accumulate) {
+  if (VEC) {
+    #pragma unroll
+    for (int j = 0; j < K / 4; ++j) {
+      int c = ln_column<VEC>(lane, 4 * j);
       if (c >= cols) continue;
-      double xhat = ((double)xv[k] - mu) * rs;
-      double d = (double)gv[k] * (gamma ? (double)gamma[c] : 1.0);
-      gxr[c] = (float)(gradXScale * rs * (d - meanD - xhat * meanDX));
+      float4 o = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
+      float4 *dst = reinterpret_cast<float4 *>(row + c);
+      if (accumulate) {
+        float4 prior = *dst;
+        o.x += prior.x; o.y += prior.y; o.z += prior.z; o.w += prior.w;
+      }
+      *dst = o;
+    }
+  } else {
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = ln_column<VEC>(lane, k);
+      if (c < cols) row[c] = accumulate ? row[c] + v[k] : v[k];
     }
   }
 }
 
 /**
- * Pass 1 of the gamma/beta gradients: block (bx, by) sums Σ gy·x̂ and Σ gy over rows
- * [by·chunkRows, (by+1)·chunkRows) of 32 columns into partial[by][column] (fixed order, no atomics).
- * 1024 threads = 32 columns × 32 row lanes.
+ * partial[blockIdx.x][c] = Σ over the block's warps, in warp order and in float64, of each warp's
+ * column sums acc. Every thread of the block must call it.
+ */
+template <int K, bool VEC>
+__device__ __forceinline__ void ln_block_partial(const float (&acc)[K], float (*shared)[32 * K], double *partial, int cols, int lane, int warp) {
+  if (VEC) {
+    #pragma unroll
+    for (int j = 0; j < K / 4; ++j) {
+      int c = ln_column<VEC>(lane, 4 * j);
+      if (c < cols) *reinterpret_cast<float4 *>(&shared[warp][c]) = make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]);
+    }
+  } else {
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = ln_column<VEC>(lane, k);
+      if (c < cols) shared[warp][c] = acc[k];
+    }
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    double sum = 0.0;
+    #pragma unroll
+    for (int w = 0; w < LN_WARPS; ++w) sum += (double)shared[w][c];
+    partial[(long long)blockIdx.x * cols + c] = sum;
+  }
+  __syncthreads();
+}
+
+template <int K, bool VEC>
+__device__ __forceinline__ void layer_norm_grad_fused(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
+                                                      float *gx, double *partialGamma, double *partialBeta, int rows, int cols, int tileRows,
+                                                      double gradXScale, int accumulate) {
+  __shared__ __align__(16) float sharedSums[LN_WARPS][32 * K];
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int first = blockIdx.x * tileRows;
+  int last = min(rows, first + tileRows);
+  bool params = partialGamma != nullptr;
+  float invCols = 1.0f / (float)cols;
+  float gm[K], accGamma[K], accBeta[K];
+  if (gamma) {
+    ln_load<K, VEC>(gamma, lane, cols, gm);
+  } else {
+    #pragma unroll
+    for (int k = 0; k < K; ++k) gm[k] = 1.0f;
+  }
+  #pragma unroll
+  for (int k = 0; k < K; ++k) accGamma[k] = accBeta[k] = 0.0f;
+  for (int r = first + warp; r < last; r += LN_WARPS) {
+    float xv[K], gv[K];
+    ln_load<K, VEC>(x + (long long)r * cols, lane, cols, xv);
+    ln_load<K, VEC>(gy + (long long)r * cols, lane, cols, gv);
+    float mu = mean[r], rs = rstd[r];
+    // Lanes past the row's end hold gy = 0 and add nothing.
+    float sumD = 0.0f, sumDX = 0.0f;
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      float xhat = (xv[k] - mu) * rs;
+      float d = gv[k] * gm[k];
+      sumD += d;
+      sumDX = fmaf(d, xhat, sumDX);
+      if (params) {
+        accGamma[k] = fmaf(gv[k], xhat, accGamma[k]);
+        accBeta[k] += gv[k];
+      }
+      xv[k] = xhat;
+      gv[k] = d;
+    }
+    #pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      sumD += __shfl_xor_sync(0xffffffffu, sumD, offset);
+      sumDX += __shfl_xor_sync(0xffffffffu, sumDX, offset);
+    }
+    float meanD = sumD * invCols, meanDX = sumDX * invCols;
+    float scale = (float)(gradXScale * (double)rs);
+    #pragma unroll
+    for (int k = 0; k < K; ++k) xv[k] = scale * fmaf(-xv[k], meanDX, gv[k] - meanD);
+    ln_store<K, VEC>(gx + (long long)r * cols, lane, cols, xv, accumulate);
+  }
+  if (!params) return;
+  ln_block_partial<K, VEC>(accGamma, sharedSums, partialGamma, cols, lane, warp);
+  ln_block_partial<K, VEC>(accBeta, sharedSums, partialBeta, cols, lane, warp);
+}
+
+#define LN_GRAD_FUSED(K, VEC, MIN_BLOCKS, SUFFIX) \
+  extern "C" __global__ void __launch_bounds__(32 * LN_WARPS, MIN_BLOCKS) layer_norm_grad_fused_##SUFFIX( \
+      const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, double *partialGamma, \
+      double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate) { \
+    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate); \
+  }
+LN_GRAD_FUSED(4, true, 2, v4)
+LN_GRAD_FUSED(8, true, 2, v8)
+LN_GRAD_FUSED(16, true, 2, v16)
+LN_GRAD_FUSED(32, true, 1, v32)
+LN_GRAD_FUSED(1, false, 2, s1)
+LN_GRAD_FUSED(2, false, 2, s2)
+LN_GRAD_FUSED(4, false, 2, s4)
+LN_GRAD_FUSED(8, false, 2, s8)
+LN_GRAD_FUSED(16, false, 2, s16)
+LN_GRAD_FUSED(32, false, 1, s32)
+
+/**
+ * Gamma/beta partial sums for rows too long for layer_norm_grad_fused: block (bx, by) sums Σ gy·x̂
+ * and Σ gy over rows [by·chunkRows, (by+1)·chunkRows) of 32 columns into partial[by][column]
+ * (fixed order, no atomics). 1024 threads = 32 columns × 32 row lanes.
  */
 extern "C" __global__ void layer_norm_param_partials(const float *x, const float *mean, const float *rstd, const float *gy, double *partialGamma,
                                                      double *partialBeta, int rows, int cols, int chunkRows) {
@@ -320,22 +435,44 @@ extern "C" __global__ void layer_norm_param_partials(const float *x, const float
   }
 }
 
-/** Pass 2: one thread per column adds the chunks in order. */
-extern "C" __global__ void layer_norm_param_finish(const double *partialGamma, const double *partialBeta, float *gGamma, float *gBeta, int chunks,
-                                                   int cols, double gammaScale, double betaScale) {
-  GRID_STRIDE(c, cols) {
-    double sg = 0.0, sb = 0.0;
-    for (int k = 0; k < chunks; ++k) {
+/**
+ * Adds the partial rows in a fixed order (deterministic) and writes, or with accumulate adds to,
+ * the scaled gradients. 1024 threads = 8 columns × 128 lanes over the partial rows, then a fixed
+ * tree over the lanes: the partials stream in parallel rather than one row after another.
+ */
+extern "C" __global__ void layer_norm_param_finish(const double *partialGamma, const double *partialBeta, float *gGamma, float *gBeta, int parts,
+                                                   int cols, double gammaScale, double betaScale, int accumulate) {
+  __shared__ double sharedGamma[128][8];
+  __shared__ double sharedBeta[128][8];
+  int tx = threadIdx.x & 7, ty = threadIdx.x >> 3;
+  int c = blockIdx.x * 8 + tx;
+  double sg = 0.0, sb = 0.0;
+  if (c < cols) {
+    for (int k = ty; k < parts; k += 128) {
       sg += partialGamma[(long long)k * cols + c];
       sb += partialBeta[(long long)k * cols + c];
     }
-    if (gGamma) gGamma[c] = (float)(gammaScale * sg);
-    if (gBeta) gBeta[c] = (float)(betaScale * sb);
+  }
+  sharedGamma[ty][tx] = sg;
+  sharedBeta[ty][tx] = sb;
+  __syncthreads();
+  for (int half = 64; half > 0; half >>= 1) {
+    if (ty < half) {
+      sharedGamma[ty][tx] += sharedGamma[ty + half][tx];
+      sharedBeta[ty][tx] += sharedBeta[ty + half][tx];
+    }
+    __syncthreads();
+  }
+  if (ty == 0 && c < cols) {
+    sg = sharedGamma[0][tx];
+    sb = sharedBeta[0][tx];
+    if (gGamma) gGamma[c] = (float)(accumulate ? (double)gGamma[c] + gammaScale * sg : gammaScale * sg);
+    if (gBeta) gBeta[c] = (float)(accumulate ? (double)gBeta[c] + betaScale * sb : betaScale * sb);
   }
 }
 
-extern "C" __global__ void softmax_warp_1(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
-  softmax_warp<1>(x, out, rows, cols, inScale, outScale, logMode);
+extern "C" __global__ void softmax_warp_1(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
+  softmax_warp<1>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
 }
 extern "C" __global__ void softmax_grad_warp_1(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<1>(y, gy, gx, rows, cols, gradScale, logMode);
@@ -343,11 +480,8 @@ extern "C" __global__ void softmax_grad_warp_1(const float *y, const float *gy, 
 extern "C" __global__ void layer_norm_warp_1(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
   layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
 }
-extern "C" __global__ void layer_norm_grad_warp_1(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
-  layer_norm_grad_warp<1>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
-}
-extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
-  softmax_warp<2>(x, out, rows, cols, inScale, outScale, logMode);
+extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
+  softmax_warp<2>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
 }
 extern "C" __global__ void softmax_grad_warp_2(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<2>(y, gy, gx, rows, cols, gradScale, logMode);
@@ -355,11 +489,8 @@ extern "C" __global__ void softmax_grad_warp_2(const float *y, const float *gy, 
 extern "C" __global__ void layer_norm_warp_2(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
   layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
 }
-extern "C" __global__ void layer_norm_grad_warp_2(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
-  layer_norm_grad_warp<2>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
-}
-extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
-  softmax_warp<4>(x, out, rows, cols, inScale, outScale, logMode);
+extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
+  softmax_warp<4>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
 }
 extern "C" __global__ void softmax_grad_warp_4(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<4>(y, gy, gx, rows, cols, gradScale, logMode);
@@ -367,11 +498,8 @@ extern "C" __global__ void softmax_grad_warp_4(const float *y, const float *gy, 
 extern "C" __global__ void layer_norm_warp_4(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
   layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
 }
-extern "C" __global__ void layer_norm_grad_warp_4(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
-  layer_norm_grad_warp<4>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
-}
-extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
-  softmax_warp<8>(x, out, rows, cols, inScale, outScale, logMode);
+extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
+  softmax_warp<8>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
 }
 extern "C" __global__ void softmax_grad_warp_8(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<8>(y, gy, gx, rows, cols, gradScale, logMode);
@@ -379,11 +507,8 @@ extern "C" __global__ void softmax_grad_warp_8(const float *y, const float *gy, 
 extern "C" __global__ void layer_norm_warp_8(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
   layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
 }
-extern "C" __global__ void layer_norm_grad_warp_8(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
-  layer_norm_grad_warp<8>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
-}
-extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
-  softmax_warp<16>(x, out, rows, cols, inScale, outScale, logMode);
+extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
+  softmax_warp<16>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
 }
 extern "C" __global__ void softmax_grad_warp_16(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<16>(y, gy, gx, rows, cols, gradScale, logMode);
@@ -391,20 +516,14 @@ extern "C" __global__ void softmax_grad_warp_16(const float *y, const float *gy,
 extern "C" __global__ void layer_norm_warp_16(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
   layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
 }
-extern "C" __global__ void layer_norm_grad_warp_16(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
-  layer_norm_grad_warp<16>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
-}
-extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode) {
-  softmax_warp<32>(x, out, rows, cols, inScale, outScale, logMode);
+extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
+  softmax_warp<32>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
 }
 extern "C" __global__ void softmax_grad_warp_32(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<32>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_32(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
   layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
-}
-extern "C" __global__ void layer_norm_grad_warp_32(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, int rows, int cols, double gradXScale) {
-  layer_norm_grad_warp<32>(x, gamma, mean, rstd, gy, gx, rows, cols, gradXScale);
 }
 
 /** out[i, :] = table[ids[i], :]; an id outside the table gives a NaN row (the CPU twin throws). */
