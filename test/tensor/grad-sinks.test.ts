@@ -21,11 +21,14 @@ function build() {
   const bias = seeded([6], 2);
   const table = seeded([5, 4], 3);
   const shared = seeded([3, 4, 4], 4);
+  const gain = seeded([6], 7);
+  const shift = seeded([6], 8);
   const ids = T.persistent(() => T.tensor(Int32Array.from([0, 3, 3, 1, 4, 2]), [2, 3]));
-  const leaves = [w, bias, table, shared];
+  const leaves = [w, bias, table, shared, gain, shift];
   const loss = () => {
     const x = T.embedding(table, ids); // [2, 3, 4]
-    const h = T.add(T.matmul(x, w, { transB: true }), bias); // [2, 3, 6], bias broadcast
+    const pre = T.add(T.matmul(x, w, { transB: true }), bias); // [2, 3, 6], bias broadcast
+    const h = T.add(pre, T.layerNorm(pre, gain, shift, { gradScaleGamma: 0.5 })); // residual: gradX accumulates
     const again = T.matmul(T.tanh(h), w, { scale: 0.5 }); // w used twice: accumulate sink
     const parts = [0, 1, 2].map((i) => T.asStrided(h, [2, 3, 2], [18, 6, 1], 2 * i)); // three views of h
     const permuted = T.permute(T.add(parts[0], parts[1], { scaleB: 0.7 }), [1, 0, 2]); // [3, 2, 2]

@@ -68,10 +68,19 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
   const rstd = empty([rows], 'f32', x.backend);
   x.backend.layerNorm({ x: x.storage, gamma: gamma?.storage ?? null, beta: beta?.storage ?? null, out: out.storage, mean: mean.storage, rstd: rstd.storage, rows, cols, eps });
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
-  return record(out, inputs, (g) => {
-    const gx = empty(x.shape, 'f32', x.backend);
-    const gg = gamma?.requiresGrad ? empty(gamma.shape, 'f32', x.backend) : null;
-    const gb = beta?.requiresGrad ? empty(beta.shape, 'f32', x.backend) : null;
+  return record(out, inputs, (g, sinks) => {
+    const [xSink, ...paramSinks] = sinks;
+    const gx = xSink?.target ?? empty(x.shape, 'f32', x.backend);
+    // The kernel has one accumulate flag for gamma and beta: use their sinks only when they agree.
+    const wanted = [gamma, beta].filter((p) => p !== null);
+    const paramsSunk = wanted.every((p, i) => !p.requiresGrad || paramSinks[i]) && new Set(paramSinks.filter((k) => k).map((k) => k!.accumulate)).size <= 1;
+    const accumulateParams = paramsSunk && paramSinks.some((k) => k?.accumulate);
+    const paramGrad = (p: Tensor | null, i: number): Tensor | null => {
+      if (!p?.requiresGrad) return null;
+      return paramsSunk ? paramSinks[i]!.target : empty(p.shape, 'f32', x.backend);
+    };
+    const gg = paramGrad(gamma, 0);
+    const gb = paramGrad(beta, gamma ? 1 : 0);
     x.backend.layerNormGrad({
       x: x.storage,
       gamma: gamma?.storage ?? null,
@@ -86,10 +95,14 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
       gradXScale: 1,
       gradGammaScale: gradScaleGamma,
       gradBetaScale: gradScaleBeta,
-      accumulateGradX: false,
-      accumulateParams: false,
+      accumulateGradX: xSink?.accumulate ?? false,
+      accumulateParams,
     });
-    return [gx, ...(gamma ? [gg] : []), ...(beta ? [gb] : [])];
+    const param = (t: Tensor | null): Tensor | typeof SUNK | null => (t && paramsSunk ? SUNK : t);
+    const result: (Tensor | typeof SUNK | null)[] = [xSink ? SUNK : gx];
+    if (gamma) result.push(param(gg));
+    if (beta) result.push(param(gb));
+    return result;
   });
 }
 
