@@ -28,7 +28,7 @@ function build() {
   const loss = () => {
     const x = T.embedding(table, ids); // [2, 3, 4]
     const pre = T.add(T.matmul(x, w, { transB: true }), bias); // [2, 3, 6], bias broadcast
-    const h = T.add(pre, T.layerNorm(pre, gain, shift, { gradScaleGamma: 0.5 })); // residual: gradX accumulates
+    const h = T.add(pre, T.tanh(T.layerNorm(pre, gain, shift, { gradScaleGamma: 0.5 }))); // residual: gradX accumulates into pre's gradient
     const again = T.matmul(T.tanh(h), w, { scale: 0.5 }); // w used twice: accumulate sink
     const parts = [0, 1, 2].map((i) => T.asStrided(h, [2, 3, 2], [18, 6, 1], 2 * i)); // three views of h
     const permuted = T.permute(T.add(parts[0], parts[1], { scaleB: 0.7 }), [1, 0, 2]); // [3, 2, 2]
