@@ -252,6 +252,71 @@ export interface LambApplyParams {
   readonly useTrustRatio: boolean;
 }
 
+/**
+ * Nearest rounding to a format at each point of a fused op where the unfused graph had a
+ * quantise (fp16/bf16 activations): the quantise kernel's nearest path, bit for bit.
+ */
+export interface NearestRounding {
+  readonly format: QuantiseFormat;
+  readonly overflow: QuantiseOptions['overflow'];
+  readonly viaFp16: boolean;
+}
+
+/**
+ * One step of a Recurrent Highway Network cell, element-wise over [B, H] (R = round, or the
+ * identity when round is null; every arithmetic result is a float32 value first):
+ *   pre = R(projected[:, step, :] + recurrent)                  [B, 2H], columns c then u
+ *   c = R(tanh(pre_c)), u = R(σ(pre_u)), d = R(c − state), s = R(u·d), out = R(state + s)
+ * exactly the unfused chain of add/tanh/sigmoid/sub/mul/add ops with a quantise after each.
+ */
+export interface HighwayStepParams {
+  /** [B, length, 2H]: the input projections of every step; only slot `step` is read. */
+  readonly projected: Storage;
+  /** [B, 2H]: state·W of this step. */
+  readonly recurrent: Storage;
+  /** [B, H]: h_{t−1}. */
+  readonly state: Storage;
+  /** [B, H]: h_t. */
+  readonly out: Storage;
+  /** [B, 2H]: the rounded pre-activations, saved for highwayStepGrad. */
+  readonly pre: Storage;
+  readonly batch: number;
+  readonly width: number;
+  readonly length: number;
+  readonly step: number;
+  readonly round: NearestRounding | null;
+}
+
+/**
+ * The gradients of highwayStep from its saved `pre`, with the unfused graph's rounding points
+ * (each quantise rounds the gradient arriving at its output) and float32 roundings. Gradient
+ * outputs may be null when not wanted.
+ */
+export interface HighwayStepGradParams {
+  readonly pre: Storage;
+  readonly state: Storage;
+  /** [B, H]: gradient arriving at out. */
+  readonly gradOut: Storage;
+  /** [B, length, 2H]: slot `step` gets the gradient at pre; the other slots are not touched. */
+  readonly gradProjected: Storage | null;
+  /** Slot `step` += instead of =. */
+  readonly accumulateProjected: boolean;
+  /** [B, 2H]: the gradient at pre (written). */
+  readonly gradRecurrent: Storage | null;
+  /** [B, H]: gh − gd, the add's and the sub's contributions (gh the rounded gradOut, gd the rounded gradient at d). */
+  readonly gradState: Storage | null;
+  /**
+   * gradState = (gradState + gh) − gd, rounded to float32 after each add as the unfused graph
+   * accumulates its two contributions one after the other, instead of gradState = gh − gd.
+   */
+  readonly accumulateState: boolean;
+  readonly batch: number;
+  readonly width: number;
+  readonly length: number;
+  readonly step: number;
+  readonly round: NearestRounding | null;
+}
+
 export interface Backend {
   readonly name: 'cpu' | 'cuda';
 
@@ -303,6 +368,12 @@ export interface Backend {
   ): void;
   gemm(params: GemmParams): void;
   /**
+   * Independent products (none writes what another reads or writes), e.g. a matmul's input and
+   * weight gradients. A backend may run them concurrently: small products leave most of a GPU
+   * idle, and two side by side take little longer than one. Results equal `gemm` on each.
+   */
+  gemms(params: readonly GemmParams[]): void;
+  /**
    * Row-wise softmax (or log-softmax) of inScale·x, times outScale. causalRows > 0: the rows are
    * the query positions of […, causalRows, cols] score matrices, and element (r, c) with
    * c > r mod causalRows counts as −∞ (probability 0), exactly as if a −∞ causal mask had been
@@ -346,6 +417,9 @@ export interface Backend {
   sgdm(params: SgdmParams): void;
   lambUpdate(params: LambUpdateParams): void;
   lambApply(params: LambApplyParams): void;
+  /** A fused Recurrent Highway Network step (see HighwayStepParams). */
+  highwayStep(params: HighwayStepParams): void;
+  highwayStepGrad(params: HighwayStepGradParams): void;
   /** Waits for queued work (no-op on the CPU). */
   synchronize(): void;
 }

@@ -7,6 +7,8 @@ import type {
   CrossEntropyParams,
   DType,
   GemmParams,
+  HighwayStepGradParams,
+  HighwayStepParams,
   LambApplyParams,
   LambUpdateParams,
   LayerNormGradParams,
@@ -24,6 +26,7 @@ import * as elementwise from './elementwise.ts';
 import { reduce } from './reduce.ts';
 import * as nn from './nn-kernels.ts';
 import * as optim from './optim-kernels.ts';
+import * as highway from './highway-kernels.ts';
 import { sgemmBatched } from './gemm.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
 import { quantiseWithFormat } from './quantise.ts';
@@ -102,6 +105,10 @@ export class CpuBackend implements Backend {
 
   reduce(kind: ReduceKind, x: Storage, xShape: readonly number[], out: Storage, outShape: readonly number[], scale: number): void {
     reduce(kind, f32(x), xShape, f32(out), outShape, scale);
+  }
+
+  gemms(params: readonly GemmParams[]): void {
+    for (const p of params) this.gemm(p);
   }
 
   gemm(p: GemmParams): void {
@@ -198,6 +205,14 @@ export class CpuBackend implements Backend {
 
   lambApply(params: LambApplyParams): void {
     optim.lambApply(params);
+  }
+
+  highwayStep(params: HighwayStepParams): void {
+    highway.highwayStep(params);
+  }
+
+  highwayStepGrad(params: HighwayStepGradParams): void {
+    highway.highwayStepGrad(params);
   }
 
   synchronize(): void {}

@@ -11,6 +11,8 @@ import type {
   CrossEntropyParams,
   DType,
   GemmParams,
+  HighwayStepGradParams,
+  HighwayStepParams,
   LambApplyParams,
   LambUpdateParams,
   LayerNormGradParams,
@@ -23,16 +25,29 @@ import type {
   StridedView,
   UnaryKind,
 } from '../backend.ts';
-import { checkDriver, CU_STREAM_CAPTURE_MODE_GLOBAL } from './driver-api.ts';
+import { checkDriver, CU_STREAM_CAPTURE_MODE_GLOBAL, type Handle } from './driver-api.ts';
 import * as elementwise from './elementwise-ops.ts';
 import { CudaGemm } from './gemm.ts';
 import { CudaGraph } from './graph.ts';
+import * as highway from './highway-ops.ts';
 import * as nn from './nn-ops.ts';
 import * as optim from './optim-ops.ts';
 import * as randomOps from './random-ops.ts';
 import { reduce } from './reduce-op.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
+
+/** The second stream of CudaBackend.gemms: its GEMM engine is bound to it, with its own workspace. */
+export interface SideStream {
+  readonly stream: Handle;
+  readonly gemm: CudaGemm;
+  readonly fork: Handle;
+  readonly join: Handle;
+}
+
+function runsSideBySide(p: GemmParams): boolean {
+  return (p.inputFormat === undefined || p.inputFormat === 'fp32') && p.k > 0 && p.alpha !== 0 && p.m > 0 && p.n > 0 && p.batch > 0;
+}
 
 export class CudaBackend implements Backend {
   readonly name = 'cuda' as const;
@@ -41,6 +56,8 @@ export class CudaBackend implements Backend {
     /** The device, stream, allocator and kernels (exposed for tests and the doctor). */
     readonly runtime: CudaRuntime,
     readonly gemmEngine: CudaGemm,
+    /** A second stream with its own cuBLAS handle, for running independent GEMMs side by side. */
+    private readonly side: SideStream | null = null,
   ) {}
 
   alloc(size: number, dtype: DType): Storage {
@@ -124,6 +141,34 @@ export class CudaBackend implements Backend {
     this.gemmEngine.run(params);
   }
 
+  /**
+   * Two plain FP32 products run on two streams, forked from and joined back into the main one
+   * (inside a captured graph this becomes two parallel branches). Anything else runs in order:
+   * the low-precision paths pack operands into scratch that the other stream could reuse.
+   */
+  gemms(params: readonly GemmParams[]): void {
+    const side = this.side;
+    if (!side || params.length !== 2 || !params.every(runsSideBySide)) {
+      for (const p of params) this.gemmEngine.run(p);
+      return;
+    }
+    const { api, stream } = this.runtime;
+    checkDriver(api, 'cuEventRecord', api.cuEventRecord(side.fork, stream));
+    checkDriver(api, 'cuStreamWaitEvent', api.cuStreamWaitEvent(side.stream, side.fork, 0));
+    try {
+      side.gemm.run(params[1]!);
+    } finally {
+      // Always rejoin: a capture with an unjoined stream cannot end.
+      checkDriver(api, 'cuEventRecord', api.cuEventRecord(side.join, side.stream));
+      this.gemmEngine.run(params[0]!);
+      checkDriver(api, 'cuStreamWaitEvent', api.cuStreamWaitEvent(stream, side.join, 0));
+    }
+    this.sideBySide++;
+  }
+
+  /** gemms() calls that ran on two streams (tests). */
+  sideBySide = 0;
+
   softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean, causalRows: number): void {
     nn.softmax(this.runtime, x, out, rows, cols, inScale, outScale, log, causalRows);
   }
@@ -189,6 +234,14 @@ export class CudaBackend implements Backend {
 
   lambApply(params: LambApplyParams): void {
     optim.lambApply(this.runtime, params);
+  }
+
+  highwayStep(params: HighwayStepParams): void {
+    highway.highwayStep(this.runtime, params);
+  }
+
+  highwayStepGrad(params: HighwayStepGradParams): void {
+    highway.highwayStepGrad(this.runtime, params);
   }
 
   synchronize(): void {

@@ -1,9 +1,9 @@
 /** Assembles a CudaBackend: device, NVRTC, kernels, stream, allocator, cuBLAS and cuBLASLt. */
-import { CudaBackend } from './backend.ts';
+import { CudaBackend, type SideStream } from './backend.ts';
 import { KernelCompiler } from './compiler.ts';
-import { bindCublas, bindCublasLt, checkCublas, CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH, type CublasLtApi } from './cublas-api.ts';
+import { bindCublas, bindCublasLt, checkCublas, CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH, type CublasApi, type CublasLtApi } from './cublas-api.ts';
 import { openDevice } from './device.ts';
-import type { Handle } from './driver-api.ts';
+import { checkDriver, CU_EVENT_DISABLE_TIMING, CU_STREAM_NON_BLOCKING, type Handle } from './driver-api.ts';
 import { CudaGemm, type GemmHost, type GemmOptions } from './gemm.ts';
 import { CONVERT16_MODULE, CONVERT8_MODULE } from './kernels/convert.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
@@ -17,6 +17,8 @@ export interface CudaBackendOptions {
   readonly allowTf32?: boolean;
   /** Run 'e4m3' GEMMs on cuBLASLt FP8 (exact only for OCP E4M3 values). Default: env REPRO_NATIVE_FP8=1, else off. */
   readonly nativeFp8?: boolean;
+  /** Run a matmul's two gradient GEMMs on two streams. Default: on unless env REPRO_CUDA_SIDE_STREAM=0. */
+  readonly sideStream?: boolean;
 }
 
 /** cuBLAS's recommended workspace on Hopper; shared by cuBLAS and cuBLASLt (same stream). */
@@ -96,10 +98,32 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBack
   };
   const arch = device.info.computeCapability[0] * 10 + device.info.computeCapability[1];
   const gemm = new CudaGemm(host, cublas, handle, lt, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch);
+  const side = options.sideStream ?? process.env.REPRO_CUDA_SIDE_STREAM !== '0' ? createSideStream(runtime, cublas, host, gemmOptions, arch) : null;
   return {
-    backend: new CudaBackend(runtime, gemm),
+    backend: new CudaBackend(runtime, gemm, side),
     libraries: { driver: device.library, nvrtc: compiler.library, cublas: cublasLibrary, cublasLt: isLoaded(ltLibrary) ? ltLibrary : null },
     cublasVersion: version[0]!,
     cublasLtVersion: ltVersion,
   };
+}
+
+/** A second stream and cuBLAS handle (with its own workspace: two GEMMs in flight must not share one). */
+function createSideStream(runtime: CudaRuntime, cublas: CublasApi, host: GemmHost, gemmOptions: GemmOptions, arch: number): SideStream {
+  const api = runtime.api;
+  const out = new BigUint64Array(1);
+  checkDriver(api, 'cuStreamCreate', api.cuStreamCreate(out, CU_STREAM_NON_BLOCKING));
+  const stream = out[0]!;
+  checkCublas('cublasCreate', cublas.cublasCreate_v2(out));
+  const handle = out[0]!;
+  checkCublas('cublasSetStream', cublas.cublasSetStream_v2(handle, stream));
+  checkCublas('cublasSetMathMode', cublas.cublasSetMathMode(handle, gemmOptions.allowTf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  const workspace = runtime.allocateScratch(WORKSPACE_BYTES);
+  checkCublas('cublasSetWorkspace', cublas.cublasSetWorkspace_v2(handle, workspace.address, WORKSPACE_BYTES));
+  const event = (): Handle => {
+    checkDriver(api, 'cuEventCreate', api.cuEventCreate(out, CU_EVENT_DISABLE_TIMING));
+    return out[0]!;
+  };
+  // Only plain FP32 products run here (CudaBackend.gemms), which need neither scratch nor kernels.
+  const gemm = new CudaGemm({ ...host, stream }, cublas, handle, null, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch);
+  return { stream, gemm, fork: event(), join: event() };
 }

@@ -14,6 +14,8 @@ export const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 export const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
 export const CU_STREAM_NON_BLOCKING = 1;
 export const CU_STREAM_CAPTURE_MODE_GLOBAL = 0;
+/** cuEventCreate flag: an event used only for ordering (cheaper than a timed one). */
+export const CU_EVENT_DISABLE_TIMING = 2;
 export const CU_STREAM_CAPTURE_STATUS_ACTIVE = 1;
 
 type Fn = (...args: never[]) => number;
@@ -62,6 +64,9 @@ export interface DriverApi {
   cuGraphLaunch(exec: Handle, stream: Handle): number;
   cuGraphExecDestroy(exec: Handle): number;
   cuGraphDestroy(graph: Handle): number;
+  cuEventCreate(event: BigUint64Array, flags: number): number;
+  cuEventRecord(event: Handle, stream: Handle): number;
+  cuStreamWaitEvent(stream: Handle, event: Handle, flags: number): number;
   cuGetErrorName(code: number, name: (string | null)[]): number;
   cuGetErrorString(code: number, text: (string | null)[]): number;
 }
@@ -99,6 +104,9 @@ const PROTOTYPES: Record<keyof DriverApi, string> = {
   cuGraphLaunch: 'int cuGraphLaunch(void *exec, void *stream)',
   cuGraphExecDestroy: 'int cuGraphExecDestroy(void *exec)',
   cuGraphDestroy: 'int cuGraphDestroy(void *graph)',
+  cuEventCreate: 'int cuEventCreate(void *event, unsigned int flags)',
+  cuEventRecord: 'int cuEventRecord(void *event, void *stream)',
+  cuStreamWaitEvent: 'int cuStreamWaitEvent(void *stream, void *event, unsigned int flags)',
   cuGetErrorName: 'int cuGetErrorName(int code, _Out_ const char **name)',
   cuGetErrorString: 'int cuGetErrorString(int code, _Out_ const char **text)',
 };

@@ -14,6 +14,7 @@ export * from './nn.ts';
 export * from './conv.ts';
 export * from './quantise.ts';
 export * from './custom.ts';
+export * from './highway.ts';
 export { broadcastShapes, sumTo } from './broadcast.ts';
 
 /** target += value (element-wise, same shape), in place. */

@@ -50,14 +50,15 @@ function layout(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Layout 
   return { batchShape, batch: batchShape.reduce((p, d) => p * d, 1), m, n, k, aBatched, bBatched };
 }
 
+type GemmShape = { transA: boolean; transB: boolean; m: number; n: number; k: number; batch: number; strideA: number; strideB: number; alpha: number; beta?: number; inputFormat?: GemmParams['inputFormat'] };
+
 /** C = alpha·op(A)·op(B) for row-major operands held whole in tensors. */
-function gemm(
-  a: Tensor,
-  b: Tensor,
-  out: Tensor,
-  g: { transA: boolean; transB: boolean; m: number; n: number; k: number; batch: number; strideA: number; strideB: number; alpha: number; beta?: number; inputFormat?: GemmParams['inputFormat'] },
-): void {
-  a.backend.gemm({
+function gemm(a: Tensor, b: Tensor, out: Tensor, g: GemmShape): void {
+  a.backend.gemm(gemmParams(a, b, out, g));
+}
+
+function gemmParams(a: Tensor, b: Tensor, out: Tensor, g: GemmShape): GemmParams {
+  return {
     transA: g.transA,
     transB: g.transB,
     m: g.m,
@@ -79,7 +80,7 @@ function gemm(
     strideB: g.strideB,
     strideC: g.m * g.n,
     inputFormat: g.inputFormat,
-  });
+  };
 }
 
 /**
@@ -118,6 +119,10 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     };
     let gradA: Tensor | null = null;
     let gradB: Tensor | null = null;
+    // The input and weight gradients are independent products: queued together, a backend may
+    // run them side by side.
+    const independent: GemmParams[] = [];
+    const queue = (x: Tensor, y: Tensor, target: Tensor, shape: GemmShape) => independent.push(gemmParams(x, y, target, shape));
     if (a.requiresGrad) {
       // stored-A gradient: [m,k] = g·op(B)ᵀ, or for transA [k,m] = op(B)·gᵀ
       const shared = !L.aBatched && L.bBatched;
@@ -137,8 +142,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         gradA = t;
         const strideG = m * n;
         const strideB = L.bBatched ? k * n : 0;
-        if (!transA) gemm(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat });
-        else gemm(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat });
+        if (!transA) queue(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat });
+        else queue(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat });
       }
     }
     if (b.requiresGrad) {
@@ -147,8 +152,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         // Fold the batch into the GEMM: A is [batch·m, k] contiguous, g is [batch·m, n].
         const { t, beta } = target(b, sinks[1]);
         gradB = t;
-        if (!transB) gemm(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat });
-        else gemm(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat });
+        if (!transB) queue(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat });
+        else queue(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat });
       } else if (shared) {
         gradB = zeroed(b, sinks[1]);
         for (let i = 0; i < batch; i++) {
@@ -160,10 +165,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         gradB = t;
         const strideA = L.aBatched ? m * k : 0;
         const strideG = m * n;
-        if (!transB) gemm(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, beta, inputFormat: gradFormat });
-        else gemm(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, beta, inputFormat: gradFormat });
+        if (!transB) queue(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, beta, inputFormat: gradFormat });
+        else queue(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, beta, inputFormat: gradFormat });
       }
     }
+    if (independent.length > 0) g.backend.gemms(independent);
     return [gradA && sinks[0] ? SUNK : gradA, gradB && sinks[1] ? SUNK : gradB];
   });
 }

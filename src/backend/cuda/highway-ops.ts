@@ -1,0 +1,76 @@
+/** Host wrappers of the fused Recurrent Highway Network step kernels. */
+import type { HighwayStepGradParams, HighwayStepParams, NearestRounding, Storage } from '../backend.ts';
+import { HIGHWAY_MODULE } from './kernels/highway.ts';
+import { QUANT_GRID_WORDS } from './kernels/random.ts';
+import { FP16_ENCODING, quantGridWords } from './quantise-grid.ts';
+import type { ParamKind } from './launch.ts';
+import { asCuda, type CudaRuntime } from './runtime.ts';
+import { checkCount } from './strided.ts';
+
+const GRID = `s${QUANT_GRID_WORDS}` as const;
+const NO_GRID = new Int32Array(QUANT_GRID_WORDS);
+
+/** rounding flag, viaFp16 flag, target grid, fp16 grid (the kernels' trailing arguments). */
+function roundingArgs(round: NearestRounding | null): [number, number, Int32Array, Int32Array] {
+  if (!round) return [0, 0, NO_GRID, NO_GRID];
+  const fp16 = round.viaFp16 ? quantGridWords(FP16_ENCODING, round.overflow) : NO_GRID;
+  return [1, round.viaFp16 ? 1 : 0, quantGridWords(round.format, round.overflow), fp16];
+}
+
+function checkDims(op: string, p: { batch: number; width: number; length: number; step: number }): void {
+  for (const [name, v] of Object.entries({ batch: p.batch, width: p.width, length: p.length, step: p.step })) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${op}: ${name} must be a non-negative integer, got ${v}`);
+  }
+  if (p.step >= p.length) throw new RangeError(`${op}: step ${p.step} is outside a sequence of length ${p.length}`);
+}
+
+function f32Address(op: string, name: string, storage: Storage, n: number): number {
+  checkCount(op, name, storage, n);
+  if (storage.dtype !== 'f32') throw new TypeError(`${op}: ${name} must be float32 storage`);
+  return asCuda(storage, op).address;
+}
+
+const STEP_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', GRID, GRID];
+const GRAD_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'i', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', 'i', GRID, GRID];
+
+export function highwayStep(rt: CudaRuntime, p: HighwayStepParams): void {
+  const op = 'highwayStep';
+  checkDims(op, p);
+  const n = p.batch * p.width;
+  const args = [
+    f32Address(op, 'projected', p.projected, p.batch * p.length * 2 * p.width),
+    f32Address(op, 'recurrent', p.recurrent, 2 * n),
+    f32Address(op, 'state', p.state, n),
+    f32Address(op, 'out', p.out, n),
+    f32Address(op, 'pre', p.pre, 2 * n),
+    p.batch,
+    p.width,
+    p.length,
+    p.step,
+    ...roundingArgs(p.round),
+  ];
+  rt.launchLinear(rt.kernel(HIGHWAY_MODULE, 'highway_step', STEP_KINDS), n, args);
+}
+
+export function highwayStepGrad(rt: CudaRuntime, p: HighwayStepGradParams): void {
+  const op = 'highwayStepGrad';
+  checkDims(op, p);
+  const n = p.batch * p.width;
+  const optional = (name: string, s: Storage | null, count: number) => (s ? f32Address(op, name, s, count) : 0);
+  const args = [
+    f32Address(op, 'pre', p.pre, 2 * n),
+    f32Address(op, 'state', p.state, n),
+    f32Address(op, 'gradOut', p.gradOut, n),
+    optional('gradProjected', p.gradProjected, p.batch * p.length * 2 * p.width),
+    p.accumulateProjected ? 1 : 0,
+    optional('gradRecurrent', p.gradRecurrent, 2 * n),
+    optional('gradState', p.gradState, n),
+    p.accumulateState ? 1 : 0,
+    p.batch,
+    p.width,
+    p.length,
+    p.step,
+    ...roundingArgs(p.round),
+  ];
+  rt.launchLinear(rt.kernel(HIGHWAY_MODULE, 'highway_step_grad', GRAD_KINDS), n, args);
+}

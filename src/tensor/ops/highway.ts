@@ -1,0 +1,71 @@
+import type { NearestRounding } from '../../backend/backend.ts';
+import { record, SUNK } from '../autograd.ts';
+import { formatShape, type Tensor } from '../tensor.ts';
+import { empty } from './creation.ts';
+import type { CastSpec } from './quantise.ts';
+
+/**
+ * One step of a Recurrent Highway Network cell as a single op (one kernel forward, one backward):
+ *   pre = R(projected[:, t, :] + recurrent), c = R(tanh(pre_c)), u = R(σ(pre_u)),
+ *   d = R(c − state), s = R(u·d), h = R(state + s)
+ * where R is `round` (the precision policy's activation cast; null: the identity). Values and
+ * gradients are bit for bit those of the unfused graph
+ *   pre = out(add(reshape(slice(permute(projected), t)), recurrent))
+ *   c = out(tanh(slice(pre, c half))), u = out(sigmoid(slice(pre, u half)))
+ *   h = out(add(state, out(mul(u, out(sub(c, state))))))
+ * with out = quantise(·, round, round), on the CPU backend. (The state's gradient gets two
+ * contributions there, added one at a time; they round the same here when the state's gradient
+ * is empty when this backward runs or autograd offers it as a sink, as it always is in
+ * RecurrentHighwayLayer.) Only slot t of projected is read, and its gradient goes straight into
+ * that slot of the gradient sink when autograd offers one.
+ *
+ * projected [B, L, 2H] (columns c then u), recurrent [B, 2H] (state·W), state [B, H] → h [B, H].
+ * Only nearest rounding is fused: stochastic rounding draws a Philox stream per quantise, which
+ * this op does not reproduce, so it throws.
+ */
+export function highwayStep(projected: Tensor, t: number, recurrent: Tensor, state: Tensor, round: CastSpec | null): Tensor {
+  if (round && round.rounding !== 'nearest') throw new Error(`highwayStep: only nearest rounding is fused, got ${round.rounding}`);
+  if (projected.rank !== 3 || state.rank !== 2 || recurrent.rank !== 2) {
+    throw new Error(`highwayStep: expected projected [B, L, 2H], recurrent [B, 2H] and state [B, H], got ${projected.describe()}, ${recurrent.describe()}, ${state.describe()}`);
+  }
+  const [B, L, twoH] = projected.shape;
+  const H = state.shape[1];
+  if (twoH !== 2 * H || state.shape[0] !== B || recurrent.shape[0] !== B || recurrent.shape[1] !== twoH) {
+    throw new Error(`highwayStep: shapes ${formatShape(projected.shape)}, ${formatShape(recurrent.shape)}, ${formatShape(state.shape)} do not fit [B, L, 2H], [B, 2H], [B, H]`);
+  }
+  if (!Number.isInteger(t) || t < 0 || t >= L) throw new Error(`highwayStep: step ${t} outside [0, ${L})`);
+  const backend = projected.backend;
+  if (recurrent.backend !== backend || state.backend !== backend) throw new Error('highwayStep: operands live on different backends');
+  if (projected.dtype !== 'f32' || recurrent.dtype !== 'f32' || state.dtype !== 'f32') throw new Error('highwayStep: operands must be float32');
+  const nearest: NearestRounding | null = round ? { format: round.format, overflow: round.overflow ?? 'saturate', viaFp16: round.viaFp16 ?? false } : null;
+  const dims = { batch: B, width: H, length: L, step: t, round: nearest };
+  const out = empty([B, H], 'f32', backend);
+  const pre = empty([B, twoH], 'f32', backend);
+  backend.highwayStep({ projected: projected.storage, recurrent: recurrent.storage, state: state.storage, out: out.storage, pre: pre.storage, ...dims });
+  return record(out, [projected, recurrent, state], (g, [projectedSink, , stateSink]) => {
+    // The unfused graph writes slot t into a zeroed gradient, or adds it into one that already
+    // holds other steps' slots: the same here, with one fill when the target starts out stale.
+    let gradProjected: Tensor | null = null;
+    const accumulateProjected = projectedSink?.accumulate ?? false;
+    if (projected.requiresGrad) {
+      gradProjected = projectedSink?.target ?? empty(projected.shape, 'f32', backend);
+      if (!accumulateProjected) backend.fill(gradProjected.storage, 0, gradProjected.size, 0);
+    }
+    const gradRecurrent = recurrent.requiresGrad ? empty(recurrent.shape, 'f32', backend) : null;
+    // The state's two contributions (add, then sub) land one after the other in a gradient that
+    // already holds others: only through its sink do they round as the unfused graph's do.
+    const gradState = state.requiresGrad ? (stateSink?.target ?? empty(state.shape, 'f32', backend)) : null;
+    backend.highwayStepGrad({
+      pre: pre.storage,
+      state: state.storage,
+      gradOut: g.storage,
+      gradProjected: gradProjected?.storage ?? null,
+      accumulateProjected,
+      gradRecurrent: gradRecurrent?.storage ?? null,
+      gradState: gradState?.storage ?? null,
+      accumulateState: stateSink?.accumulate ?? false,
+      ...dims,
+    });
+    return [gradProjected && projectedSink ? SUNK : gradProjected, gradRecurrent, gradState && stateSink ? SUNK : gradState];
+  });
+}

@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import * as T from '../../src/tensor/index.ts';
+import * as nn from '../../src/nn/index.ts';
+import { gradcheck, values } from './gradcheck.ts';
+
+type Mode = 'fp32' | 'fp16' | 'bf16' | 'fp8';
+
+function policyOf(mode: Mode): nn.PrecisionPolicy {
+  return nn.precisionPolicy({ mode, fp8_family: 'paper', rounding: 'nearest', master_weights: false, matmul: 'simulated', allow_tf32: false });
+}
+
+/** The Recurrent Highway Network step exactly as RecurrentHighwayLayer wrote it op by op. */
+function unfusedStep(byStep: T.Tensor, t: number, recurrent: T.Tensor, state: T.Tensor, out: (x: T.Tensor) => T.Tensor): T.Tensor {
+  const [B, H] = state.shape;
+  const pre = out(T.add(T.reshape(T.slice(byStep, 0, t, t + 1), [B, 2 * H]), recurrent));
+  const candidate = out(T.tanh(T.slice(pre, 1, 0, H)));
+  const update = out(T.sigmoid(T.slice(pre, 1, H, 2 * H)));
+  const step = out(T.mul(update, out(T.sub(candidate, state))));
+  return out(T.add(state, step));
+}
+
+/** Fails listing the first differing elements unless a and b have the same bits (−0 and NaN payloads included). */
+function expectSameBits(a: Float32Array, b: Float32Array, label: string): void {
+  expect(a.length, label).toBe(b.length);
+  const ia = new Int32Array(a.buffer, a.byteOffset, a.length);
+  const ib = new Int32Array(b.buffer, b.byteOffset, b.length);
+  const diffs: string[] = [];
+  let count = 0;
+  for (let i = 0; i < ia.length; i++) {
+    if (ia[i] === ib[i]) continue;
+    count++;
+    if (diffs.length < 5) diffs.push(`[${i}] ${a[i]} (0x${(ia[i] >>> 0).toString(16)}) vs ${b[i]} (0x${(ib[i] >>> 0).toString(16)})`);
+  }
+  expect(count === 0 ? '' : `${label}: ${count} of ${a.length} differ: ${diffs.join('; ')}`).toBe('');
+}
+
+function leaf(data: Float32Array, shape: number[]): T.Tensor {
+  const t = T.tensor(data, shape);
+  t.requiresGrad = true;
+  return t;
+}
+
+/**
+ * Loss weights with zeros (±0 gradients), a wide magnitude range and, for fp16, values that
+ * overflow the format in the backward pass.
+ */
+function lossWeights(n: number, seed: number, huge: boolean): Float32Array {
+  const w = values(n, seed, -2, 2);
+  for (let i = 0; i < n; i += 7) w[i] = 0;
+  for (let i = 3; i < n; i += 11) w[i] *= 1e-6;
+  for (let i = 5; i < n; i += 13) w[i] *= huge ? 1e5 : 300;
+  return w;
+}
+
+interface Run {
+  readonly states: Float32Array;
+  readonly grads: Float32Array[];
+}
+
+/**
+ * The layer's recurrence over L steps from leaves (projection input, state weight, initial
+ * state): projected is an intermediate whose gradient collects one slot per step, and the state's
+ * gradient accumulates its gemm and next-step contributions, as in the model.
+ */
+function layerLike(mode: Mode, fused: boolean, B: number, L: number, H: number): Run {
+  const policy = policyOf(mode);
+  const round = policy.activation;
+  return T.tidy(() => {
+    const input = leaf(values(B * L * 2 * H, 11, -3, 3), [B * L, 2 * H]);
+    const w = leaf(values(H * 2 * H, 12, -0.6, 0.6), [H, 2 * H]);
+    const initial = leaf(values(H, 13, -1, 1), [H]);
+    // An op before the steps makes projected an intermediate (its gradient is not a leaf's).
+    const projected = policy.output(T.scale(input, 1.5));
+    const gemm = (s: T.Tensor) => policy.gemmOutput(T.matmul(policy.gemmInput(s), w));
+    let state = T.broadcastTo(T.reshape(initial, [1, H]), [B, H]);
+    const states: T.Tensor[] = [];
+    if (fused) {
+      const steps = T.reshape(projected, [B, L, 2 * H]);
+      for (let t = 0; t < L; t++) {
+        state = T.highwayStep(steps, t, gemm(state), state, round);
+        states.push(T.reshape(state, [B, 1, H]));
+      }
+    } else {
+      const byStep = T.permute(T.reshape(projected, [B, L, 2 * H]), [1, 0, 2]);
+      for (let t = 0; t < L; t++) {
+        state = unfusedStep(byStep, t, gemm(state), state, policy.output);
+        states.push(T.reshape(state, [B, 1, H]));
+      }
+    }
+    const all = T.concat(states, 1);
+    const weights = T.tensor(lossWeights(all.size, 14, mode === 'fp16'), [...all.shape]);
+    T.backward(T.sum(T.mul(all, weights)));
+    return { states: all.toFloat32Array(), grads: [input, w, initial].map((p) => p.grad!.toFloat32Array()) };
+  });
+}
+
+/**
+ * One step with every operand a leaf: the op's own three input gradients, projected's through its
+ * leaf-gradient sink (written at the first step, then accumulated). `repeat` runs slot 0 through
+ * a second chain so that slot accumulates onto a nonzero gradient.
+ */
+function leaves(mode: Mode, fused: boolean, B: number, L: number, H: number, repeat: boolean): Run {
+  const policy = policyOf(mode);
+  const round = policy.activation;
+  return T.tidy(() => {
+    const projected = leaf(values(B * L * 2 * H, 21, -4, 4), [B, L, 2 * H]);
+    const recurrent = leaf(values(B * 2 * H, 22, -2, 2), [B, 2 * H]);
+    const state = leaf(values(B * H, 23, -1.5, 1.5), [B, H]);
+    // Exact zeros and large values: tanh/σ saturate, d and s cancel, fp16 overflows.
+    projected.backend.write(projected.storage, Float32Array.from([0, -0, 30, -30, 7e4]), 0);
+    const outs: T.Tensor[] = [];
+    const byStep = fused ? null : T.permute(projected, [1, 0, 2]);
+    const step = (t: number) =>
+      byStep ? unfusedStep(byStep, t, recurrent, state, policy.output) : T.highwayStep(projected, t, recurrent, state, round);
+    for (let t = L - 1; t >= 0; t--) outs.push(step(t));
+    if (repeat) outs.push(step(0));
+    const all = T.concat(outs, 1);
+    const weights = T.tensor(lossWeights(all.size, 24, mode === 'fp16'), [...all.shape]);
+    T.backward(T.sum(T.mul(all, weights)));
+    return { states: all.toFloat32Array(), grads: [projected, recurrent, state].map((p) => p.grad!.toFloat32Array()) };
+  });
+}
+
+function expectSameRuns(fused: Run, unfused: Run, label: string): void {
+  expectSameBits(fused.states, unfused.states, `${label}: states`);
+  fused.grads.forEach((g, k) => expectSameBits(g, unfused.grads[k], `${label}: gradient of input ${k}`));
+}
+
+describe('highwayStep: the fused Recurrent Highway Network step', () => {
+  for (const mode of ['fp32', 'fp16', 'bf16', 'fp8'] as const) {
+    it(`equals the unfused op chain bit for bit over a sequence (${mode}, nearest)`, () => {
+      const [B, L, H] = [3, 6, 5];
+      expectSameRuns(layerLike(mode, true, B, L, H), layerLike(mode, false, B, L, H), `${mode} sequence`);
+    });
+
+    it(`equals the unfused op chain bit for bit with leaf operands and a reused slot (${mode})`, () => {
+      for (const repeat of [false, true]) {
+        const [B, L, H] = [2, 4, 7];
+        expectSameRuns(leaves(mode, true, B, L, H, repeat), leaves(mode, false, B, L, H, repeat), `${mode} leaves${repeat ? ', slot reused' : ''}`);
+      }
+    });
+  }
+
+  it('matches central differences', () => {
+    gradcheck([[2, 3, 8], [2, 8], [2, 4]], (p, r, s) => T.highwayStep(p, 1, r, s, null));
+    // Two steps through a shared state weight: the state gradient feeds the next step's.
+    gradcheck([[2, 3, 8], [4, 8], [2, 4]], (p, w, s0) => {
+      const s1 = T.highwayStep(p, 0, T.matmul(s0, w), s0, null);
+      return T.highwayStep(p, 2, T.matmul(s1, w), s1, null);
+    });
+  });
+
+  it('writes only slot t of the projected gradient', () => {
+    T.tidy(() => {
+      const projected = leaf(values(2 * 3 * 4, 31), [2, 3, 4]);
+      const h = T.highwayStep(projected, 1, T.tensor(values(8, 32), [2, 4]), T.tensor(values(4, 33), [2, 2]), null);
+      T.backward(T.sum(h));
+      const g = projected.grad!.toFloat32Array();
+      for (let b = 0; b < 2; b++) {
+        for (let t = 0; t < 3; t++) {
+          const row = Array.from(g.subarray((b * 3 + t) * 4, (b * 3 + t + 1) * 4));
+          if (t === 1) expect(row.some((v) => v !== 0)).toBe(true);
+          else expect(row).toEqual([0, 0, 0, 0]);
+        }
+      }
+    });
+  });
+
+  it('refuses stochastic rounding and mismatched shapes', () => {
+    T.tidy(() => {
+      const p = T.zeros([2, 3, 8]);
+      const r = T.zeros([2, 8]);
+      const s = T.zeros([2, 4]);
+      const stochastic = { ...policyOf('fp16').activation!, rounding: 'stochastic' as const };
+      expect(() => T.highwayStep(p, 0, r, s, stochastic)).toThrow(/nearest/);
+      expect(() => T.highwayStep(p, 3, r, s, null)).toThrow(/step/);
+      expect(() => T.highwayStep(p, 0, T.zeros([2, 6]), s, null)).toThrow(/shapes/);
+    });
+  });
+});
