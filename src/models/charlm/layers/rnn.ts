@@ -49,10 +49,22 @@ export class RecurrentHighwayLayer {
       `${this.prefix}.gates_input`,
       policy.output(T.add(gemm(T.reshape(x, [B * L, H]), inputWeight), bias)),
     );
-    const byStep = T.permute(T.reshape(projected, [B, L, 2 * H]), [1, 0, 2]);
     const initial = T.scaleBwd(policy.parameter(this.initialState), plan.sharedVectorGradScale(B));
     let state = T.broadcastTo(T.reshape(initial, [1, H]), [B, H]);
     const states: T.Tensor[] = [];
+    // Nothing in the cell is scaled (the gemms carry every factor), and its rounding is the
+    // policy's activation cast: with nearest rounding (or none) one fused op per step computes the
+    // chain below bit for bit. Stochastic rounding keeps the op-by-op chain.
+    const round = policy.activation;
+    if (round === null || round.rounding === 'nearest') {
+      const steps = T.reshape(projected, [B, L, 2 * H]);
+      for (let t = 0; t < L; t++) {
+        state = T.highwayStep(steps, t, gemm(state, stateWeight), state, round);
+        states.push(T.reshape(state, [B, 1, H]));
+      }
+      return f.tap(`${this.prefix}.states`, T.concat(states, 1));
+    }
+    const byStep = T.permute(T.reshape(projected, [B, L, 2 * H]), [1, 0, 2]);
     for (let t = 0; t < L; t++) {
       const pre = policy.output(T.add(T.reshape(T.slice(byStep, 0, t, t + 1), [B, 2 * H]), gemm(state, stateWeight)));
       const candidate = policy.output(T.tanh(T.slice(pre, 1, 0, H)));
