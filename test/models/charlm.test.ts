@@ -187,3 +187,36 @@ describe('precision', () => {
     expect(Math.abs(losses[2] - losses[0])).toBeLessThan(0.1);
   });
 });
+
+describe('attention masking inside the softmax kernel', () => {
+  // mask_value -30000 takes the in-kernel path, -5000 the where() path; exp(mask − max) is 0 in
+  // float32 for both, so loss and every gradient must agree bit for bit. (Nearest rounding: with
+  // stochastic rounding the where() path's extra cast would shift every later random stream.)
+  function lossAndGrads(maskValue: number, scaling: 'regular' | 'unit', rules: ScalingRules, precision: string): Float32Array[] {
+    const config = tinyConfig('attention', scaling, rules, [`model.attention.mask_value=${maskValue}`, `precision.mode=${precision}`, 'precision.rounding=nearest']);
+    const batch = tinyBatch(config);
+    try {
+      return withModel(config, (model) => {
+        const loss = T.tidy(() => {
+          const out = model.loss(batch, { training: true }).loss;
+          T.backward(out);
+          return T.keep(out).toFloat32Array();
+        });
+        return [loss, ...model.parameters.map((p) => p.tensor.grad!.toFloat32Array())];
+      });
+    } finally {
+      disposeBatch(batch);
+    }
+  }
+
+  it.each([
+    ['regular', 'paper-charlm', 'fp32'],
+    ['unit', 'paper-charlm', 'fp16'],
+    ['unit', 'paper-library', 'fp32'],
+  ] as const)('%s %s %s: same loss and gradients as where(mask, x, mask_value)', (scaling, rules, precision) => {
+    const inKernel = lossAndGrads(-30000, scaling, rules, precision);
+    const viaWhere = lossAndGrads(-5000, scaling, rules, precision);
+    expect(inKernel.length).toBe(viaWhere.length);
+    inKernel.forEach((values, i) => expect(Array.from(values), `tensor ${i}`).toEqual(Array.from(viaWhere[i]!)));
+  });
+});

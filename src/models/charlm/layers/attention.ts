@@ -15,6 +15,9 @@ import { relativeShift } from './relative.ts';
  * - sdpa (umup): u-μP's SDPA rule: temperature 1/d and σ on the gradients of q, k, v and E and
  *   on the output.
  */
+/** Mask values at or below this are applied inside the softmax kernel (see attend). */
+const IN_KERNEL_MASK_BELOW = -1e4;
+
 export class AttentionLayer {
   private readonly qkv: DenseLayer;
   private readonly queryBias: T.Tensor;
@@ -90,12 +93,16 @@ export class AttentionLayer {
     const summed = policy.output(T.add(policy.output(content), relative));
     const maskValue = this.ctx.config.model.attention.mask_value;
     const causal = { mask: f.constants().causal };
-    const logits = f.tap(`${this.prefix}.logits`, policy.output(T.where(causal.mask, summed, maskValue)), causal);
+    // With a mask value this far below any logit, exp(mask − row max) underflows to exactly 0 in
+    // float32, so masking inside the softmax kernel gives the same probabilities and gradients as
+    // where(mask, x, mask_value) followed by a softmax, without the two extra passes.
+    const inKernel = maskValue <= IN_KERNEL_MASK_BELOW;
+    const logits = f.tap(`${this.prefix}.logits`, inKernel ? summed : policy.output(T.where(causal.mask, summed, maskValue)), causal);
     if (plan.attention === 'library-ops') {
-      const probs = f.tap(`${this.prefix}.probs`, policy.output(nn.softmax(logits, scaling)), causal);
+      const probs = f.tap(`${this.prefix}.probs`, policy.output(T.softmax(logits, { ...nn.softmaxScales(scaling, L), causal: inKernel })), causal);
       return nn.matmul(probs, v, scaling, { formats: valueFormats });
     }
-    const probs = f.tap(`${this.prefix}.probs`, policy.output(T.softmax(logits)), causal);
+    const probs = f.tap(`${this.prefix}.probs`, policy.output(T.softmax(logits, { causal: inKernel })), causal);
     return T.matmul(probs, v, { scale: s.value.output, gradScaleA: s.value.gradLeft, gradScaleB: s.value.gradRight, ...valueFormats });
   }
 
