@@ -177,6 +177,10 @@ export function scatterAdd(rt: CudaRuntime, gradOut: Storage, ids: Storage, grad
   ]);
 }
 
+/** Threads per row of the cross-entropy kernels: a vocabulary-long row has work for 256 threads,
+ * and smaller blocks keep more rows in flight than rowBlockSize's 1024. */
+const CROSS_ENTROPY_BLOCK = 256;
+
 export function crossEntropy(rt: CudaRuntime, p: CrossEntropyParams): void {
   const op = 'crossEntropy';
   checkCount(op, 'logits', p.logits, p.rows * p.vocab);
@@ -186,7 +190,7 @@ export function crossEntropy(rt: CudaRuntime, p: CrossEntropyParams): void {
   checkCount(op, 'logSumExp', p.logSumExp, p.rows);
   if (p.mask) checkCount(op, 'mask', p.mask, p.rows);
   const kernel = rt.kernel(NN_MODULE, 'cross_entropy_rows', ['p', 'p', 'p', 'p', 'p', 'i', 'i']);
-  rt.launchRows(kernel, p.rows, p.vocab, [
+  rt.launch(kernel, Math.min(p.rows, rt.multiprocessors * 16), 1, CROSS_ENTROPY_BLOCK, [
     address(p.logits, op), address(p.labels, op), optional(p.mask, op), address(p.loss, op), address(p.logSumExp, op), p.rows, p.vocab,
   ]);
 }
@@ -201,7 +205,7 @@ export function crossEntropyGrad(rt: CudaRuntime, p: CrossEntropyGradParams): vo
   checkCount(op, 'gradLoss', p.gradLoss, p.rows);
   if (p.mask) checkCount(op, 'mask', p.mask, p.rows);
   const kernel = rt.kernel(NN_MODULE, 'cross_entropy_grad_rows', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd']);
-  rt.launchRows(kernel, p.rows, p.vocab, [
+  rt.launch(kernel, Math.min(p.rows, rt.multiprocessors * 16), 1, CROSS_ENTROPY_BLOCK, [
     address(p.logits, op), address(p.labels, op), optional(p.mask, op), address(p.logSumExp, op), address(p.gradLoss, op), address(p.gradLogits, op),
     p.rows, p.vocab, p.scale,
   ]);
