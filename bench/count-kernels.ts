@@ -18,11 +18,23 @@ const { step } = trainingStep(built);
 step();
 const counts = new Map<string, number>();
 const target = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
+let insideGemms = false;
 const skip = new Set(['alloc', 'release', 'write', 'read', 'memoryStats', 'resetPeakMemory', 'synchronize', 'constructor']);
 for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(backend))) {
   if (skip.has(name) || typeof target[name] !== 'function') continue;
   const original = target[name].bind(backend);
   target[name] = (...args: unknown[]) => {
+    // gemms(list) is list.length GEMM launches (the CPU twin calls gemm for each: not counted twice).
+    if (name === 'gemms') {
+      counts.set('gemm', (counts.get('gemm') ?? 0) + (args[0] as unknown[]).length);
+      insideGemms = true;
+      try {
+        return original(...args);
+      } finally {
+        insideGemms = false;
+      }
+    }
+    if (insideGemms) return original(...args);
     const detail = typeof args[0] === 'string' ? `${name}:${args[0]}` : name;
     counts.set(detail, (counts.get(detail) ?? 0) + 1);
     return original(...args);
