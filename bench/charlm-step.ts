@@ -1,4 +1,4 @@
-// `npm run bench:charlm [-- --device cuda --steps 100 --only paper]`: milliseconds per full training
+// `npm run bench:charlm [-- --device cuda --steps 100 --only "paper;rnn"]` (--only: substrings of case names, `;`-separated): milliseconds per full training
 // step (zero grads + forward + loss + backward + AdamW), tokens/s and peak memory, next to PyTorch's
 // figures from ../shared/bench/pytorch-reference.md (measured on the same H200). On CUDA the step
 // is captured once as a CUDA graph after two warm-up steps and replayed (--no-graphs: eager).
@@ -76,7 +76,7 @@ T.setDefaultBackend(backend);
 T.setRandomContext(new T.RandomContext(1));
 const steps = Number(values.steps);
 const graphs = !values['no-graphs'] && backend.name === 'cuda';
-const cases = [...referenceCases(values.native ?? true), ...(await benchCharLmCases(values.native ?? true))].filter((c) => !values.only || c.key.includes(values.only));
+const cases = [...referenceCases(values.native ?? true), ...(await benchCharLmCases(values.native ?? true))].filter((c) => !values.only || values.only.split(';').some((part) => c.key.includes(part)));
 console.log(`device ${backend.name}${graphs ? ', whole step captured as a CUDA graph' : ''}; ${steps} timed steps after warm-up; vocab ${VOCAB}`);
 const header = ['config', 'ms/step', 'tokens/s', 'peak MiB', 'PyTorch eager', 'PyTorch compiled', 'speed-up vs best'];
 const rows: string[][] = [];

@@ -45,8 +45,12 @@ export interface SideStream {
   readonly join: Handle;
 }
 
+/** Products smaller than this (multiply-adds) finish before a second stream pays off. */
+const SIDE_BY_SIDE_MIN_MACS = 2 ** 22;
+
 function runsSideBySide(p: GemmParams): boolean {
-  return (p.inputFormat === undefined || p.inputFormat === 'fp32') && p.k > 0 && p.alpha !== 0 && p.m > 0 && p.n > 0 && p.batch > 0;
+  const plain = (p.inputFormat === undefined || p.inputFormat === 'fp32') && p.k > 0 && p.alpha !== 0 && p.m > 0 && p.n > 0 && p.batch > 0;
+  return plain && p.m * p.n * p.k * p.batch >= SIDE_BY_SIDE_MIN_MACS;
 }
 
 export class CudaBackend implements Backend {
