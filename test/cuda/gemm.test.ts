@@ -114,24 +114,50 @@ const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] 
 
 describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
   const gpu = cuda!;
+  // The shapes here are small enough for gemm_small; a second backend runs them on cuBLAS
+  // (created on first use: this body also runs, for collection only, where there is no GPU).
+  let cublasBackend: NonNullable<typeof cuda> | null = null;
+  const cublasOnly = (): NonNullable<typeof cuda> => {
+    if (!cublasBackend) {
+      const created = tryCreateCudaBackend({ smallGemms: false });
+      if (typeof created === 'string') throw new Error(created);
+      cublasBackend = created;
+    }
+    return cublasBackend;
+  };
+  const paths = [['gemm_small', () => gpu], ['cuBLAS', cublasOnly]] as const;
 
-  it('fp32: every transpose, padded leading dimensions, offsets, alpha and beta', () => {
+  it('small products run on gemm_small by default and on cuBLAS when it is turned off', () => {
+    const p = prepare({ ...base, transA: false, transB: false }, 200);
+    const plainBackend = cublasOnly();
+    const [small, plain] = [gpu.gemmEngine.counts.small, plainBackend.gemmEngine.counts.small];
+    const fp32 = plainBackend.gemmEngine.counts.fp32;
+    runGemm(gpu, p);
+    runGemm(plainBackend, p);
+    expect(gpu.gemmEngine.counts.small).toBe(small + 1);
+    expect(plainBackend.gemmEngine.counts.small).toBe(plain);
+    expect(plainBackend.gemmEngine.counts.fp32).toBe(fp32 + 1);
+  });
+
+  it.each(paths)('fp32 (%s): every transpose, padded leading dimensions, offsets, alpha and beta', (_path, backendOf) => {
+    const backend = backendOf();
     for (const [transA, transB] of TRANSPOSES) {
       const p = prepare({ ...base, transA, transB }, 201);
-      expectWithin(runGemm(gpu, p), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `sgemm ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+      expectWithin(runGemm(backend, p), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `sgemm ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
     }
   });
 
-  it('fp32: batched with strides, broadcast operands (stride 0) and beta 0 over NaN', () => {
+  it.each(paths)('fp32 (%s): batched with strides, broadcast operands (stride 0) and beta 0 over NaN', (_path, backendOf) => {
+    const backend = backendOf();
     for (const [transA, transB] of TRANSPOSES) {
       for (const broadcast of [{}, { broadcastA: true }, { broadcastB: true }]) {
         const p = prepare({ ...base, transA, transB, batch: 3, ...broadcast }, 211);
-        expectWithin(runGemm(gpu, p), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `batched ${JSON.stringify(broadcast)}`);
+        expectWithin(runGemm(backend, p), runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `batched ${JSON.stringify(broadcast)}`);
       }
     }
     const p = prepare({ ...base, transA: false, transB: false, batch: 2, beta: 0 }, 221);
     p.c.fill(NaN);
-    const out = runGemm(gpu, p);
+    const out = runGemm(backend, p);
     const expected = runGemm(cpuBackend, p);
     expectWithin(out, expected, allowance(p, 1e-5), p.c, 'beta 0 overwrites NaN');
   });
@@ -153,10 +179,13 @@ describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
   ];
   for (const { format, encoding } of lowPrecision) {
     it(`${format} inputs (quantised to ${encoding.name}) equal the fp32 product up to accumulation order`, () => {
-      for (const [transA, transB] of TRANSPOSES) {
-        const p = prepare({ ...base, transA, transB, batch: 2, broadcastB: transA }, 241, encoding);
-        const bound = allowance(p, 1e-5);
-        expectWithin(runGemm(gpu, p, format), runGemm(cpuBackend, p), bound, p.c, `${format} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+      for (const [path, backendOf] of paths) {
+        const backend = backendOf();
+        for (const [transA, transB] of TRANSPOSES) {
+          const p = prepare({ ...base, transA, transB, batch: 2, broadcastB: transA }, 241, encoding);
+          const bound = allowance(p, 1e-5);
+          expectWithin(runGemm(backend, p, format), runGemm(cpuBackend, p), bound, p.c, `${path} ${format} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+        }
       }
     });
   }
@@ -189,8 +218,9 @@ describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
   });
 
   it('gemms: two FP32 products on two streams equal gemm one by one, eagerly and in a captured graph', () => {
-    const p1 = prepare({ ...base, transA: false, transB: true, batch: 2 }, 301);
-    const p2 = prepare({ ...base, transA: true, transB: false, m: 41, n: 23, k: 60, beta: 1 }, 302);
+    // Big enough (≥ 2^22 multiply-adds each) to be sent to the second stream.
+    const p1 = prepare({ ...base, transA: false, transB: true, m: 256, n: 160, k: 64, batch: 2 }, 301);
+    const p2 = prepare({ ...base, transA: true, transB: false, m: 200, n: 144, k: 160, beta: 1 }, 302);
     const run = (mode: 'gemm' | 'gemms' | 'graph') =>
       runOn(gpu, { a1: p1.a, b1: p1.b, c1: p1.c, a2: p2.a, b2: p2.b, c2: p2.c }, (s) => {
         const q1 = { ...p1.params, a: s.a1!, b: s.b1!, c: s.c1! };

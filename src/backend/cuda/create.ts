@@ -7,6 +7,7 @@ import { checkDriver, CU_EVENT_DISABLE_TIMING, CU_STREAM_NON_BLOCKING, type Hand
 import { CudaGemm, type GemmHost, type GemmOptions } from './gemm.ts';
 import { CONVERT16_MODULE, CONVERT8_MODULE } from './kernels/convert.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
+import { GEMM_SMALL_MODULE } from './kernels/gemm-small.ts';
 import type { ParamKind } from './launch.ts';
 import { isLoaded, loadCudaLibrary, type LoadedLibrary } from './load-library.ts';
 import { KernelRegistry, type KernelModuleSource } from './modules.ts';
@@ -17,6 +18,8 @@ export interface CudaBackendOptions {
   readonly allowTf32?: boolean;
   /** Run 'e4m3' GEMMs on cuBLASLt FP8 (exact only for OCP E4M3 values). Default: env REPRO_NATIVE_FP8=1, else off. */
   readonly nativeFp8?: boolean;
+  /** Products of at most 2^20 multiply-adds on our own kernel instead of cuBLAS. Default: on unless env REPRO_CUDA_SMALL_GEMM=0. */
+  readonly smallGemms?: boolean;
   /** Run a matmul's two gradient GEMMs on two streams. Default: on unless env REPRO_CUDA_SIDE_STREAM=0. */
   readonly sideStream?: boolean;
 }
@@ -44,6 +47,7 @@ const GEMM_KERNELS: Record<string, { module: KernelModuleSource; kinds: readonly
   pack_f16: { module: CONVERT16_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
   pack_bf16: { module: CONVERT16_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
   pack_e4m3: { module: CONVERT8_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
+  gemm_small: { module: GEMM_SMALL_MODULE, kinds: ['p', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', 'l', 'l', 'l', 'i', 'i', 'i', 'f', 'f'] },
 };
 
 function envFlag(name: string): boolean {
@@ -97,7 +101,8 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBack
     },
   };
   const arch = device.info.computeCapability[0] * 10 + device.info.computeCapability[1];
-  const gemm = new CudaGemm(host, cublas, handle, lt, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch);
+  const smallGemms = options.smallGemms ?? process.env.REPRO_CUDA_SMALL_GEMM !== '0';
+  const gemm = new CudaGemm(host, cublas, handle, lt, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch, smallGemms);
   const side = options.sideStream ?? process.env.REPRO_CUDA_SIDE_STREAM !== '0' ? createSideStream(runtime, cublas, host, gemmOptions, arch) : null;
   return {
     backend: new CudaBackend(runtime, gemm, side),
@@ -124,6 +129,6 @@ function createSideStream(runtime: CudaRuntime, cublas: CublasApi, host: GemmHos
     return out[0]!;
   };
   // Only plain FP32 products run here (CudaBackend.gemms), which need neither scratch nor kernels.
-  const gemm = new CudaGemm({ ...host, stream }, cublas, handle, null, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch);
+  const gemm = new CudaGemm({ ...host, stream }, cublas, handle, null, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch, false);
   return { stream, gemm, fork: event(), join: event() };
 }

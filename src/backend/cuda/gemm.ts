@@ -2,8 +2,10 @@
  * Row-major batched GEMM on cuBLAS. A row-major C = op(A)·op(B) is the column-major
  * Cᵀ = op(B)ᵀ·op(A)ᵀ, so cuBLAS gets the operands swapped (B first) with the same transpose flags.
  *
- * Paths by GemmParams.inputFormat (values are already quantised by the engine, so every path
- * equals the FP32 product up to accumulation order):
+ * Products of at most SMALL_GEMM_MACS multiply-adds (the recurrent cell's per-timestep ones) run
+ * on our own FP32 kernel, whatever their format tag (except native FP8). Larger ones take a path
+ * by GemmParams.inputFormat (values are already quantised by the engine, so every path equals
+ * the FP32 product up to accumulation order):
  * - fp32 (default): cublasSgemmStridedBatched; TF32 tensor cores only when the backend allows it.
  * - tf32: cublasGemmStridedBatchedEx with CUBLAS_COMPUTE_32F_FAST_TF32.
  * - fp16 / bf16: both operands packed to 16-bit scratch, cublasGemmStridedBatchedEx, FP32 output.
@@ -49,7 +51,7 @@ export interface GemmHost {
   releaseScratch(block: Block): void;
   /** Launches a grid-stride kernel over `count` items. */
   launchLinear(kernel: Kernel, count: number, args: readonly (number | Int32Array)[]): void;
-  kernel(name: 'scale_matrices' | 'pack_f16' | 'pack_bf16' | 'pack_e4m3'): Kernel;
+  kernel(name: 'scale_matrices' | 'pack_f16' | 'pack_bf16' | 'pack_e4m3' | 'gemm_small'): Kernel;
 }
 
 export interface GemmOptions {
@@ -73,11 +75,17 @@ interface LtPlan {
   readonly algo: Handle;
 }
 
+/**
+ * Products of at most this many multiply-adds run on gemm_small (kernels/gemm-small.ts): below
+ * it a cuBLAS call (plus two operand packs for 16-bit inputs) costs more than the arithmetic.
+ */
+export const SMALL_GEMM_MACS = 2 ** 20;
+
 export class CudaGemm {
   /** Why a requested native FP8 product ran on another path (each reason once). */
   readonly fallbacks = new Set<string>();
   /** Products by the path that ran them, for tests and the doctor. */
-  readonly counts = { fp32: 0, tf32: 0, fp16: 0, bf16: 0, fp8: 0, scale: 0 };
+  readonly counts = { fp32: 0, tf32: 0, fp16: 0, bf16: 0, fp8: 0, scale: 0, small: 0 };
   private readonly alpha = new Float32Array(1);
   private readonly beta = new Float32Array(1);
   private readonly ltPlans = new Map<string, LtPlan | string>();
@@ -91,6 +99,8 @@ export class CudaGemm {
     private readonly options: GemmOptions,
     /** Compute capability as major·10 + minor. */
     private readonly arch: number,
+    /** Run products below SMALL_GEMM_MACS on our own kernel (it launches on the main stream). */
+    private readonly smallProducts = true,
   ) {}
 
   /** Whether 'e4m3' products may use cuBLASLt's FP8 matmul here (and why not). */
@@ -108,6 +118,11 @@ export class CudaGemm {
       return;
     }
     const format = p.inputFormat ?? 'fp32';
+    if (this.smallProducts && p.m * p.n * p.k * p.batch <= SMALL_GEMM_MACS && format !== 'tf32' && !(format === 'e4m3' && this.options.nativeFp8)) {
+      this.small(p);
+      this.counts.small++;
+      return;
+    }
     switch (format) {
       case 'fp32':
         this.sgemm(p);
@@ -200,6 +215,15 @@ export class CudaGemm {
       this.host.releaseScratch(a.block);
       this.host.releaseScratch(b.block);
     }
+  }
+
+  private small(p: GemmParams): void {
+    this.alpha[0] = p.alpha;
+    // A warp per output: launchLinear sizes the grid in threads.
+    this.host.launchLinear(this.host.kernel('gemm_small'), 32 * p.m * p.n * p.batch, [
+      this.host.addressOf(p.a) + 4 * p.aOffset, this.host.addressOf(p.b) + 4 * p.bOffset, this.cAddress(p),
+      p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.strideA, p.strideB, p.strideC, p.batch, p.transA ? 1 : 0, p.transB ? 1 : 0, p.alpha, p.beta,
+    ]);
   }
 
   private scaleC(p: GemmParams): void {

@@ -1,0 +1,43 @@
+/**
+ * A plain FP32 GEMM for products too small for cuBLAS to pay off: one warp per output element,
+ * a float accumulation over k split across the lanes. The recurrent cell's per-timestep products (8×256×128) take
+ * cuBLAS ~8 µs each, and FP16/BF16 ones three launches (two operand packs and the GEMM); this
+ * takes one launch of ~2-3 µs. Operands of the low-precision paths are already quantised by the
+ * engine, so the FP32 products here are exact and only the accumulation order differs from cuBLAS.
+ */
+import type { KernelModuleSource } from '../modules.ts';
+import { PRELUDE } from './prelude.ts';
+
+const SOURCE = String.raw`
+// One warp per output element: the lanes split k and reduce with shuffles, so an 8×128 output
+// with k = 256 still spreads over the whole GPU instead of 4 blocks of long serial loops.
+extern "C" __global__ void gemm_small(const float *a, const float *b, float *c, int m, int n, int k, int lda, int ldb, int ldc,
+                                      long long strideA, long long strideB, long long strideC, int batch, int transA, int transB,
+                                      float alpha, float beta) {
+  long long total = (long long)m * n * batch;
+  int lane = threadIdx.x & 31;
+  long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
+  for (long long idx = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; idx < total; idx += warps) {
+    int j = (int)(idx % n);
+    int i = (int)((idx / n) % m);
+    long long q = idx / ((long long)m * n);
+    const float *ap = a + q * strideA;
+    const float *bp = b + q * strideB;
+    // Row i of op(A) and column j of op(B), as (first element, step).
+    const float *ar = transA ? ap + i : ap + (long long)i * lda;
+    long long aStep = transA ? lda : 1;
+    const float *bc = transB ? bp + (long long)j * ldb : bp + j;
+    long long bStep = transB ? 1 : ldb;
+    float acc = 0.0f;
+    for (int l = lane; l < k; l += 32) acc = fmaf(ar[l * aStep], bc[l * bStep], acc);
+    for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
+    if (lane == 0) {
+      float *out = c + q * strideC + (long long)i * ldc + j;
+      // beta = 0 overwrites (C may hold NaN), as BLAS does.
+      *out = beta == 0.0f ? alpha * acc : alpha * acc + beta * *out;
+    }
+  }
+}
+`;
+
+export const GEMM_SMALL_MODULE: KernelModuleSource = { name: 'gemm-small', source: [PRELUDE, SOURCE].join('\n'), options: [] };
