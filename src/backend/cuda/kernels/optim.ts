@@ -23,6 +23,20 @@ __device__ __forceinline__ void adamw_one(float &param, float grad, float &m, fl
   param = (float)(p - wd * p - (stepSize * mi) / (sqrt(vi) + eps));
 }
 
+/** Elements 4i..4i+3 through 16-byte accesses (all four arrays 16-byte aligned). */
+__device__ __forceinline__ void adamw_four(float *param, const float *grad, float *m, float *v, int i, double beta1, double beta2, double eps,
+                                           double gradScale, double stepSize, double wd) {
+  float4 p4 = reinterpret_cast<float4 *>(param)[i], m4 = reinterpret_cast<float4 *>(m)[i], v4 = reinterpret_cast<float4 *>(v)[i];
+  float4 g4 = reinterpret_cast<const float4 *>(grad)[i];
+  adamw_one(p4.x, g4.x, m4.x, v4.x, beta1, beta2, eps, gradScale, stepSize, wd);
+  adamw_one(p4.y, g4.y, m4.y, v4.y, beta1, beta2, eps, gradScale, stepSize, wd);
+  adamw_one(p4.z, g4.z, m4.z, v4.z, beta1, beta2, eps, gradScale, stepSize, wd);
+  adamw_one(p4.w, g4.w, m4.w, v4.w, beta1, beta2, eps, gradScale, stepSize, wd);
+  reinterpret_cast<float4 *>(param)[i] = p4;
+  reinterpret_cast<float4 *>(m)[i] = m4;
+  reinterpret_cast<float4 *>(v)[i] = v4;
+}
+
 extern "C" __global__ void adamw(float *param, const float *grad, float *m, float *v, int n, const int *step, double lr, double lrDecay,
                                  double lrScale, double beta1, double beta2, double eps, double weightDecay, double gradScale, int aligned) {
   double t = (double)step[0];
@@ -32,15 +46,7 @@ extern "C" __global__ void adamw(float *param, const float *grad, float *m, floa
   // Groups of four through 16-byte accesses, then the 0..3 remaining elements.
   int n4 = aligned ? (n >> 2) : 0;
   GRID_STRIDE(i, n4) {
-    float4 p4 = reinterpret_cast<float4 *>(param)[i], m4 = reinterpret_cast<float4 *>(m)[i], v4 = reinterpret_cast<float4 *>(v)[i];
-    float4 g4 = reinterpret_cast<const float4 *>(grad)[i];
-    adamw_one(p4.x, g4.x, m4.x, v4.x, beta1, beta2, eps, gradScale, stepSize, wd);
-    adamw_one(p4.y, g4.y, m4.y, v4.y, beta1, beta2, eps, gradScale, stepSize, wd);
-    adamw_one(p4.z, g4.z, m4.z, v4.z, beta1, beta2, eps, gradScale, stepSize, wd);
-    adamw_one(p4.w, g4.w, m4.w, v4.w, beta1, beta2, eps, gradScale, stepSize, wd);
-    reinterpret_cast<float4 *>(param)[i] = p4;
-    reinterpret_cast<float4 *>(m)[i] = m4;
-    reinterpret_cast<float4 *>(v)[i] = v4;
+    adamw_four(param, grad, m, v, i, beta1, beta2, eps, gradScale, stepSize, wd);
   }
   for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
     adamw_one(param[i], grad[i], m[i], v[i], beta1, beta2, eps, gradScale, stepSize, wd);
@@ -92,15 +98,7 @@ extern "C" __global__ void adamw_multi(const AdamWTensor *table, int count, int 
     const float *grad = e.grad + begin;
     int groups = e.aligned ? (len >> 2) : 0;
     for (int i = threadIdx.x; i < groups; i += blockDim.x) {
-      float4 p4 = reinterpret_cast<float4 *>(param)[i], m4 = reinterpret_cast<float4 *>(m)[i], v4 = reinterpret_cast<float4 *>(v)[i];
-      float4 g4 = reinterpret_cast<const float4 *>(grad)[i];
-      adamw_one(p4.x, g4.x, m4.x, v4.x, beta1, beta2, eps, gradScale, stepSize, wd);
-      adamw_one(p4.y, g4.y, m4.y, v4.y, beta1, beta2, eps, gradScale, stepSize, wd);
-      adamw_one(p4.z, g4.z, m4.z, v4.z, beta1, beta2, eps, gradScale, stepSize, wd);
-      adamw_one(p4.w, g4.w, m4.w, v4.w, beta1, beta2, eps, gradScale, stepSize, wd);
-      reinterpret_cast<float4 *>(param)[i] = p4;
-      reinterpret_cast<float4 *>(m)[i] = m4;
-      reinterpret_cast<float4 *>(v)[i] = v4;
+      adamw_four(param, grad, m, v, i, beta1, beta2, eps, gradScale, stepSize, wd);
     }
     for (int i = (groups << 2) + threadIdx.x; i < len; i += blockDim.x) {
       adamw_one(param[i], grad[i], m[i], v[i], beta1, beta2, eps, gradScale, stepSize, wd);
