@@ -253,13 +253,27 @@ export interface LambApplyParams {
 }
 
 /**
- * Nearest rounding to a format at each point of a fused op where the unfused graph had a
- * quantise (fp16/bf16 activations): the quantise kernel's nearest path, bit for bit.
+ * Philox streams for the stochastic rounding points of a fused op, one stream per point: element
+ * i of the unfused graph's tensor at point k rounds on stream element i of (seed, streams[k],
+ * epoch), exactly as the quantise kernel rounding that whole tensor on that stream would.
  */
-export interface NearestRounding {
+export interface RoundingStreams {
+  readonly seed: number;
+  readonly streams: readonly number[];
+  /** The device epoch counter (RandomContext.epoch()); null: epoch 0. */
+  readonly epoch: Storage | null;
+}
+
+/**
+ * The rounding at each point of a fused op where the unfused graph had a quantise (fp16/bf16
+ * activations): the quantise kernel's nearest path, or its stochastic path, bit for bit.
+ */
+export interface HighwayRounding {
   readonly format: QuantiseFormat;
   readonly overflow: QuantiseOptions['overflow'];
   readonly viaFp16: boolean;
+  /** Stochastic rounding on these streams, in the order the params below list their points; null: nearest. */
+  readonly stochastic: RoundingStreams | null;
 }
 
 /**
@@ -268,6 +282,7 @@ export interface NearestRounding {
  *   pre = R(projected[:, step, :] + recurrent)                  [B, 2H], columns c then u
  *   c = R(tanh(pre_c)), u = R(σ(pre_u)), d = R(c − state), s = R(u·d), out = R(state + s)
  * exactly the unfused chain of add/tanh/sigmoid/sub/mul/add ops with a quantise after each.
+ * Stochastic rounding points, in stream order: pre [B, 2H], c, u, d, s, out [B, H].
  */
 export interface HighwayStepParams {
   /** [B, length, 2H]: the input projections of every step; only slot `step` is read. */
@@ -284,7 +299,7 @@ export interface HighwayStepParams {
   readonly width: number;
   readonly length: number;
   readonly step: number;
-  readonly round: NearestRounding | null;
+  readonly round: HighwayRounding | null;
 }
 
 /**
@@ -314,7 +329,17 @@ export interface HighwayStepGradParams {
   readonly width: number;
   readonly length: number;
   readonly step: number;
-  readonly round: NearestRounding | null;
+  /**
+   * The forward call's rounding, streams included: c, u and d are recomputed from `pre`, so
+   * the epoch must not have advanced since the forward call.
+   */
+  readonly round: HighwayRounding | null;
+  /**
+   * With stochastic `round`: the streams of the backward rounding points, in the order the
+   * unfused graph's backward reaches them: the gradients at out, s, d, u, c [B, H] and pre
+   * [B, 2H]. The last three are read only when gradProjected or gradRecurrent is wanted.
+   */
+  readonly gradStreams: RoundingStreams | null;
 }
 
 export interface Backend {

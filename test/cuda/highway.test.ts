@@ -1,33 +1,62 @@
 /**
  * The fused Recurrent Highway Network step, CUDA against the CPU twin.
- * Tolerances: both sides round at the same points with the same quantise_nearest, and evaluate
- * tanh, σ and their derivatives in float64 with the same formulas, so results are expected to be
- * bit-identical except where the device's float64 tanh/exp differ from V8's in the last bit and
- * that reaches a float32 (or format) rounding. That happens mostly in tanh' = 1 − t² for
- * |pre| ≳ 8, where the cancellation magnifies it, so at most 1% of the elements may differ, each
- * by no more than a few float32 ulps (fp32: rel 1e-5, plus 1e-6 of the largest value for the
- * tiny saturated derivatives) or, where a format rounding flips and carries on, one format ulp
- * (fp16: rel 2e-3, bf16 and the fp8 grid: rel 1.6e-2, plus the same fraction of the largest
- * value). Untouched slots of the projected gradient must keep their bits exactly.
+ * Tolerances: both sides round at the same points with the same quantise_nearest (or
+ * quantise_stochastic on the same Philox words), and evaluate tanh, σ and their derivatives in
+ * float64 with the same formulas, so results are expected to be bit-identical except where the
+ * device's float64 tanh/exp differ from V8's in the last bit and that reaches a float32 (or
+ * format) rounding. That happens mostly in tanh' = 1 − t² for |pre| ≳ 8, where the cancellation
+ * magnifies it, so at most 1% of the elements may differ, each by no more than a few float32 ulps
+ * (fp32: rel 1e-5, plus 1e-6 of the largest value for the tiny saturated derivatives) or, where a
+ * format rounding flips and carries on, one format ulp (fp16: rel 2e-3, bf16 and the fp8 grid:
+ * rel 1.6e-2, plus the same fraction of the largest value). Untouched slots of the projected
+ * gradient must keep their bits exactly.
+ * Stochastic rounding decides alike wherever its input is alike, so the same scheme holds (a
+ * last-bit tanh/exp difference can move a value across its random threshold: one format ulp,
+ * about as rarely as across a nearest-rounding midpoint). pre involves no transcendental
+ * function and must match exactly in every mode, as must every output when pre = 0, where tanh
+ * and σ are exact.
  */
 import { describe, expect, it } from 'vitest';
-import type { Backend, NearestRounding, Storage } from '../../src/backend/backend.ts';
+import type { Backend, HighwayRounding, QuantiseFormat, RoundingStreams, Storage } from '../../src/backend/backend.ts';
 import { parseFormat } from '../../src/formats/registry.ts';
 import { cuda, expectClose, expectSameBits, noCudaReason, runBoth, runOn, testValues, type HostArray, type Tolerance } from './helpers.ts';
 
 interface Mode {
   readonly name: string;
-  readonly round: NearestRounding | null;
+  /** null: no rounding (fp32). */
+  readonly format: { readonly format: QuantiseFormat; readonly overflow: 'saturate' | 'inf'; readonly viaFp16: boolean } | null;
+  readonly stochastic: boolean;
   readonly tolerance: Tolerance;
 }
 
+const FP16 = { format: parseFormat('fp16'), overflow: 'inf', viaFp16: false } as const;
+const BF16 = { format: parseFormat('bf16'), overflow: 'inf', viaFp16: false } as const;
+// The fp16 pre-rounding and a saturating format without inf: the quantise kernel's other paths.
+const E5M2_VIA_FP16 = { format: parseFormat('e5m2-paper'), overflow: 'saturate', viaFp16: true } as const;
+
 const MODES: readonly Mode[] = [
-  { name: 'fp32', round: null, tolerance: { rel: 1e-5, absOfMax: 1e-6 } },
-  { name: 'fp16', round: { format: parseFormat('fp16'), overflow: 'inf', viaFp16: false }, tolerance: { rel: 2e-3, absOfMax: 2e-3 } },
-  { name: 'bf16', round: { format: parseFormat('bf16'), overflow: 'inf', viaFp16: false }, tolerance: { rel: 1.6e-2, absOfMax: 1.6e-2 } },
-  // The fp16 pre-rounding and a saturating format without inf: the quantise kernel's other paths.
-  { name: 'e5m2-paper via fp16', round: { format: parseFormat('e5m2-paper'), overflow: 'saturate', viaFp16: true }, tolerance: { rel: 0.26, absOfMax: 0.26 } },
+  { name: 'fp32', format: null, stochastic: false, tolerance: { rel: 1e-5, absOfMax: 1e-6 } },
+  { name: 'fp16', format: FP16, stochastic: false, tolerance: { rel: 2e-3, absOfMax: 2e-3 } },
+  { name: 'bf16', format: BF16, stochastic: false, tolerance: { rel: 1.6e-2, absOfMax: 1.6e-2 } },
+  { name: 'e5m2-paper via fp16', format: E5M2_VIA_FP16, stochastic: false, tolerance: { rel: 0.26, absOfMax: 0.26 } },
+  { name: 'fp16 stochastic', format: FP16, stochastic: true, tolerance: { rel: 2e-3, absOfMax: 2e-3 } },
+  { name: 'bf16 stochastic', format: BF16, stochastic: true, tolerance: { rel: 1.6e-2, absOfMax: 1.6e-2 } },
+  { name: 'e5m2-paper via fp16 stochastic', format: E5M2_VIA_FP16, stochastic: true, tolerance: { rel: 0.26, absOfMax: 0.26 } },
 ];
+
+/** A seed above 2^32 exercises both Philox key words; the epoch comes from the `epoch` buffer. */
+const SEED = 2 ** 40 + 12345;
+const FIRST_STREAM = 1 << 20;
+
+/** The forward call's rounding and the backward's streams, as highwayStep's op draws them. */
+function roundingOf(mode: Mode, epoch: Storage): { round: HighwayRounding | null; gradStreams: RoundingStreams | null } {
+  if (!mode.format) return { round: null, gradStreams: null };
+  const streams = (first: number): RoundingStreams => ({ seed: SEED, streams: [0, 1, 2, 3, 4, 5].map((k) => first + k), epoch });
+  return {
+    round: { ...mode.format, stochastic: mode.stochastic ? streams(FIRST_STREAM) : null },
+    gradStreams: mode.stochastic ? streams(FIRST_STREAM + 6) : null,
+  };
+}
 
 /** At most 1% (and at least 2) elements with different bits, each within the tolerance. */
 function expectNearlySame(gpu: HostArray, cpu: HostArray, tolerance: Tolerance, label: string): void {
@@ -46,7 +75,7 @@ interface Case {
   readonly step: number;
 }
 
-function inputs(c: Case, seed: number): Record<string, Float32Array> {
+function inputs(c: Case, seed: number): Record<string, HostArray> {
   const n = c.batch * c.width;
   const projected = testValues(c.batch * c.length * 2 * c.width, seed, 2);
   // Zeros, saturating and (for the formats) overflowing pre-activations in slot `step`.
@@ -65,11 +94,13 @@ function inputs(c: Case, seed: number): Record<string, Float32Array> {
     gradProjected: testValues(projected.length, seed + 4),
     gradRecurrent: new Float32Array(2 * n),
     gradState: testValues(n, seed + 5),
+    epoch: new Int32Array([seed % 7 + 1]),
   };
 }
 
-function call(c: Case, round: NearestRounding | null, accumulate: boolean) {
+function call(c: Case, mode: Mode, accumulate: boolean) {
   return (b: Backend, s: Record<string, Storage>) => {
+    const { round, gradStreams } = roundingOf(mode, s.epoch!);
     const dims = { batch: c.batch, width: c.width, length: c.length, step: c.step, round };
     b.highwayStep({ projected: s.projected!, recurrent: s.recurrent!, state: s.state!, out: s.out!, pre: s.pre!, ...dims });
     b.highwayStepGrad({
@@ -82,6 +113,7 @@ function call(c: Case, round: NearestRounding | null, accumulate: boolean) {
       gradState: s.gradState!,
       accumulateState: accumulate,
       ...dims,
+      gradStreams,
     });
   };
 }
@@ -99,9 +131,10 @@ describe.skipIf(!cuda)(`CUDA fused highway step ${noCudaReason}`, () => {
       it(`forward and backward match the CPU twin (${mode.name}, gradients ${accumulate ? 'accumulated' : 'written'})`, () => {
         for (const c of cases) {
           const buffers = inputs(c, 101 + c.width);
-          const { cpu, gpu } = runBoth(buffers, call(c, mode.round, accumulate), OUTPUTS);
+          const { cpu, gpu } = runBoth(buffers, call(c, mode, accumulate), OUTPUTS);
           const label = `${mode.name} B${c.batch} L${c.length} H${c.width} t${c.step}`;
           for (const name of OUTPUTS) expectNearlySame(gpu[name]!, cpu[name]!, mode.tolerance, `${label} ${name}`);
+          expectSameBits(gpu.pre!, cpu.pre!, `${label} pre`);
           // Every slot but `step` of the projected gradient is left exactly as it was.
           const before = buffers.gradProjected!;
           const after = gpu.gradProjected!;
@@ -118,36 +151,88 @@ describe.skipIf(!cuda)(`CUDA fused highway step ${noCudaReason}`, () => {
     }
   }
 
-  it('optional gradients may be left out', () => {
-    const c: Case = { batch: 3, length: 2, width: 9, step: 1 };
-    const buffers = inputs(c, 7);
-    const partial = (b: Backend, s: Record<string, Storage>) => {
-      const dims = { batch: c.batch, width: c.width, length: c.length, step: c.step, round: null };
-      b.highwayStep({ projected: s.projected!, recurrent: s.recurrent!, state: s.state!, out: s.out!, pre: s.pre!, ...dims });
-      b.highwayStepGrad({ pre: s.pre!, state: s.state!, gradOut: s.gradOut!, gradProjected: null, accumulateProjected: false, gradRecurrent: s.gradRecurrent!, gradState: null, accumulateState: false, ...dims });
-    };
-    const { cpu, gpu } = runBoth(buffers, partial, ['gradRecurrent', 'gradProjected', 'gradState']);
-    expectNearlySame(gpu.gradRecurrent!, cpu.gradRecurrent!, MODES[0]!.tolerance, 'gradRecurrent');
-    expectSameBits(gpu.gradProjected!, buffers.gradProjected!, 'gradProjected untouched');
-    expectSameBits(gpu.gradState!, buffers.gradState!, 'gradState untouched');
+  it('with pre = 0 (tanh and σ exact) every output matches bit for bit, stochastic rounding decisions included', () => {
+    const c: Case = { batch: 16, length: 3, width: 96, step: 2 };
+    for (const mode of MODES) {
+      for (const accumulate of [false, true]) {
+        const buffers = inputs(c, 31);
+        const n = c.batch * c.width;
+        const projected = buffers.projected as Float32Array;
+        for (let b = 0; b < c.batch; b++) projected.fill(0, (b * c.length + c.step) * 2 * c.width, (b * c.length + c.step + 1) * 2 * c.width);
+        buffers.recurrent = new Float32Array(2 * n);
+        const { cpu, gpu } = runBoth(buffers, call(c, mode, accumulate), OUTPUTS);
+        for (const name of OUTPUTS) expectSameBits(gpu[name]!, cpu[name]!, `${mode.name}${accumulate ? ' accumulated' : ''}, pre = 0: ${name}`);
+      }
+    }
   });
 
-  it('a captured graph replays the step exactly', () => {
+  it('optional gradients may be left out', () => {
+    const c: Case = { batch: 3, length: 2, width: 9, step: 1 };
+    for (const mode of [MODES[0]!, MODES[4]!]) {
+      const buffers = inputs(c, 7);
+      const onlyRecurrent = (b: Backend, s: Record<string, Storage>) => {
+        const { round, gradStreams } = roundingOf(mode, s.epoch!);
+        const dims = { batch: c.batch, width: c.width, length: c.length, step: c.step, round };
+        b.highwayStep({ projected: s.projected!, recurrent: s.recurrent!, state: s.state!, out: s.out!, pre: s.pre!, ...dims });
+        b.highwayStepGrad({ pre: s.pre!, state: s.state!, gradOut: s.gradOut!, gradProjected: null, accumulateProjected: false, gradRecurrent: s.gradRecurrent!, gradState: null, accumulateState: false, ...dims, gradStreams });
+      };
+      const { cpu, gpu } = runBoth(buffers, onlyRecurrent, ['gradRecurrent', 'gradProjected', 'gradState']);
+      expectNearlySame(gpu.gradRecurrent!, cpu.gradRecurrent!, mode.tolerance, `${mode.name} gradRecurrent`);
+      expectSameBits(gpu.gradProjected!, buffers.gradProjected!, `${mode.name} gradProjected untouched`);
+      expectSameBits(gpu.gradState!, buffers.gradState!, `${mode.name} gradState untouched`);
+      // Only the state's gradient: no rounding at u, c or pre (the op then draws three gradient streams).
+      const onlyState = (b: Backend, s: Record<string, Storage>) => {
+        const { round, gradStreams } = roundingOf(mode, s.epoch!);
+        const dims = { batch: c.batch, width: c.width, length: c.length, step: c.step, round };
+        b.highwayStep({ projected: s.projected!, recurrent: s.recurrent!, state: s.state!, out: s.out!, pre: s.pre!, ...dims });
+        b.highwayStepGrad({ pre: s.pre!, state: s.state!, gradOut: s.gradOut!, gradProjected: null, accumulateProjected: false, gradRecurrent: null, gradState: s.gradState!, accumulateState: false, ...dims, gradStreams });
+      };
+      const state = runBoth(buffers, onlyState, ['gradRecurrent', 'gradProjected', 'gradState']);
+      expectNearlySame(state.gpu.gradState!, state.cpu.gradState!, mode.tolerance, `${mode.name} gradState alone`);
+      expectSameBits(state.gpu.gradRecurrent!, buffers.gradRecurrent!, `${mode.name} gradRecurrent untouched`);
+      expectSameBits(state.gpu.gradProjected!, buffers.gradProjected!, `${mode.name} gradProjected untouched`);
+    }
+  });
+
+  it('a captured graph replays the step exactly, and stochastic rounding follows the device epoch', () => {
     const gpu = cuda!;
     const c: Case = { batch: 8, length: 16, width: 128, step: 5 };
     const buffers = inputs(c, 9);
-    const fp16 = MODES[1]!.round;
-    const eager = runOn(gpu, buffers, (s) => call(c, fp16, false)(gpu, s), OUTPUTS);
-    const replayed = runOn(
-      gpu,
-      buffers,
-      (s) => {
-        const graph = gpu.captureGraph(() => call(c, fp16, false)(gpu, s));
-        graph.replay();
-        graph.dispose();
-      },
-      OUTPUTS,
-    );
-    for (const name of OUTPUTS) expectSameBits(replayed[name]!, eager[name]!, `graph ${name}`);
+    for (const mode of [MODES[1]!, MODES[4]!]) {
+      const eager = runOn(gpu, buffers, (s) => call(c, mode, false)(gpu, s), OUTPUTS);
+      const replayed = runOn(
+        gpu,
+        buffers,
+        (s) => {
+          const graph = gpu.captureGraph(() => call(c, mode, false)(gpu, s));
+          graph.replay();
+          graph.dispose();
+        },
+        OUTPUTS,
+      );
+      for (const name of OUTPUTS) expectSameBits(replayed[name]!, eager[name]!, `${mode.name} graph ${name}`);
+    }
+    // A replay after an epoch increment draws other numbers: pre (rounded stochastically) changes.
+    const stochastic = MODES[4]!;
+    const [first, second] = (() => {
+      const results: HostArray[] = [];
+      runOn(
+        gpu,
+        buffers,
+        (s) => {
+          const graph = gpu.captureGraph(() => call(c, stochastic, false)(gpu, s));
+          graph.replay();
+          results.push(gpu.read(s.pre!));
+          gpu.increment(s.epoch!);
+          graph.replay();
+          results.push(gpu.read(s.pre!));
+          graph.dispose();
+        },
+        [],
+      );
+      return results;
+    })();
+    const differ = first!.some((v, i) => !Object.is(v, second![i]));
+    expect(differ, 'pre after an epoch increment').toBe(true);
   });
 });

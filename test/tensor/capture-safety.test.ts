@@ -57,12 +57,14 @@ describe('a training step is capturable as a CUDA graph (no host copies, no new 
     });
   }
 
-  it('charlm-rnn with nearest fp16 rounding (the fused highway step)', () => {
-    for (const scaling of ['regular', 'unit'] as const) {
-      const { config } = loadExperiment('charlm-rnn', [...tiny, 'precision.rounding=nearest'], { scaling, precision: 'fp16' });
-      const model = buildCharLM(config, 30, 1);
-      const batch = T.persistent(() => ({ tokens: T.tensor(Int32Array.from({ length: 24 }, (_, i) => (i * 7) % 30), [2, 12]), mask: T.ones([2, 12]) }));
-      assertCapturable(model.parameters, () => model.loss(batch, { training: true }).loss);
+  it('charlm-rnn with nearest and stochastic fp16 rounding (the fused highway step)', () => {
+    for (const rounding of ['nearest', 'stochastic'] as const) {
+      for (const scaling of ['regular', 'unit'] as const) {
+        const { config } = loadExperiment('charlm-rnn', [...tiny, `precision.rounding=${rounding}`], { scaling, precision: 'fp16' });
+        const model = buildCharLM(config, 30, 1);
+        const batch = T.persistent(() => ({ tokens: T.tensor(Int32Array.from({ length: 24 }, (_, i) => (i * 7) % 30), [2, 12]), mask: T.ones([2, 12]) }));
+        assertCapturable(model.parameters, () => model.loss(batch, { training: true }).loss);
+      }
     }
   });
 

@@ -3,19 +3,28 @@
  * (add, tanh, sigmoid, sub, mul, add, each followed by a quantise) bit for bit: every arithmetic
  * result is stored as float32 exactly where an op wrote its output tensor, the transcendental
  * functions and derivatives are the unary kernels' float64 formulas, and rounding is the quantise
- * kernel's nearest path.
+ * kernel's: nearest, or stochastic with rounding point k of a call on its stream k (element i of
+ * the point's tensor on stream element i, as a quantise of that whole tensor).
  */
-import type { HighwayStepGradParams, HighwayStepParams, NearestRounding } from '../backend.ts';
+import type { HighwayRounding, HighwayStepGradParams, HighwayStepParams, RoundingStreams } from '../backend.ts';
 import { quantise } from '../../formats/quantise.ts';
 import { sigmoid } from './math.ts';
-import { f32 } from './storage.ts';
+import { f32, i32 } from './storage.ts';
 
-type Round = (values: Float32Array) => void;
+/** Rounds a rounding point's whole tensor in place. */
+type Round = (values: Float32Array, point: number) => void;
 
-function rounder(round: NearestRounding | null): Round {
+function rounder(round: HighwayRounding | null, streams: RoundingStreams | null): Round {
   if (!round) return () => {};
-  const options = { rounding: 'nearest', overflow: round.overflow, viaFp16: round.viaFp16 } as const;
-  return (values) => quantise(values, values, round.format, options);
+  const { format, overflow, viaFp16 } = round;
+  if (!round.stochastic) {
+    const options = { rounding: 'nearest', overflow, viaFp16 } as const;
+    return (values) => quantise(values, values, format, options);
+  }
+  if (!streams) throw new Error('highway: stochastic rounding needs the rounding points\' streams');
+  const { seed, epoch } = streams;
+  const e = epoch ? i32(epoch)[0] >>> 0 : 0;
+  return (values, point) => quantise(values, values, format, { rounding: 'stochastic', overflow, viaFp16, seed, stream: streams.streams[point], offset: 0, epoch: e });
 }
 
 function checkDims(op: string, p: { batch: number; width: number; length: number; step: number }): void {
@@ -25,7 +34,7 @@ function checkDims(op: string, p: { batch: number; width: number; length: number
   if (p.step >= p.length) throw new RangeError(`${op}: step ${p.step} is outside a sequence of length ${p.length}`);
 }
 
-/** c = R(tanh(pre_c)), u = R(σ(pre_u)), d = R(c − state) for the n = B·H elements. */
+/** c = R(tanh(pre_c)), u = R(σ(pre_u)), d = R(c − state) for the n = B·H elements (the forward's points 1, 2, 3). */
 function gates(pre: Float32Array, st: Float32Array, B: number, H: number, R: Round): { c: Float32Array; u: Float32Array; d: Float32Array } {
   const n = B * H;
   const c = new Float32Array(n);
@@ -37,11 +46,11 @@ function gates(pre: Float32Array, st: Float32Array, B: number, H: number, R: Rou
       u[i] = sigmoid(pre[r + H + j]);
     }
   }
-  R(c);
-  R(u);
+  R(c, 1);
+  R(u, 2);
   const d = new Float32Array(n);
   for (let i = 0; i < n; i++) d[i] = c[i] - st[i];
-  R(d);
+  R(d, 3);
   return { c, u, d };
 }
 
@@ -49,7 +58,7 @@ export function highwayStep(p: HighwayStepParams): void {
   checkDims('highwayStep', p);
   const { batch: B, width: H, length: L, step } = p;
   const n = B * H;
-  const R = rounder(p.round);
+  const R = rounder(p.round, p.round?.stochastic ?? null);
   const x = f32(p.projected);
   const rec = f32(p.recurrent);
   const st = f32(p.state);
@@ -59,42 +68,38 @@ export function highwayStep(p: HighwayStepParams): void {
     const r = 2 * H * b;
     for (let k = 0; k < 2 * H; k++) pre[r + k] = x[xo + k] + rec[r + k];
   }
-  R(pre);
+  R(pre, 0);
   const { u, d } = gates(pre, st, B, H, R);
   const s = new Float32Array(n);
   for (let i = 0; i < n; i++) s[i] = u[i] * d[i];
-  R(s);
+  R(s, 4);
   const out = f32(p.out).subarray(0, n);
   for (let i = 0; i < n; i++) out[i] = st[i] + s[i];
-  R(out);
+  R(out, 5);
 }
 
 /**
  * Backward of the unfused chain, in its tape order. A quantise's backward rounds the gradient
  * arriving at its output; each add/sub/mul/unary backward writes a float32 tensor. The gradient
  * at pre is assembled by its two slices' backwards: the σ half is copied into a zero tensor, the
- * tanh half then added to it (0 + g: a −0 becomes +0 there, and only there).
+ * tanh half then added to it (0 + g: a −0 becomes +0 there, and only there). The gradient
+ * points' streams are p.gradStreams's, in tape order: gh, gs, gd, gu, gc, gPre.
  */
 export function highwayStepGrad(p: HighwayStepGradParams): void {
   checkDims('highwayStepGrad', p);
   const { batch: B, width: H, length: L, step } = p;
   const n = B * H;
-  const R = rounder(p.round);
   const pre = f32(p.pre);
   const st = f32(p.state);
-  const { u, d } = gates(pre, st, B, H, R);
+  const { u, d } = gates(pre, st, B, H, rounder(p.round, p.round?.stochastic ?? null));
+  const R = rounder(p.round, p.gradStreams);
   const gh = f32(p.gradOut).slice(0, n);
-  R(gh);
+  R(gh, 0);
   const gs = gh.slice();
-  R(gs);
-  const gu = new Float32Array(n);
+  R(gs, 1);
   const gd = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    gu[i] = gs[i] * d[i];
-    gd[i] = gs[i] * u[i];
-  }
-  R(gu);
-  R(gd);
+  for (let i = 0; i < n; i++) gd[i] = gs[i] * u[i];
+  R(gd, 2);
   if (p.gradState) {
     const gState = f32(p.gradState);
     if (p.accumulateState) {
@@ -104,8 +109,13 @@ export function highwayStepGrad(p: HighwayStepGradParams): void {
       }
     } else for (let i = 0; i < n; i++) gState[i] = gh[i] - gd[i];
   }
+  // Without a gradient at pre the unfused graph has no quantise on u, c or pre to round at.
+  if (!p.gradProjected && !p.gradRecurrent) return;
+  const gu = new Float32Array(n);
+  for (let i = 0; i < n; i++) gu[i] = gs[i] * d[i];
+  R(gu, 3);
   const gc = gd.slice();
-  R(gc);
+  R(gc, 4);
   const gPre = new Float32Array(2 * n);
   for (let b = 0, i = 0; b < B; b++) {
     const r = 2 * H * b;
@@ -117,7 +127,7 @@ export function highwayStepGrad(p: HighwayStepGradParams): void {
       gPre[r + H + j] = sg * (1 - sg) * gu[i];
     }
   }
-  R(gPre);
+  R(gPre, 5);
   if (p.gradRecurrent) f32(p.gradRecurrent).set(gPre);
   if (p.gradProjected) {
     const gp = f32(p.gradProjected);

@@ -1,6 +1,6 @@
 /** Host wrappers of the fused Recurrent Highway Network step kernels. */
-import type { HighwayStepGradParams, HighwayStepParams, NearestRounding, Storage } from '../backend.ts';
-import { HIGHWAY_MODULE } from './kernels/highway.ts';
+import type { HighwayRounding, HighwayStepGradParams, HighwayStepParams, RoundingStreams, Storage } from '../backend.ts';
+import { HIGHWAY_MODULE, HIGHWAY_POINTS, HIGHWAY_STREAMS_WORDS } from './kernels/highway.ts';
 import { QUANT_GRID_WORDS } from './kernels/random.ts';
 import { FP16_ENCODING, quantGridWords } from './quantise-grid.ts';
 import type { ParamKind } from './launch.ts';
@@ -8,13 +8,42 @@ import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
 
 const GRID = `s${QUANT_GRID_WORDS}` as const;
+const STREAMS = `s${HIGHWAY_STREAMS_WORDS}` as const;
 const NO_GRID = new Int32Array(QUANT_GRID_WORDS);
+const NO_STREAMS = new Int32Array(HIGHWAY_STREAMS_WORDS);
+const TWO_32 = 4294967296;
 
-/** rounding flag, viaFp16 flag, target grid, fp16 grid (the kernels' trailing arguments). */
-function roundingArgs(round: NearestRounding | null): [number, number, Int32Array, Int32Array] {
+/** rounding (0 none, 1 nearest, 2 stochastic), viaFp16 flag, target grid, fp16 grid (the kernels' arguments after the dimensions). */
+function roundingArgs(round: HighwayRounding | null): [number, number, Int32Array, Int32Array] {
   if (!round) return [0, 0, NO_GRID, NO_GRID];
   const fp16 = round.viaFp16 ? quantGridWords(FP16_ENCODING, round.overflow) : NO_GRID;
-  return [1, round.viaFp16 ? 1 : 0, quantGridWords(round.format, round.overflow), fp16];
+  return [round.stochastic ? 2 : 1, round.viaFp16 ? 1 : 0, quantGridWords(round.format, round.overflow), fp16];
+}
+
+/** The HighwayStreams struct (Philox key, one stream per point) and the epoch pointer; zeros unless stochastic. */
+function streamArgs(op: string, streams: RoundingStreams | null): [Int32Array, number] {
+  if (!streams) return [NO_STREAMS, 0];
+  const { seed } = streams;
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 53) throw new RangeError(`${op}: Philox seed must be an integer in [0, 2^53) (got ${seed})`);
+  if (streams.streams.length !== HIGHWAY_POINTS) throw new RangeError(`${op}: ${HIGHWAY_POINTS} streams needed, got ${streams.streams.length}`);
+  const words = new Int32Array(HIGHWAY_STREAMS_WORDS);
+  words[0] = seed % TWO_32;
+  words[1] = Math.floor(seed / TWO_32);
+  streams.streams.forEach((stream, k) => {
+    if (!Number.isInteger(stream) || stream < 0 || stream >= TWO_32) throw new RangeError(`${op}: Philox stream must be an integer in [0, 2^32) (got ${stream})`);
+    words[2 + k] = stream;
+  });
+  const { epoch } = streams;
+  if (!epoch) return [words, 0];
+  if (epoch.dtype !== 'i32' || epoch.size < 1) throw new TypeError(`${op}: epoch must be a 1-element int32 storage`);
+  return [words, asCuda(epoch, op).address];
+}
+
+/** The backward's own streams, which stochastic rounding cannot do without. */
+function gradStreams(op: string, round: HighwayRounding | null, streams: RoundingStreams | null): RoundingStreams | null {
+  if (!round?.stochastic) return null;
+  if (!streams) throw new Error(`${op}: stochastic rounding needs the rounding points' streams`);
+  return streams;
 }
 
 function checkDims(op: string, p: { batch: number; width: number; length: number; step: number }): void {
@@ -30,8 +59,8 @@ function f32Address(op: string, name: string, storage: Storage, n: number): numb
   return asCuda(storage, op).address;
 }
 
-const STEP_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', GRID, GRID];
-const GRAD_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'i', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', 'i', GRID, GRID];
+const STEP_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', GRID, GRID, STREAMS, 'p'];
+const GRAD_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'i', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', 'i', GRID, GRID, STREAMS, 'p', STREAMS, 'p'];
 
 export function highwayStep(rt: CudaRuntime, p: HighwayStepParams): void {
   const op = 'highwayStep';
@@ -48,6 +77,7 @@ export function highwayStep(rt: CudaRuntime, p: HighwayStepParams): void {
     p.length,
     p.step,
     ...roundingArgs(p.round),
+    ...streamArgs(op, p.round?.stochastic ?? null),
   ];
   rt.launchLinear(rt.kernel(HIGHWAY_MODULE, 'highway_step', STEP_KINDS), n, args);
 }
@@ -71,6 +101,8 @@ export function highwayStepGrad(rt: CudaRuntime, p: HighwayStepGradParams): void
     p.length,
     p.step,
     ...roundingArgs(p.round),
+    ...streamArgs(op, p.round?.stochastic ?? null),
+    ...streamArgs(op, gradStreams(op, p.round, p.gradStreams)),
   ];
   rt.launchLinear(rt.kernel(HIGHWAY_MODULE, 'highway_step_grad', GRAD_KINDS), n, args);
 }

@@ -1,5 +1,6 @@
-import type { NearestRounding } from '../../backend/backend.ts';
+import type { HighwayRounding, RoundingStreams } from '../../backend/backend.ts';
 import { record, SUNK } from '../autograd.ts';
+import { randomContext } from '../random.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty } from './creation.ts';
 import type { CastSpec } from './quantise.ts';
@@ -20,11 +21,17 @@ import type { CastSpec } from './quantise.ts';
  * that slot of the gradient sink when autograd offers one.
  *
  * projected [B, L, 2H] (columns c then u), recurrent [B, 2H] (state·W), state [B, H] → h [B, H].
- * Only nearest rounding is fused: stochastic rounding draws a Philox stream per quantise, which
- * this op does not reproduce, so it throws.
+ *
+ * Stochastic rounding draws the unfused graph's streams in its order: each quantise takes one
+ * stream when it casts, so the forward pass takes six here (pre, c, u, d, s, h) and the backward
+ * pass, run where the unfused graph's tape would run its six quantise backwards (nothing else
+ * between them casts), takes those of h, s, d, u, c, pre in that reverse tape order; with
+ * neither projected nor recurrent needing a gradient the unfused graph records no quantise on
+ * pre, c or u, and the backward takes only the first three. The rest of the model's streams
+ * therefore line up with the unfused loop's too. The backward recomputes c, u and d on the
+ * forward streams: the step's epoch must not advance between the two (beginStep starts a step).
  */
 export function highwayStep(projected: Tensor, t: number, recurrent: Tensor, state: Tensor, round: CastSpec | null): Tensor {
-  if (round && round.rounding !== 'nearest') throw new Error(`highwayStep: only nearest rounding is fused, got ${round.rounding}`);
   if (projected.rank !== 3 || state.rank !== 2 || recurrent.rank !== 2) {
     throw new Error(`highwayStep: expected projected [B, L, 2H], recurrent [B, 2H] and state [B, H], got ${projected.describe()}, ${recurrent.describe()}, ${state.describe()}`);
   }
@@ -37,12 +44,17 @@ export function highwayStep(projected: Tensor, t: number, recurrent: Tensor, sta
   const backend = projected.backend;
   if (recurrent.backend !== backend || state.backend !== backend) throw new Error('highwayStep: operands live on different backends');
   if (projected.dtype !== 'f32' || recurrent.dtype !== 'f32' || state.dtype !== 'f32') throw new Error('highwayStep: operands must be float32');
-  const nearest: NearestRounding | null = round ? { format: round.format, overflow: round.overflow ?? 'saturate', viaFp16: round.viaFp16 ?? false } : null;
-  const dims = { batch: B, width: H, length: L, step: t, round: nearest };
+  const stochastic = round?.rounding === 'stochastic';
+  const rounding: HighwayRounding | null = round
+    ? { format: round.format, overflow: round.overflow ?? 'saturate', viaFp16: round.viaFp16 ?? false, stochastic: stochastic ? drawStreams(POINTS) : null }
+    : null;
+  const preNeedsGrad = projected.requiresGrad || recurrent.requiresGrad;
+  const dims = { batch: B, width: H, length: L, step: t, round: rounding };
   const out = empty([B, H], 'f32', backend);
   const pre = empty([B, twoH], 'f32', backend);
   backend.highwayStep({ projected: projected.storage, recurrent: recurrent.storage, state: state.storage, out: out.storage, pre: pre.storage, ...dims });
   return record(out, [projected, recurrent, state], (g, [projectedSink, , stateSink]) => {
+    const gradStreams = stochastic ? drawStreams(preNeedsGrad ? POINTS : POINTS_WITHOUT_PRE) : null;
     // The unfused graph writes slot t into a zeroed gradient, or adds it into one that already
     // holds other steps' slots: the same here, with one fill when the target starts out stale.
     let gradProjected: Tensor | null = null;
@@ -65,7 +77,23 @@ export function highwayStep(projected: Tensor, t: number, recurrent: Tensor, sta
       gradState: gradState?.storage ?? null,
       accumulateState: stateSink?.accumulate ?? false,
       ...dims,
+      gradStreams,
     });
     return [gradProjected && projectedSink ? SUNK : gradProjected, gradRecurrent, gradState && stateSink ? SUNK : gradState];
   });
+}
+
+/** Rounding points each way (HighwayStepParams, HighwayStepGradParams). */
+const POINTS = 6;
+/** Only the gradients at h, s and d are cast when nothing upstream of pre needs a gradient. */
+const POINTS_WITHOUT_PRE = 3;
+
+/**
+ * `count` consecutive streams of the current random context, taken now (as that many quantise
+ * calls would), padded with stream 0 to the backend's fixed number of points.
+ */
+function drawStreams(count: number): RoundingStreams {
+  const ctx = randomContext();
+  const streams = Array.from({ length: POINTS }, (_, k) => (k < count ? ctx.nextStream() : 0));
+  return { seed: ctx.seed, streams, epoch: ctx.epoch() };
 }

@@ -53,10 +53,11 @@ export class RecurrentHighwayLayer {
     let state = T.broadcastTo(T.reshape(initial, [1, H]), [B, H]);
     const states: T.Tensor[] = [];
     // Nothing in the cell is scaled (the gemms carry every factor), and its rounding is the
-    // policy's activation cast: with nearest rounding (or none) one fused op per step computes the
-    // chain below bit for bit. Stochastic rounding keeps the op-by-op chain.
+    // policy's activation cast: one fused op per step computes the chain below bit for bit, with
+    // nearest or stochastic rounding (it draws the chain's random streams in the chain's order).
+    // REPRO_FUSED_RHN=0 runs the op-by-op chain instead, the reference the fused op is tested against.
     const round = policy.activation;
-    if (round === null || round.rounding === 'nearest') {
+    if (process.env.REPRO_FUSED_RHN !== '0') {
       const steps = T.reshape(projected, [B, L, 2 * H]);
       for (let t = 0; t < L; t++) {
         state = T.highwayStep(steps, t, gemm(state, stateWeight), state, round);
