@@ -217,33 +217,35 @@ describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
     if (support.supported) expect([...native.gemmEngine.fallbacks].some((r) => r.includes('k divisible by 16'))).toBe(true);
   });
 
-  it('gemms: two FP32 products on two streams equal gemm one by one, eagerly and in a captured graph', () => {
+  it('gemms (side stream on): two FP32 products on two streams equal gemm one by one, eagerly and in a captured graph', () => {
     // Big enough (≥ 2^22 multiply-adds each) to be sent to the second stream.
     const p1 = prepare({ ...base, transA: false, transB: true, m: 256, n: 160, k: 64, batch: 2 }, 301);
     const p2 = prepare({ ...base, transA: true, transB: false, m: 200, n: 144, k: 160, beta: 1 }, 302);
+    const sided = tryCreateCudaBackend({ sideStream: true });
+    if (typeof sided === 'string') throw new Error(sided);
     const run = (mode: 'gemm' | 'gemms' | 'graph') =>
-      runOn(gpu, { a1: p1.a, b1: p1.b, c1: p1.c, a2: p2.a, b2: p2.b, c2: p2.c }, (s) => {
+      runOn(sided, { a1: p1.a, b1: p1.b, c1: p1.c, a2: p2.a, b2: p2.b, c2: p2.c }, (s) => {
         const q1 = { ...p1.params, a: s.a1!, b: s.b1!, c: s.c1! };
         const q2 = { ...p2.params, a: s.a2!, b: s.b2!, c: s.c2! };
         if (mode === 'gemm') {
-          gpu.gemm(q1);
-          gpu.gemm(q2);
-        } else if (mode === 'gemms') gpu.gemms([q1, q2]);
+          sided.gemm(q1);
+          sided.gemm(q2);
+        } else if (mode === 'gemms') sided.gemms([q1, q2]);
         else {
-          const graph = gpu.captureGraph(() => gpu.gemms([q1, q2]));
+          const graph = sided.captureGraph(() => sided.gemms([q1, q2]));
           graph.replay();
-          gpu.synchronize();
+          sided.synchronize();
           graph.dispose();
         }
       }, ['c1', 'c2']);
-    const before = gpu.sideBySide;
+    const before = sided.sideBySide;
     const sequential = run('gemm');
     for (const mode of ['gemms', 'graph'] as const) {
       const out = run(mode);
       expect(Array.from(out.c1!), `${mode} c1`).toEqual(Array.from(sequential.c1!));
       expect(Array.from(out.c2!), `${mode} c2`).toEqual(Array.from(sequential.c2!));
     }
-    expect(gpu.sideBySide).toBe(before + 2);
+    expect(sided.sideBySide).toBe(before + 2);
     expectWithin(sequential.c2 as Float32Array, runGemm(cpuBackend, p2), allowance(p2, 1e-5), p2.c, 'second product');
   });
 
