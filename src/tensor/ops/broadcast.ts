@@ -28,12 +28,12 @@ export function broadcastView(t: Tensor, shape: readonly number[]): StridedView 
 
 /**
  * Sums g (of a broadcast result shape) back down to `shape`, times scale. Returns a new tensor
- * (an alias when nothing needs summing and scale is 1).
+ * (an alias when nothing needs summing and scale is 1), or writes into `into` when given.
  */
-export function sumTo(g: Tensor, shape: readonly number[], scale = 1): Tensor {
+export function sumTo(g: Tensor, shape: readonly number[], scale = 1, into?: Tensor): Tensor {
   if (sameShape(g.shape, shape)) {
-    if (scale === 1) return alias(g);
-    const out = empty(shape, 'f32', g.backend);
+    if (scale === 1 && !into) return alias(g);
+    const out = into ?? empty(shape, 'f32', g.backend);
     g.backend.unary('copy', g.storage, out.storage, g.size, 1, scale);
     return out;
   }
@@ -41,7 +41,7 @@ export function sumTo(g: Tensor, shape: readonly number[], scale = 1): Tensor {
     const k = i - (g.rank - shape.length);
     return k < 0 ? 1 : shape[k];
   });
-  const out = empty(shape, 'f32', g.backend);
+  const out = into ?? empty(shape, 'f32', g.backend);
   g.backend.reduce('sum', g.storage, g.shape, out.storage, padded, scale);
   return out;
 }

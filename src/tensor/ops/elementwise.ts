@@ -53,20 +53,15 @@ export function add(aIn: Operand, bIn: Operand, options: AddOptions = {}): Tenso
 /** scale·g summed to x's shape, put into the sink with one kernel where that saves one. */
 function addGrad(g: Tensor, x: Tensor, scale: number, sink: GradSink | null | undefined): Tensor | typeof SUNK {
   if (!sink) return sumTo(g, x.shape, scale);
-  const t = sink.target;
-  if (sameShape(g.shape, x.shape)) {
-    // An unscaled alias is free for an intermediate; only a leaf needs its copy.
-    if (scale === 1 && sink.accumulate && !x.isLeaf) return sumTo(g, x.shape, scale);
-    if (sink.accumulate) g.backend.binary('add', t.view(), g.view(), t.storage, t.shape, 1, scale);
-    else g.backend.unary('copy', g.storage, t.storage, g.size, 1, scale);
+  if (!sink.accumulate) {
+    sumTo(g, x.shape, scale, sink.target);
     return SUNK;
   }
-  if (sink.accumulate) return sumTo(g, x.shape, scale);
-  const padded = g.shape.map((d, i) => {
-    const k = i - (g.rank - x.rank);
-    return k < 0 ? 1 : x.shape[k];
-  });
-  g.backend.reduce('sum', g.storage, g.shape, t.storage, padded, scale);
+  // Adding into the sink saves a kernel only where sumTo would have made a scaled copy; an
+  // unscaled same-shape gradient is a free alias, and a reduced one needs its own tensor.
+  if (!sameShape(g.shape, x.shape) || (scale === 1 && !x.isLeaf)) return sumTo(g, x.shape, scale);
+  const t = sink.target;
+  g.backend.binary('add', t.view(), g.view(), t.storage, t.shape, 1, scale);
   return SUNK;
 }
 
