@@ -9,27 +9,12 @@ import { parseFormat } from '../../src/formats/registry.ts';
 import type { ModelParameter } from '../../src/models/types.ts';
 import { AdamW, ensureGradients } from '../../src/optim/index.ts';
 import * as T from '../../src/tensor/index.ts';
+import { values as randomValues } from '../tensor/gradcheck.ts';
 import { parameter, setGradient, values } from './helpers.ts';
 
 const FP16_SR: T.CastSpec = { format: parseFormat('fp16'), rounding: 'stochastic', overflow: 'inf' };
 const SIZES = [1, 3, 5, 1000, 4097];
 const SETTINGS = { lr: 1e-3, lrDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, gradScale: 0.5 };
-
-/** Deterministic values in [-scale, scale) (xorshift), so every run sees the same data. */
-function randomValues(n: number, seed: number, scale: number, positive = false): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    const u = s / 4294967296;
-    out[i] = positive ? scale * (u + 1e-3) : scale * (2 * u - 1);
-  }
-  return out;
-}
 
 interface HostTensor {
   readonly n: number;
@@ -46,10 +31,10 @@ function hostTensors(): HostTensor[] {
     n,
     lrScale: [1, 0.5, 1 / Math.sqrt(1000), 2, 0.125][i]!,
     weightDecay: [0.01, 0, 0.1, 0, 1e-4][i]!,
-    param: randomValues(n, 11 + i, 1),
-    grad: randomValues(n, 21 + i, 0.1),
-    m: randomValues(n, 31 + i, 0.01),
-    v: randomValues(n, 41 + i, 1e-3, true),
+    param: randomValues(n, 11 + i, -1, 1),
+    grad: randomValues(n, 21 + i, -0.1, 0.1),
+    m: randomValues(n, 31 + i, -0.01, 0.01),
+    v: randomValues(n, 41 + i, 1e-6, 1e-3), // second moments are positive
   }));
 }
 
