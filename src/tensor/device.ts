@@ -1,29 +1,31 @@
 import type { Backend } from '../backend/backend.ts';
 import { CpuBackend } from '../backend/cpu/index.ts';
+import { activeSettings } from './run-context.ts';
 
 let cpu: CpuBackend | null = null;
-let current: Backend | null = null;
 
 export function cpuBackend(): CpuBackend {
   return (cpu ??= new CpuBackend());
 }
 
-/** The backend new tensors are created on unless one is named. */
+/** The backend new tensors are created on unless one is named (see run-context.ts for scope). */
 export function defaultBackend(): Backend {
-  return (current ??= cpuBackend());
+  const settings = activeSettings();
+  return (settings.backend ??= cpuBackend());
 }
 
 export function setDefaultBackend(backend: Backend): void {
-  current = backend;
+  activeSettings().backend = backend;
 }
 
 /** Runs fn with `backend` as the default, restoring the previous one afterwards. */
 export function withBackend<T>(backend: Backend, fn: () => T): T {
-  const previous = current;
-  current = backend;
+  const settings = activeSettings();
+  const previous = settings.backend;
+  settings.backend = backend;
   try {
     return fn();
   } finally {
-    current = previous;
+    settings.backend = previous;
   }
 }

@@ -5,3 +5,4 @@ export { backward, noGrad, isGradEnabled, record } from './autograd.ts';
 export { tidy, keep, persistent } from './scope.ts';
 export { defaultBackend, setDefaultBackend, withBackend, cpuBackend } from './device.ts';
 export { RandomContext, randomContext, setRandomContext } from './random.ts';
+export { isolated } from './run-context.ts';

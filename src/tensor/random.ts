@@ -1,5 +1,6 @@
 import type { Storage } from '../backend/backend.ts';
 import { defaultBackend } from './device.ts';
+import { activeSettings } from './run-context.ts';
 
 /**
  * Where random numbers come from (design note 6): a seed, a per-use stream id, and an epoch
@@ -40,12 +41,12 @@ export class RandomContext {
   }
 }
 
-let context = new RandomContext(0);
-
+/** The random context of ops that draw random numbers (scoped like the default backend: run-context.ts). */
 export function randomContext(): RandomContext {
-  return context;
+  const settings = activeSettings();
+  return (settings.random ??= new RandomContext(0));
 }
 
 export function setRandomContext(next: RandomContext): void {
-  context = next;
+  activeSettings().random = next;
 }
