@@ -342,8 +342,22 @@ export interface HighwayStepGradParams {
   readonly gradStreams: RoundingStreams | null;
 }
 
+/** The work a backend had queued when the fence was made; `done()` asks without waiting. */
+export interface DeviceFence {
+  done(): boolean;
+  /** Returns the fence's device event for reuse; call once, when no longer needed. */
+  dispose(): void;
+}
+
 export interface Backend {
   readonly name: 'cpu' | 'cuda';
+
+  /**
+   * Asynchronous devices only (absent on the CPU, whose work is finished when queued): a fence
+   * after the work queued so far, so a host loop can wait for the device without blocking the
+   * event loop, which other runs in the same process need (src/train/device-wait.ts).
+   */
+  fence?(): DeviceFence;
 
   alloc(size: number, dtype: DType): Storage;
   release(storage: Storage): void;

@@ -5,20 +5,22 @@ import { ReproError } from '../errors.ts';
 export type DeviceChoice = 'cpu' | 'cuda' | 'auto';
 
 interface CudaModule {
-  tryCreateCudaBackend(): Backend | string;
+  tryCreateCudaBackend(): (Backend & { destroy(): void }) | string;
 }
 
 let cuda: Backend | string | null = null;
 
-async function cudaBackendOrReason(): Promise<Backend | string> {
-  if (cuda !== null) return cuda;
+async function newCudaBackend(): Promise<(Backend & { destroy(): void }) | string> {
   try {
     const mod = (await import('./cuda/index.ts')) as CudaModule;
-    cuda = mod.tryCreateCudaBackend();
+    return mod.tryCreateCudaBackend();
   } catch (err) {
-    cuda = `the CUDA backend could not be loaded (${(err as Error).message.split('\n')[0]})`;
+    return `the CUDA backend could not be loaded (${(err as Error).message.split('\n')[0]})`;
   }
-  return cuda;
+}
+
+async function cudaBackendOrReason(): Promise<Backend | string> {
+  return (cuda ??= await newCudaBackend());
 }
 
 /**
@@ -31,4 +33,28 @@ export async function createBackend(device: DeviceChoice): Promise<Backend> {
   if (typeof found !== 'string') return found;
   if (device === 'auto') return cpuBackend();
   throw new ReproError(`--device cuda: ${found}`);
+}
+
+/** A backend for one run, and how to give it back when the run is over. */
+export interface OwnBackend {
+  readonly backend: Backend;
+  readonly release: () => void;
+}
+
+/**
+ * Like createBackend, but on CUDA a backend of the caller's own: its own stream, allocator and
+ * cuBLAS handles (kernels and the device are shared), so several runs in one process each queue
+ * work on their own stream and the GPU runs them side by side. `release` frees its memory.
+ * The CPU backend is shared (it has no queue to separate).
+ */
+export async function createOwnBackend(device: DeviceChoice): Promise<OwnBackend> {
+  if (device === 'cpu') return { backend: cpuBackend(), release: () => {} };
+  const reason = await cudaBackendOrReason();
+  if (typeof reason === 'string') {
+    if (device === 'auto') return { backend: cpuBackend(), release: () => {} };
+    throw new ReproError(`--device cuda: ${reason}`);
+  }
+  const own = await newCudaBackend();
+  if (typeof own === 'string') throw new ReproError(`--device ${device}: ${own}`);
+  return { backend: own, release: () => own.destroy() };
 }

@@ -9,6 +9,7 @@ import type {
   BinaryKind,
   CrossEntropyGradParams,
   CrossEntropyParams,
+  DeviceFence,
   DType,
   GemmParams,
   HighwayStepGradParams,
@@ -35,6 +36,7 @@ import * as optim from './optim-ops.ts';
 import * as randomOps from './random-ops.ts';
 import { reduce } from './reduce-op.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
+import type { Block } from './allocator.ts';
 import { checkCount } from './strided.ts';
 
 /** The second stream of CudaBackend.gemms: its GEMM engine is bound to it, with its own workspace. */
@@ -43,6 +45,9 @@ export interface SideStream {
   readonly gemm: CudaGemm;
   readonly fork: Handle;
   readonly join: Handle;
+  /** its cuBLAS handle and workspace (for teardown) */
+  readonly handle: Handle;
+  readonly workspace: Block;
 }
 
 /** Products smaller than this (multiply-adds) finish before a second stream pays off. */
@@ -62,7 +67,30 @@ export class CudaBackend implements Backend {
     readonly gemmEngine: CudaGemm,
     /** A second stream with its own cuBLAS handle, for running independent GEMMs side by side. */
     private readonly side: SideStream | null = null,
+    /** Destroys the handles made for this backend (create.ts); null for backends built by hand. */
+    private readonly teardown: (() => void) | null = null,
   ) {}
+
+  private destroyed = false;
+
+  /**
+   * Waits for this backend's queued work, then gives back its cached device memory, cuBLAS
+   * handles and stream. Device memory still held by live tensors stays allocated; release them
+   * first. The backend cannot be used afterwards.
+   */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.runtime.synchronize();
+    if (this.side) checkDriver(this.runtime.api, 'cuStreamSynchronize', this.runtime.api.cuStreamSynchronize(this.side.stream));
+    this.teardown?.();
+    this.runtime.destroy();
+  }
+
+  /** A marker of the work queued so far on this backend's stream (see Backend.fence). */
+  fence(): DeviceFence {
+    return this.runtime.fence();
+  }
 
   alloc(size: number, dtype: DType): Storage {
     return this.runtime.alloc(size, dtype);

@@ -2,7 +2,7 @@
 import { CudaBackend, type SideStream } from './backend.ts';
 import { KernelCompiler } from './compiler.ts';
 import { bindCublas, bindCublasLt, checkCublas, CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH, type CublasApi, type CublasLtApi } from './cublas-api.ts';
-import { openDevice } from './device.ts';
+import { openDevice, type OpenDevice } from './device.ts';
 import { checkDriver, CU_EVENT_DISABLE_TIMING, CU_STREAM_NON_BLOCKING, type Handle } from './driver-api.ts';
 import { CudaGemm, type GemmHost, type GemmOptions } from './gemm.ts';
 import { CONVERT16_MODULE, CONVERT8_MODULE } from './kernels/convert.ts';
@@ -59,8 +59,19 @@ function envFlag(name: string): boolean {
   return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
 }
 
-/** Builds the backend, or returns one line saying why CUDA cannot be used here. */
-export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBackend | string {
+/** What every backend of this process shares: the device, its kernels and the loaded libraries. */
+interface CudaShared {
+  readonly device: OpenDevice;
+  readonly registry: KernelRegistry;
+  readonly libraries: CudaLibraries;
+  readonly cublas: CublasApi;
+  readonly lt: CublasLtApi | null;
+}
+
+let shared: CudaShared | string | null = null;
+
+function openShared(): CudaShared | string {
+  if (shared !== null) return shared;
   const device = openDevice();
   if (typeof device === 'string') return device;
   const compiler = KernelCompiler.create(device.info.computeCapability);
@@ -69,12 +80,31 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBack
   const ltLibrary = loadCudaLibrary('cublasLt', 'cublasLtCreate');
   const cublasLibrary = loadCudaLibrary('cublas', 'cublasCreate_v2');
   if (!isLoaded(cublasLibrary)) return `no usable cuBLAS: ${cublasLibrary.reason}`;
+  shared = {
+    device,
+    registry: new KernelRegistry(device.api, compiler),
+    libraries: { driver: device.library, nvrtc: compiler.library, cublas: cublasLibrary, cublasLt: isLoaded(ltLibrary) ? ltLibrary : null },
+    cublas: bindCublas(cublasLibrary.handle),
+    lt: isLoaded(ltLibrary) ? bindCublasLt(ltLibrary.handle) : null,
+  };
+  return shared;
+}
+
+/**
+ * Builds a backend, or returns one line saying why CUDA cannot be used here. Every call gives a
+ * backend with its own stream, allocator and cuBLAS handles; the device, compiled kernels and
+ * libraries are shared. Backends made by separate calls run side by side on the GPU (a sweep's
+ * trials in one process); `destroy()` gives one's memory and handles back.
+ */
+export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBackend | string {
+  const found = openShared();
+  if (typeof found === 'string') return found;
+  const { device, registry, libraries, cublas } = found;
   const gemmOptions: GemmOptions = {
     allowTf32: options.allowTf32 ?? envFlag('REPRO_ALLOW_TF32'),
     nativeFp8: options.nativeFp8 ?? envFlag('REPRO_NATIVE_FP8'),
   };
-  const runtime = new CudaRuntime(device, new KernelRegistry(device.api, compiler));
-  const cublas = bindCublas(cublasLibrary.handle);
+  const runtime = new CudaRuntime(device, registry);
   const out = new BigUint64Array(1);
   checkCublas('cublasCreate', cublas.cublasCreate_v2(out));
   const handle = out[0]!;
@@ -87,11 +117,10 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBack
   checkCublas('cublasGetVersion', cublas.cublasGetVersion_v2(handle, version));
   let lt: { api: CublasLtApi; handle: Handle } | null = null;
   let ltVersion: number | null = null;
-  if (isLoaded(ltLibrary)) {
-    const api = bindCublasLt(ltLibrary.handle);
-    checkCublas('cublasLtCreate', api.cublasLtCreate(out));
-    lt = { api, handle: out[0]! };
-    ltVersion = Number(api.cublasLtGetVersion());
+  if (found.lt) {
+    checkCublas('cublasLtCreate', found.lt.cublasLtCreate(out));
+    lt = { api: found.lt, handle: out[0]! };
+    ltVersion = Number(found.lt.cublasLtGetVersion());
   }
   const host: GemmHost = {
     stream: runtime.stream,
@@ -108,9 +137,20 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBack
   const smallGemms = options.smallGemms ?? process.env.REPRO_CUDA_SMALL_GEMM !== '0';
   const gemm = new CudaGemm(host, cublas, handle, lt, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch, smallGemms);
   const side = options.sideStream ?? process.env.REPRO_CUDA_SIDE_STREAM === '1' ? createSideStream(runtime, cublas, host, gemmOptions, arch) : null;
+  const teardown = () => {
+    if (side) {
+      checkCublas('cublasDestroy', cublas.cublasDestroy_v2(side.handle));
+      runtime.releaseScratch(side.workspace);
+      for (const event of [side.fork, side.join]) checkDriver(runtime.api, 'cuEventDestroy', runtime.api.cuEventDestroy_v2(event));
+      checkDriver(runtime.api, 'cuStreamDestroy', runtime.api.cuStreamDestroy_v2(side.stream));
+    }
+    checkCublas('cublasDestroy', cublas.cublasDestroy_v2(handle));
+    if (lt) checkCublas('cublasLtDestroy', lt.api.cublasLtDestroy(lt.handle));
+    runtime.releaseScratch(workspace);
+  };
   return {
-    backend: new CudaBackend(runtime, gemm, side),
-    libraries: { driver: device.library, nvrtc: compiler.library, cublas: cublasLibrary, cublasLt: isLoaded(ltLibrary) ? ltLibrary : null },
+    backend: new CudaBackend(runtime, gemm, side, teardown),
+    libraries,
     cublasVersion: version[0]!,
     cublasLtVersion: ltVersion,
   };
@@ -134,5 +174,5 @@ function createSideStream(runtime: CudaRuntime, cublas: CublasApi, host: GemmHos
   };
   // Only plain FP32 products run here (CudaBackend.gemms), which need neither scratch nor kernels.
   const gemm = new CudaGemm({ ...host, stream }, cublas, handle, null, { address: workspace.address, bytes: WORKSPACE_BYTES }, gemmOptions, arch, false);
-  return { stream, gemm, fork: event(), join: event() };
+  return { stream, gemm, fork: event(), join: event(), handle, workspace };
 }

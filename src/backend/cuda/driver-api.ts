@@ -67,6 +67,8 @@ export interface DriverApi {
   cuEventCreate(event: BigUint64Array, flags: number): number;
   cuEventRecord(event: Handle, stream: Handle): number;
   cuStreamWaitEvent(stream: Handle, event: Handle, flags: number): number;
+  cuEventQuery(event: Handle): number;
+  cuEventDestroy_v2(event: Handle): number;
   cuGetErrorName(code: number, name: (string | null)[]): number;
   cuGetErrorString(code: number, text: (string | null)[]): number;
 }
@@ -107,6 +109,8 @@ const PROTOTYPES: Record<keyof DriverApi, string> = {
   cuEventCreate: 'int cuEventCreate(void *event, unsigned int flags)',
   cuEventRecord: 'int cuEventRecord(void *event, void *stream)',
   cuStreamWaitEvent: 'int cuStreamWaitEvent(void *stream, void *event, unsigned int flags)',
+  cuEventQuery: 'int cuEventQuery(void *event)',
+  cuEventDestroy_v2: 'int cuEventDestroy_v2(void *event)',
   cuGetErrorName: 'int cuGetErrorName(int code, _Out_ const char **name)',
   cuGetErrorString: 'int cuGetErrorString(int code, _Out_ const char **text)',
 };

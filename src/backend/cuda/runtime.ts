@@ -2,9 +2,12 @@
  * What every CUDA kernel wrapper needs: the device, the backend's one stream, the kernel
  * registry, device storage from the caching allocator, and launch-size helpers.
  */
-import type { DType, Storage } from '../backend.ts';
+import type { DeviceFence, DType, Storage } from '../backend.ts';
 import { CachingAllocator, type Block } from './allocator.ts';
-import { checkDriver, CU_STREAM_NON_BLOCKING, type DriverApi, type Handle } from './driver-api.ts';
+import { checkDriver, CU_EVENT_DISABLE_TIMING, CU_STREAM_NON_BLOCKING, type DriverApi, type Handle } from './driver-api.ts';
+
+/** cuEventQuery's answer for work still queued. */
+const CUDA_ERROR_NOT_READY = 600;
 import type { OpenDevice } from './device.ts';
 import type { KernelArg, ParamKind, Kernel } from './launch.ts';
 import type { KernelModuleSource, KernelRegistry } from './modules.ts';
@@ -123,6 +126,44 @@ export class CudaRuntime {
 
   launch(kernel: Kernel, gridX: number, gridY: number, block: number, args: readonly KernelArg[]): void {
     kernel.launch(this.stream, gridX, gridY, block, 0, args);
+  }
+
+  private readonly spareEvents: Handle[] = [];
+
+  /** An event recorded on the stream now; done() polls it (cuEventQuery). */
+  fence(): DeviceFence {
+    if (this.allocator.isCapturing) throw new Error('fence: not allowed while a CUDA graph is being captured');
+    const api = this.api;
+    let event = this.spareEvents.pop();
+    if (event === undefined) {
+      const out = new BigUint64Array(1);
+      checkDriver(api, 'cuEventCreate', api.cuEventCreate(out, CU_EVENT_DISABLE_TIMING));
+      event = out[0]!;
+    }
+    checkDriver(api, 'cuEventRecord', api.cuEventRecord(event, this.stream));
+    let disposed = false;
+    return {
+      done: () => {
+        if (disposed) throw new Error('fence: used after dispose');
+        const code = api.cuEventQuery(event);
+        if (code === CUDA_ERROR_NOT_READY) return false;
+        checkDriver(api, 'cuEventQuery', code);
+        return true;
+      },
+      dispose: () => {
+        if (disposed) return;
+        disposed = true;
+        this.spareEvents.push(event);
+      },
+    };
+  }
+
+  /** Frees the allocator's cached memory, the spare events and the stream (CudaBackend.destroy). */
+  destroy(): void {
+    this.synchronize();
+    this.allocator.emptyCache();
+    for (const event of this.spareEvents.splice(0)) checkDriver(this.api, 'cuEventDestroy', this.api.cuEventDestroy_v2(event));
+    checkDriver(this.api, 'cuStreamDestroy', this.api.cuStreamDestroy_v2(this.stream));
   }
 
   synchronize(): void {
