@@ -21,7 +21,7 @@ function timestamp(date: Date): string {
 
 /** e.g. "charlm-quick-20260528-141503-3fa9": sortable by start time, unique across parallel runs. */
 export function newRunId(name: string, now = new Date()): string {
-  return `${name}-${timestamp(now)}-${randomBytes(2).toString('hex')}`;
+  return `${name}-${timestamp(now)}-${randomBytes(4).toString('hex')}`;
 }
 
 export function createRunDir(runsDir: string, runId: string, config: ExperimentConfig): string {

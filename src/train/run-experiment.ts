@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { createBackend } from '../backend/select.ts';
+import type { Backend } from '../backend/backend.ts';
+import { createBackend, createOwnBackend } from '../backend/select.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
-import { loadCharDataset, type Split } from '../data/charlm.ts';
+import { loadCharDataset, locateDataset, type CharDataset, type Split } from '../data/charlm.ts';
 import { ReproError } from '../errors.ts';
 import { disposeParameters } from '../optim/index.ts';
 import { appendResultRow, type CellValue } from '../results/csv.ts';
@@ -15,7 +16,7 @@ import { progressMode, progressReporter, type ProgressChoice } from './progress.
 import { resultRow, roundedBpc, type RunStatus } from './result-row.ts';
 import { checkResumable, createRunDir, newRunId, readRunConfig, RUN_FILES } from './run-dir.ts';
 import { RunLog } from './run-log.ts';
-import { runSeeds } from './seeds.ts';
+import { runSeeds, type RunSeeds } from './seeds.ts';
 import { train, type TrainOutcome } from './trainer.ts';
 
 export interface RunRequest {
@@ -34,6 +35,14 @@ export interface RunRequest {
   /** more columns for the row (a sweep's configuration and repetition) */
   readonly extraColumns?: Record<string, CellValue>;
   readonly dataDir?: string;
+  /**
+   * Train on a backend of this run's own (createOwnBackend: on CUDA its own stream and memory,
+   * given back when the run ends), so that runs started side by side in one process (a sweep's
+   * in-process trials, each inside T.isolated) share the GPU. Default: the process's backend.
+   */
+  readonly ownBackend?: boolean;
+  /** datasets already loaded by earlier runs of this process, by location (shared, read-only) */
+  readonly datasetCache?: Map<string, Promise<CharDataset>>;
 }
 
 export interface RunResult {
@@ -79,10 +88,42 @@ export async function runExperiment(request: RunRequest): Promise<RunResult> {
   const seeds = runSeeds(config.seed);
 
   // Device and data first: a missing GPU or dataset is reported before anything is written.
-  const backend = await createBackend(config.device);
-  T.setDefaultBackend(backend);
-  T.setRandomContext(new T.RandomContext(seeds.random));
-  const dataset = await loadCharDataset({ kind: config.data.dataset, path: config.data.path }, request.dataDir);
+  const { backend, release } = request.ownBackend ? await createOwnBackend(config.device) : { backend: await createBackend(config.device), release: () => {} };
+  try {
+    T.setDefaultBackend(backend);
+    T.setRandomContext(new T.RandomContext(seeds.random));
+    return await runOnBackend(request, backend, runId, runsDir, checkpoint, seeds, sessionStart);
+  } finally {
+    release();
+  }
+}
+
+function loadDataset(request: RunRequest): Promise<CharDataset> {
+  const spec = { kind: request.config.data.dataset, path: request.config.data.path };
+  const cache = request.datasetCache;
+  if (!cache) return loadCharDataset(spec, request.dataDir);
+  const key = locateDataset(spec, request.dataDir).cacheDir;
+  let loading = cache.get(key);
+  if (!loading) {
+    loading = loadCharDataset(spec, request.dataDir);
+    cache.set(key, loading);
+    // a failed load is not cached: the next run reports the same error itself
+    loading.catch(() => cache.delete(key));
+  }
+  return loading;
+}
+
+async function runOnBackend(
+  request: RunRequest,
+  backend: Backend,
+  runId: string,
+  runsDir: string,
+  checkpoint: string | null,
+  seeds: RunSeeds,
+  sessionStart: number,
+): Promise<RunResult> {
+  const { config } = request;
+  const dataset = await loadDataset(request);
 
   const runDir = createRunDir(runsDir, runId, config);
   const log = new RunLog(join(runDir, RUN_FILES.log));

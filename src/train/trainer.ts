@@ -11,6 +11,7 @@ import type { EventSink } from './events.ts';
 import type { RunSeeds } from './seeds.ts';
 import { restore, snapshot, trainerMeta, type DeviceState, type TrainerMeta } from './trainer-state.ts';
 import { StepRunner } from './step-graph.ts';
+import { deviceIdle, QueueLimit, yieldToEventLoop } from './device-wait.ts';
 
 /*
  * The training loop of one run (experiments.md §A3–§A6), top to bottom: set up the optimiser,
@@ -19,6 +20,8 @@ import { StepRunner } from './step-graph.ts';
  * the device: the training loss is summed on the device and read every `log_interval` steps,
  * which is also where divergence (a NaN or inf anywhere in the sum) is detected. The one
  * exception is dynamic loss scaling, which reads one flag per step (src/optim/loss-scale.ts).
+ * Waits for the device poll instead of blocking (device-wait.ts), so runs that share a process
+ * and a GPU (a sweep's in-process trials) keep each other's queues filled.
  */
 
 export interface TrainerInput {
@@ -61,15 +64,15 @@ function reportedLr(config: ExperimentConfig, step: number): number {
   return t.optimiser === 'lamb' ? t.lr : t.lr * 2 ** (-(Math.max(1, step) - 1) * t.lr_decay);
 }
 
-/** Lets timers, signals and the progress bar run between steps (no device sync). */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 export async function train(input: TrainerInput): Promise<TrainOutcome> {
   const { config, dataset, model, seeds, emit } = input;
   const t = config.training;
   const windows = windowOptions(config);
   const params = model.parameters;
   const random = T.randomContext();
+  const backend = T.defaultBackend();
+  // Steps queued ahead of the GPU: enough to keep it busy, few enough that waiting never blocks.
+  const queue = new QueueLimit(backend);
 
   const optimiser = buildOptimiser(params, config);
   const lossScaler = buildLossScaler(config);
@@ -90,7 +93,7 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
     const meta = trainerMeta(checkpoint, input.resumeFrom);
     restore(deviceState, checkpoint, input.resumeFrom);
     const epoch = checkpoint.arrays.get('random.epoch');
-    if (epoch) T.defaultBackend().write(random.epoch(), epoch.data);
+    if (epoch) backend.write(random.epoch(), epoch.data);
     ({ step, pending, seconds: priorSeconds } = meta);
     sampler = new WindowSampler(meta.sampler);
     lossScaler.restore(meta.lossScale);
@@ -101,7 +104,7 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
   // except dynamic loss scaling's one flag, which is why only a static scale lets the step be
   // captured as a CUDA graph (a static scaler's decision is a constant).
   const runner = new StepRunner(
-    T.defaultBackend(),
+    backend,
     windows,
     () => {
       random.beginStep();
@@ -118,21 +121,22 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
   );
   const elapsed = () => priorSeconds + (Date.now() - input.sessionStart) / 1000;
 
-  const evaluate = (split: Split): number => {
+  const evaluate = async (split: Split): Promise<number> => {
     const source =
       split === 'train'
         ? trainEstimateBatches(dataset.splits.train, dataset.splits.valid.length, windows, seeds.batches)
         : evalBatches(dataset.splits[split], windows);
-    const loss = splitLoss(model, source, windows, t.eval_batches);
+    const loss = await splitLoss(model, source, windows, t.eval_batches);
     emit({ type: 'eval', step, split, loss, bpc: bitsPerCharacter(loss) });
     return loss;
   };
 
-  const saveCheckpoint = () => {
+  const saveCheckpoint = async () => {
     if (!input.checkpointFile) return;
+    await deviceIdle(backend);
     const meta: TrainerMeta = { version: 1, step, sampler: sampler.state, lossScale: lossScaler.state(), pending, seconds: elapsed() };
     const arrays = snapshot(deviceState);
-    arrays.set('random.epoch', { shape: [1], data: T.defaultBackend().read(random.epoch()) });
+    arrays.set('random.epoch', { shape: [1], data: backend.read(random.epoch()) });
     writeCheckpoint(input.checkpointFile, meta, arrays);
     emit({ type: 'checkpoint', step, file: input.checkpointFile });
   };
@@ -153,7 +157,7 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
     let windowStart = Date.now();
     while (step < t.steps) {
       if (t.valid_interval > 0 && step % t.valid_interval === 0) {
-        if (!Number.isFinite(evaluate('valid'))) return diverged('valid');
+        if (!Number.isFinite(await evaluate('valid'))) return diverged('valid');
         windowStart = Date.now();
       }
 
@@ -163,6 +167,7 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
       pending = { steps: pending.steps + 1, scored: pending.scored + batch.scored };
 
       if (step % t.log_interval === 0 || step === t.steps) {
+        await deviceIdle(backend);
         const loss = trainLoss.read() / pending.steps;
         const seconds = (Date.now() - windowStart) / 1000;
         emit({
@@ -180,20 +185,22 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
         pending = { steps: 0, scored: 0 };
         windowStart = Date.now();
       }
-      if (t.checkpoint_interval > 0 && step % t.checkpoint_interval === 0 && step < t.steps) saveCheckpoint();
+      if (t.checkpoint_interval > 0 && step % t.checkpoint_interval === 0 && step < t.steps) await saveCheckpoint();
 
+      await queue.queued();
       await yieldToEventLoop();
       if (input.signal?.aborted && step < t.steps) {
-        saveCheckpoint();
+        await saveCheckpoint();
         return finish('interrupted');
       }
     }
 
-    const loss = { valid: evaluate('valid'), train: evaluate('train'), test: evaluate('test') };
+    const loss = { valid: await evaluate('valid'), train: await evaluate('train'), test: await evaluate('test') };
     if (!Number.isFinite(loss.valid)) return diverged('valid');
-    saveCheckpoint();
+    await saveCheckpoint();
     return finish('ok', loss);
   } finally {
+    queue.dispose();
     runner.dispose();
     optimiser.dispose();
     trainLoss.dispose();

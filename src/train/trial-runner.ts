@@ -1,5 +1,6 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { CharDataset } from '../data/charlm.ts';
 import type { ModelBuilder } from './model-builder.ts';
 import { runExperiment } from './run-experiment.ts';
 import { trialColumns, type TrialResult, type TrialSpec } from './trial.ts';
@@ -17,7 +18,7 @@ export type WorkerReply = { ok: true; result: TrialResult | null } | { ok: false
 /** Runs a trial in this process, silently; null when it was interrupted. */
 export async function runTrialHere(
   job: TrialJob,
-  options: { signal?: AbortSignal; buildModel?: ModelBuilder } = {},
+  options: { signal?: AbortSignal; buildModel?: ModelBuilder; ownBackend?: boolean; datasetCache?: Map<string, Promise<CharDataset>> } = {},
 ): Promise<TrialResult | null> {
   const result = await runExperiment({
     config: job.trial.config,
@@ -27,6 +28,8 @@ export async function runTrialHere(
     buildModel: options.buildModel,
     progress: 'silent',
     signal: options.signal,
+    ownBackend: options.ownBackend,
+    datasetCache: options.datasetCache,
     extraColumns: trialColumns(job.trial),
   });
   if (result.status === 'interrupted') return null;
@@ -35,10 +38,16 @@ export async function runTrialHere(
 
 const WORKER = fileURLToPath(new URL('./trial-worker.ts', import.meta.url));
 
-/** Runs a trial in a child process (`--jobs N`: trials in parallel, several per GPU on CUDA). */
-export function runTrialInWorker(job: TrialJob, env: NodeJS.ProcessEnv = process.env): Promise<TrialResult | null> {
+/**
+ * Runs a trial in a child process (`--jobs N` on several GPUs or the CPU). Aborting `signal`
+ * interrupts the child as Ctrl-C would (it checkpoints and replies null).
+ */
+export function runTrialInWorker(job: TrialJob, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<TrialResult | null> {
   return new Promise((resolve, reject) => {
     const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
+    const interrupt = () => child.kill('SIGINT');
+    signal?.addEventListener('abort', interrupt, { once: true });
+    child.on('exit', () => signal?.removeEventListener('abort', interrupt));
     let reply: WorkerReply | null = null;
     child.on('message', (message: WorkerReply) => (reply = message));
     child.on('error', reject);

@@ -30,7 +30,7 @@ describe('split loss and BPC (§A6)', () => {
     expect(bitsPerCharacter(Math.log(256))).toBeCloseTo(8, 12);
   });
 
-  it('weights each batch mean by its scored count, so every character counts once', () => {
+  it('weights each batch mean by its scored count, so every character counts once', async () => {
     // 37 characters: 8 windows of 5 new characters; the last batch is partly filler, so batch
     // means are over different counts and an unweighted mean of batch means would be wrong
     const data = Uint16Array.from({ length: 37 }, (_, i) => (i * 7) % 13);
@@ -42,14 +42,14 @@ describe('split loss and BPC (§A6)', () => {
       return s + sum / b.scored;
     }, 0) / batches.length;
     expect(Math.abs(unweighted - exact)).toBeGreaterThan(1e-3);
-    expect(splitLoss(tokenValueModel(13), batches, WINDOWS)).toBeCloseTo(exact, 6);
+    expect(await splitLoss(tokenValueModel(13), batches, WINDOWS)).toBeCloseTo(exact, 6);
   });
 
-  it('eval_batches limits evaluation to the first batches', () => {
+  it('eval_batches limits evaluation to the first batches', async () => {
     const data = Uint16Array.from({ length: 37 }, (_, i) => (i * 7) % 13);
     const first = [...evalBatches(data, WINDOWS)][0];
     let sum = 0;
     for (let i = 0; i < first.mask.length; i++) sum += first.mask[i] * (first.tokens[i] / 10);
-    expect(splitLoss(tokenValueModel(13), evalBatches(data, WINDOWS), WINDOWS, 1)).toBeCloseTo(sum / first.scored, 6);
+    expect(await splitLoss(tokenValueModel(13), evalBatches(data, WINDOWS), WINDOWS, 1)).toBeCloseTo(sum / first.scored, 6);
   });
 });
