@@ -43,6 +43,8 @@ export const LrSearchSchema = z.strictObject({
   reps: z.preprocess(coerceNumberLike, z.number().int().min(1)),
   /** safety cap on the number of lrs tried; null = no cap (the paper's search) */
   max_trials: z.preprocess(coerceNumberLike, z.number().int().min(1)).nullable().default(null),
+  /** lrs kept started at once, all but the next needed one speculative; the result is the same */
+  lookahead: z.preprocess(coerceNumberLike, z.number().int().min(1)).default(1),
 });
 
 export const SweepSchema = z.strictObject({

@@ -151,6 +151,7 @@ export function planSweep(
         threshold: sweep.lr_search.threshold,
         reps: sweep.lr_search.reps,
         maxTrials: sweep.lr_search.max_trials,
+        lookahead: sweep.lr_search.lookahead,
       },
     });
   }
