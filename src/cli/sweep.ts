@@ -11,6 +11,7 @@ import { planSweep } from '../train/sweep-plan.ts';
 interface SweepArgs extends ExperimentFlagArgs {
   sweep: string;
   jobs: number;
+  processes: boolean;
   results?: string;
   'runs-dir': string;
   'data-dir'?: string;
@@ -37,7 +38,8 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     withExperimentFlags(
       yargs
         .positional('sweep', { type: 'string', demandOption: true, describe: 'a sweep name from repro list, or a path to a sweep .yaml file' })
-        .option('jobs', { type: 'number', default: 1, describe: 'trials run at once (each in its own process; on CUDA they share the GPU)' })
+        .option('jobs', { type: 'number', default: 1, describe: 'trials run at once (on one GPU: side by side in this process, one CUDA stream each; otherwise one process each)' })
+        .option('processes', { type: 'boolean', default: false, describe: 'with --jobs > 1, run each trial in its own process even on one GPU' })
         .option('results', { type: 'string', describe: 'CSV for the trials (default results/<sweep name>.csv); the summary goes beside it' })
         .option('runs-dir', { type: 'string', default: 'runs', describe: 'where run directories (log, config, checkpoint) go' })
         .option('data-dir', { type: 'string', describe: 'dataset directory (default: $REPRO_DATA_DIR, else <repo>/data)' }),
@@ -65,6 +67,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         summaryFile,
         runsDir: args['runs-dir'],
         jobs: args.jobs,
+        placement: args.processes ? 'processes' : undefined,
         dataDir: args['data-dir'],
         signal: controller.signal,
         log: (line) => process.stdout.write(`${line}\n`),

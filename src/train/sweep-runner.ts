@@ -5,6 +5,8 @@ import { readResults, writeResults } from '../results/csv.ts';
 import { searchLearningRate } from './lr-search.ts';
 import type { ModelBuilder } from './model-builder.ts';
 import { JobPool } from './job-pool.ts';
+import * as T from '../tensor/index.ts';
+import type { CharDataset } from '../data/charlm.ts';
 import type { SweepConfiguration, SweepPlan } from './sweep-plan.ts';
 import { lrLabel, summariseSweep, type ConfigurationOutcome, type SummaryRow, type TrialRecord } from './sweep-summary.ts';
 import { configurationHash, trialConfig, type TrialResult, type TrialSpec } from './trial.ts';
@@ -19,10 +21,15 @@ export interface SweepRequest {
   /** per configuration: best lr and its median valid/test BPC (§A9) */
   readonly summaryFile: string;
   readonly runsDir: string;
-  /** trials run at once; above 1 each runs in its own child process */
+  /**
+   * Trials run at once. Above 1 on a single GPU they share this process, each on its own CUDA
+   * stream (see `processes`); on several GPUs or on the CPU each runs in a child process.
+   */
   readonly jobs: number;
+  /** how trials run (default: chosen from jobs and the GPUs, see TrialPlacement) */
+  readonly placement?: TrialPlacement;
   readonly dataDir?: string;
-  /** the model of in-process trials (jobs = 1); default: the experiment's model */
+  /** the model of in-process trials; default: the experiment's model */
   readonly buildModel?: ModelBuilder;
   /** stops starting trials (and stops in-process ones after their current step) */
   readonly signal?: AbortSignal;
@@ -68,56 +75,96 @@ function usesGpu(plan: SweepPlan): boolean {
   return plan.configurations.some((c) => c.config.device !== 'cpu');
 }
 
+/**
+ * How a sweep's trials run: one after another in this process (jobs 1); side by side in this
+ * process on one GPU, each trial with a CUDA stream and memory of its own ('lanes'); or in child
+ * processes, spread over the GPUs (several GPUs) or the CPU cores. Separate processes on one GPU
+ * are time-sliced by the driver, not run side by side, which is why one GPU uses lanes.
+ */
+export type TrialPlacement = 'sequential' | 'lanes' | 'processes';
+
+function trialPlacement(request: SweepRequest, gpuCount: number): TrialPlacement {
+  if (request.jobs === 1) return 'sequential';
+  return request.placement ?? (gpuCount === 1 ? 'lanes' : 'processes');
+}
+
+/** Trials of configurations whose steps are sequential in time (RNN mixers) take longest: start them first. */
+function isLongTrial(configuration: SweepConfiguration): boolean {
+  return configuration.config.model.mixer === 'rnn';
+}
+
 export async function runSweep(request: SweepRequest): Promise<SummaryRow[]> {
   const { plan, log } = request;
   const finished = finishedTrials(request.resultsFile);
   const pool = new JobPool(request.jobs);
-  const gpuCount = request.jobs > 1 && usesGpu(plan) ? cudaDeviceCount() : 0;
-  const gpus = new GpuSlots(gpuCount, visibleGpuIds(gpuCount));
+  const gpuPlan = request.jobs > 1 && usesGpu(plan);
+  // Kernels of many streams run concurrently only with enough hardware queues (default 8);
+  // the driver reads this at initialisation, which cudaDeviceCount below performs.
+  if (gpuPlan) process.env.CUDA_DEVICE_MAX_CONNECTIONS ??= '32';
+  const gpuCount = gpuPlan ? cudaDeviceCount() : 0;
+  const placement = trialPlacement(request, gpuCount);
+  const gpus = new GpuSlots(placement === 'processes' ? gpuCount : 0, visibleGpuIds(gpuCount));
+  const datasetCache = new Map<string, Promise<CharDataset>>();
 
-  const runTrial = async (trial: TrialSpec): Promise<TrialResult> => {
+  const runTrial = async (trial: TrialSpec, priority: number, cancel: AbortSignal): Promise<TrialResult> => {
     const name = `[${trial.configuration}] lr ${lrLabel(trial.lr)} rep ${trial.rep}`;
     const done = finished.get(trialKey(trial.configHash, trial.lr, trial.rep));
     if (done) {
       log(`${name}: already in ${request.resultsFile} (${done.status}, valid ${done.validBpc} BPC)`);
       return done;
     }
-    return pool.run(async () => {
-      if (request.signal?.aborted) throw new SweepInterrupted();
-      log(`${name}: started`);
-      const job: TrialJob = { trial, resultsFile: request.resultsFile, runsDir: request.runsDir, dataDir: request.dataDir };
-      const started = Date.now();
-      let result: TrialResult | null;
-      try {
-        if (request.jobs > 1) {
-          const slot = gpus.acquire();
-          try {
-            result = await runTrialInWorker(job, slot.env);
-          } finally {
-            slot.release();
-          }
-        } else result = await runTrialHere(job, { signal: request.signal, buildModel: request.buildModel });
-      } catch (err) {
-        log(`${name}: failed (${err instanceof Error ? err.message : String(err)})`);
-        return { status: 'failed', validBpc: NaN, testBpc: NaN, reused: false };
-      }
-      if (!result) throw new SweepInterrupted();
-      const seconds = ((Date.now() - started) / 1000).toFixed(1);
-      log(`${name}: ${result.status}, valid ${result.validBpc} BPC, test ${result.testBpc} BPC (${seconds} s)`);
-      return result;
-    });
+    const stop = request.signal ? AbortSignal.any([request.signal, cancel]) : cancel;
+    return pool.run(
+      async () => {
+        if (request.signal?.aborted) throw new SweepInterrupted();
+        log(`${name}: started`);
+        const job: TrialJob = { trial, resultsFile: request.resultsFile, runsDir: request.runsDir, dataDir: request.dataDir };
+        const started = Date.now();
+        let result: TrialResult | null;
+        try {
+          if (placement === 'processes') {
+            const slot = gpus.acquire();
+            try {
+              result = await runTrialInWorker(job, slot.env, stop);
+            } finally {
+              slot.release();
+            }
+          } else if (placement === 'lanes') {
+            result = await T.isolated(() => runTrialHere(job, { signal: stop, buildModel: request.buildModel, ownBackend: true, datasetCache }));
+          } else result = await runTrialHere(job, { signal: stop, buildModel: request.buildModel, datasetCache });
+        } catch (err) {
+          log(`${name}: failed (${err instanceof Error ? err.message : String(err)})`);
+          return { status: 'failed', validBpc: NaN, testBpc: NaN, reused: false };
+        }
+        if (!result) {
+          if (request.signal?.aborted) throw new SweepInterrupted();
+          log(`${name}: cancelled (the search stopped before this lr)`);
+          return { status: 'failed', validBpc: NaN, testBpc: NaN, reused: false };
+        }
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        log(`${name}: ${result.status}, valid ${result.validBpc} BPC, test ${result.testBpc} BPC (${seconds} s)`);
+        return result;
+      },
+      priority,
+      cancel,
+    );
   };
 
   const searchConfiguration = async (configuration: SweepConfiguration): Promise<ConfigurationOutcome> => {
     const trials: TrialRecord[] = [];
     const configHash = configurationHash(configuration.config);
-    const search = await searchLearningRate({ ...configuration.lrSearch, parallelReps: true }, async (lr, rep) => {
+    // Speculative lrs (depth > 0) wait behind the lrs searches need now; long configurations first.
+    const urgency = isLongTrial(configuration) ? -(configuration.lrSearch.lookahead ?? 1) : 0;
+    const search = await searchLearningRate({ ...configuration.lrSearch, parallelReps: true }, async (lr, rep, control) => {
       const config = trialConfig(configuration.config, lr, rep);
-      const result = await runTrial({ sweep: plan.name, configuration: configuration.id, lr, rep, config, configHash });
+      const result = await runTrial({ sweep: plan.name, configuration: configuration.id, lr, rep, config, configHash }, control.depth + urgency, control.signal);
+      if (control.signal.aborted) return NaN;
       trials.push({ ...result, lr, rep });
       // the search compares final valid losses in nats (§A7)
       return result.validBpc * Math.LN2;
     });
+    if (search.speculative.length > 0)
+      log(`[${configuration.id}] search stopped (${search.stoppedBy}); lrs started ahead and not needed: ${search.speculative.map(lrLabel).join(', ')}`);
     return { configuration, search, trials };
   };
 
