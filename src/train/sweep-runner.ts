@@ -155,7 +155,9 @@ export async function runSweep(request: SweepRequest): Promise<SummaryRow[]> {
     const configHash = configurationHash(configuration.config);
     // Speculative lrs (depth > 0) wait behind the lrs searches need now; long configurations first.
     const urgency = isLongTrial(configuration) ? -(configuration.lrSearch.lookahead ?? 1) : 0;
-    const search = await searchLearningRate({ ...configuration.lrSearch, parallelReps: true }, async (lr, rep, control) => {
+    // One trial at a time gains nothing from speculation (the result is the same either way).
+    const lookahead = placement === 'sequential' ? 1 : configuration.lrSearch.lookahead;
+    const search = await searchLearningRate({ ...configuration.lrSearch, lookahead, parallelReps: true }, async (lr, rep, control) => {
       const config = trialConfig(configuration.config, lr, rep);
       const result = await runTrial({ sweep: plan.name, configuration: configuration.id, lr, rep, config, configHash }, control.depth + urgency, control.signal);
       if (control.signal.aborted) return NaN;
