@@ -3,18 +3,14 @@ import { blasCandidates, findCblas, loadCblas } from '../../src/backend/cpu/blas
 import {
   gemmImplementation, setGemmImplementation, sgemm, sgemmBatched, type GemmArgs,
 } from '../../src/backend/cpu/gemm.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 type Implementation = 'blas' | 'typescript';
 
+/** Uniform in [−0.5, 0.5). */
 function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const uniform = seededRandom(seed);
+  return () => uniform() - 0.5;
 }
 
 function filledArray(length: number, random: () => number): Float32Array {

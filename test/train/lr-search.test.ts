@@ -11,6 +11,7 @@ import {
 } from '../../src/train/lr-search.ts';
 import { planSweep } from '../../src/train/sweep-plan.ts';
 import { reproErrorOf, writeFiles } from '../config/helpers.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 /** A runner that records its calls and answers from a loss function of (lr, rep). */
 function recorder(loss: (lr: number, rep: number) => number) {
@@ -118,18 +119,6 @@ describe('searchLearningRate (§A7)', () => {
     await expect(searchLearningRate({ start: 1, step: 2, threshold: 0.1, reps: 0 }, run)).rejects.toThrow(/reps/);
   });
 });
-
-/** Mulberry32: a small seeded generator, so that a failing case can be replayed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** A runner call the test settles by hand. */
 interface PendingRun {
