@@ -23,7 +23,7 @@ export interface SweepRequest {
   readonly runsDir: string;
   /**
    * Trials run at once. Above 1 on a single GPU they share this process, each on its own CUDA
-   * stream (see `processes`); on several GPUs or on the CPU each runs in a child process.
+   * stream; on several GPUs or on the CPU each runs in a child process (see TrialPlacement).
    */
   readonly jobs: number;
   /** how trials run (default: chosen from jobs and the GPUs, see TrialPlacement) */
