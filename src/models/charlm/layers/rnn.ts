@@ -56,13 +56,19 @@ export class RecurrentHighwayLayer {
     // policy's activation cast: one fused op per step computes the chain below bit for bit, with
     // nearest or stochastic rounding (it draws the chain's random streams in the chain's order).
     // REPRO_FUSED_RHN=0 runs the op-by-op chain instead, the reference the fused op is tested against.
+    // Each state's reshape for the output is recorded after the next step has used the state, so
+    // the backward pass meets it first: its gradient (a slice of the output's) then starts the
+    // state's gradient, and the next step's kernels accumulate into it through gradient sinks
+    // instead of a separate add per step.
     const round = policy.activation;
     if (process.env.REPRO_FUSED_RHN !== '0') {
       const steps = T.reshape(projected, [B, L, 2 * H]);
       for (let t = 0; t < L; t++) {
-        state = T.highwayStep(steps, t, gemm(state, stateWeight), state, round);
-        states.push(T.reshape(state, [B, 1, H]));
+        const next = T.highwayStep(steps, t, gemm(state, stateWeight), state, round);
+        if (t > 0) states.push(T.reshape(state, [B, 1, H]));
+        state = next;
       }
+      states.push(T.reshape(state, [B, 1, H]));
       return f.tap(`${this.prefix}.states`, T.concat(states, 1));
     }
     const byStep = T.permute(T.reshape(projected, [B, L, 2 * H]), [1, 0, 2]);
@@ -71,9 +77,11 @@ export class RecurrentHighwayLayer {
       const candidate = policy.output(T.tanh(T.slice(pre, 1, 0, H)));
       const update = policy.output(T.sigmoid(T.slice(pre, 1, H, 2 * H)));
       const step = policy.output(T.mul(update, policy.output(T.sub(candidate, state))));
-      state = policy.output(T.add(state, step));
-      states.push(T.reshape(state, [B, 1, H]));
+      const next = policy.output(T.add(state, step));
+      if (t > 0) states.push(T.reshape(state, [B, 1, H]));
+      state = next;
     }
+    states.push(T.reshape(state, [B, 1, H]));
     return f.tap(`${this.prefix}.states`, T.concat(states, 1));
   }
 }
