@@ -342,6 +342,59 @@ export interface HighwayStepGradParams {
   readonly gradStreams: RoundingStreams | null;
 }
 
+/**
+ * A whole Recurrent Highway Network recurrence in FP32, every timestep in one call (no rounding
+ * policy: the FP32 runs). For each batch row b and t = 0 … L−1, with h_{−1} = initial[b]:
+ *   r = scale·(h_{t−1}·weight)            the k-sum in order k = 0 … H−1, float32 after each + and ·
+ *   pre = projected[b, t] + r             [2H], columns c then u
+ *   c = tanh(pre_c), u = σ(pre_u), d = c − h_{t−1}, s = u·d, h_t = h_{t−1} + s
+ * every result a float32 value (tanh and σ evaluated in float64, as the unary kernels do).
+ * The same values as highwayStep after a matmul of state and weight, up to the GEMM's order.
+ */
+export interface HighwaySequenceParams {
+  /** [B, L, 2H] */
+  readonly projected: Storage;
+  /** [H, 2H]: the recurrent weight. */
+  readonly weight: Storage;
+  /** [B, H]: h_{−1}. */
+  readonly initial: Storage;
+  /** [B, L, H]: h_t (written). */
+  readonly states: Storage;
+  /** [B, L, H]: h_{t−1} (written; saved for the backward and the weight gradient). */
+  readonly previous: Storage;
+  /** [B, L, 2H]: pre (written; saved for the backward). */
+  readonly pre: Storage;
+  readonly batch: number;
+  readonly width: number;
+  readonly length: number;
+  readonly scale: number;
+}
+
+/**
+ * Backward of highwaySequence through time, t = L−1 … 0. The gradient arriving at h_t is
+ *   G_t = ((gradStates[b, t] + gh_{t+1}) − gd_{t+1}) + gradScale·(gPre_{t+1}·weightᵀ)
+ * (G_{L−1} = gradStates[b, L−1]), the order in which the per-step op's backward accumulates its
+ * contributions; then gh = G_t, gd = gh·u, gu = gh·d, gPre_c = (1 − c²)·gd, gPre_u = u(1 − u)·gu.
+ * gradProjected gets gPre (which is also the gradient at r); gradInitial gets
+ * (gh_0 − gd_0) + gradScale·(gPre_0·weightᵀ). The weight's gradient is a GEMM of `previous` and
+ * gradProjected, left to the caller.
+ */
+export interface HighwaySequenceGradParams {
+  readonly pre: Storage;
+  readonly previous: Storage;
+  readonly weight: Storage;
+  /** [B, L, H]: the gradient arriving at the states. */
+  readonly gradStates: Storage;
+  /** [B, L, 2H] (written) */
+  readonly gradProjected: Storage;
+  /** [B, H] (written), or null */
+  readonly gradInitial: Storage | null;
+  readonly batch: number;
+  readonly width: number;
+  readonly length: number;
+  readonly gradScale: number;
+}
+
 /** The work a backend had queued when the fence was made; `done()` asks without waiting. */
 export interface DeviceFence {
   done(): boolean;
@@ -459,6 +512,9 @@ export interface Backend {
   /** A fused Recurrent Highway Network step (see HighwayStepParams). */
   highwayStep(params: HighwayStepParams): void;
   highwayStepGrad(params: HighwayStepGradParams): void;
+  /** A whole FP32 RHN recurrence in one call (see HighwaySequenceParams). */
+  highwaySequence(params: HighwaySequenceParams): void;
+  highwaySequenceGrad(params: HighwaySequenceGradParams): void;
   /** Waits for queued work (no-op on the CPU). */
   synchronize(): void;
 }

@@ -8,6 +8,8 @@ import type {
   DType,
   GemmParams,
   HighwayStepGradParams,
+  HighwaySequenceGradParams,
+  HighwaySequenceParams,
   HighwayStepParams,
   LambApplyParams,
   LambUpdateParams,
@@ -27,6 +29,7 @@ import { reduce } from './reduce.ts';
 import * as nn from './nn-kernels.ts';
 import * as optim from './optim-kernels.ts';
 import * as highway from './highway-kernels.ts';
+import * as highwaySequence from './highway-sequence.ts';
 import { sgemmBatched } from './gemm.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
 import { quantiseWithFormat } from './quantise.ts';
@@ -213,6 +216,14 @@ export class CpuBackend implements Backend {
 
   highwayStepGrad(params: HighwayStepGradParams): void {
     highway.highwayStepGrad(params);
+  }
+
+  highwaySequence(params: HighwaySequenceParams): void {
+    highwaySequence.highwaySequence(params);
+  }
+
+  highwaySequenceGrad(params: HighwaySequenceGradParams): void {
+    highwaySequence.highwaySequenceGrad(params);
   }
 
   synchronize(): void {}

@@ -13,6 +13,8 @@ import type {
   DType,
   GemmParams,
   HighwayStepGradParams,
+  HighwaySequenceGradParams,
+  HighwaySequenceParams,
   HighwayStepParams,
   LambApplyParams,
   LambUpdateParams,
@@ -274,6 +276,14 @@ export class CudaBackend implements Backend {
 
   highwayStepGrad(params: HighwayStepGradParams): void {
     highway.highwayStepGrad(this.runtime, params);
+  }
+
+  highwaySequence(params: HighwaySequenceParams): void {
+    highway.highwaySequence(this.runtime, params);
+  }
+
+  highwaySequenceGrad(params: HighwaySequenceGradParams): void {
+    highway.highwaySequenceGrad(this.runtime, params);
   }
 
   synchronize(): void {

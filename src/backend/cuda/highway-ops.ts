@@ -1,6 +1,7 @@
-/** Host wrappers of the fused Recurrent Highway Network step kernels. */
-import type { HighwayRounding, HighwayStepGradParams, HighwayStepParams, RoundingStreams, Storage } from '../backend.ts';
+/** Host wrappers of the fused Recurrent Highway Network kernels: one step, or a whole FP32 sequence. */
+import type { HighwayRounding, HighwaySequenceGradParams, HighwaySequenceParams, HighwayStepGradParams, HighwayStepParams, RoundingStreams, Storage } from '../backend.ts';
 import { HIGHWAY_MODULE, HIGHWAY_POINTS, HIGHWAY_STREAMS_WORDS } from './kernels/highway.ts';
+import { HIGHWAY_SEQUENCE_MODULE } from './kernels/highway-sequence.ts';
 import { QUANT_GRID_WORDS } from './kernels/random.ts';
 import { FP16_ENCODING, quantGridWords } from './quantise-grid.ts';
 import type { ParamKind } from './launch.ts';
@@ -105,4 +106,53 @@ export function highwayStepGrad(rt: CudaRuntime, p: HighwayStepGradParams): void
     ...streamArgs(op, gradStreams(op, p.round, p.gradStreams)),
   ];
   rt.launchLinear(rt.kernel(HIGHWAY_MODULE, 'highway_step_grad', GRAD_KINDS), n, args);
+}
+
+/** The whole-sequence kernels run one block of 2H (forward) or H (backward) threads per batch row. */
+export const MAX_SEQUENCE_WIDTH = 512;
+
+function checkSequence(op: string, p: { batch: number; width: number; length: number }): void {
+  for (const [name, v] of Object.entries({ batch: p.batch, width: p.width, length: p.length })) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${op}: ${name} must be a positive integer, got ${v}`);
+  }
+  if (p.width > MAX_SEQUENCE_WIDTH) throw new RangeError(`${op}: width ${p.width} exceeds ${MAX_SEQUENCE_WIDTH} (one thread per gate column)`);
+}
+
+const SEQUENCE_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'f'];
+const SEQUENCE_GRAD_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'f'];
+
+export function highwaySequence(rt: CudaRuntime, p: HighwaySequenceParams): void {
+  const op = 'highwaySequence';
+  checkSequence(op, p);
+  const { batch: B, width: H, length: L } = p;
+  const args = [
+    f32Address(op, 'projected', p.projected, B * L * 2 * H),
+    f32Address(op, 'weight', p.weight, H * 2 * H),
+    f32Address(op, 'initial', p.initial, B * H),
+    f32Address(op, 'states', p.states, B * L * H),
+    f32Address(op, 'previous', p.previous, B * L * H),
+    f32Address(op, 'pre', p.pre, B * L * 2 * H),
+    L,
+    H,
+    p.scale,
+  ];
+  rt.kernel(HIGHWAY_SEQUENCE_MODULE, 'highway_sequence', SEQUENCE_KINDS).launch(rt.stream, B, 1, 2 * H, 2 * H * 4, args);
+}
+
+export function highwaySequenceGrad(rt: CudaRuntime, p: HighwaySequenceGradParams): void {
+  const op = 'highwaySequenceGrad';
+  checkSequence(op, p);
+  const { batch: B, width: H, length: L } = p;
+  const args = [
+    f32Address(op, 'pre', p.pre, B * L * 2 * H),
+    f32Address(op, 'previous', p.previous, B * L * H),
+    f32Address(op, 'weight', p.weight, H * 2 * H),
+    f32Address(op, 'gradStates', p.gradStates, B * L * H),
+    f32Address(op, 'gradProjected', p.gradProjected, B * L * 2 * H),
+    p.gradInitial ? f32Address(op, 'gradInitial', p.gradInitial, B * H) : 0,
+    L,
+    H,
+    p.gradScale,
+  ];
+  rt.kernel(HIGHWAY_SEQUENCE_MODULE, 'highway_sequence_grad', SEQUENCE_GRAD_KINDS).launch(rt.stream, B, 1, H, 2 * H * 4, args);
 }

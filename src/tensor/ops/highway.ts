@@ -97,3 +97,66 @@ function drawStreams(count: number): RoundingStreams {
   const streams = Array.from({ length: POINTS }, (_, k) => (k < count ? ctx.nextStream() : 0));
   return { seed: ctx.seed, streams, epoch: ctx.epoch() };
 }
+
+export interface HighwaySequenceOptions {
+  /** The recurrent product's forward multiplier (matmul's `scale`). */
+  readonly scale: number;
+  /** Multipliers of the state's and the weight's gradients through that product (matmul's gradScaleA/B). */
+  readonly gradScaleState: number;
+  readonly gradScaleWeight: number;
+}
+
+/**
+ * A whole FP32 Recurrent Highway Network recurrence as one op (one kernel each way on CUDA,
+ * instead of a matmul and a highwayStep per timestep): for t = 0 … L−1,
+ *   h_t = highwayStep(projected, t, matmul(h_{t−1}, weight, {scale, gradScaleA, gradScaleB}), h_{t−1})
+ * with h_{−1} = initial and no rounding policy (FP32 runs only). Values are those of that loop
+ * up to the order of the recurrent product's sums (see HighwaySequenceParams), and so are the
+ * gradients, whose contributions to each state are added in the loop's order.
+ *
+ * projected [B, L, 2H] (columns c then u), weight [H, 2H], initial [B, H] → states [B, L, H].
+ */
+export function highwaySequence(projected: Tensor, weight: Tensor, initial: Tensor, options: HighwaySequenceOptions): Tensor {
+  if (projected.rank !== 3 || weight.rank !== 2 || initial.rank !== 2) {
+    throw new Error(`highwaySequence: expected projected [B, L, 2H], weight [H, 2H] and initial [B, H], got ${projected.describe()}, ${weight.describe()}, ${initial.describe()}`);
+  }
+  const [B, L, twoH] = projected.shape;
+  const H = initial.shape[1];
+  if (twoH !== 2 * H || initial.shape[0] !== B || weight.shape[0] !== H || weight.shape[1] !== twoH) {
+    throw new Error(`highwaySequence: shapes ${formatShape(projected.shape)}, ${formatShape(weight.shape)}, ${formatShape(initial.shape)} do not fit [B, L, 2H], [H, 2H], [B, H]`);
+  }
+  const backend = projected.backend;
+  if (weight.backend !== backend || initial.backend !== backend) throw new Error('highwaySequence: operands live on different backends');
+  if (projected.dtype !== 'f32' || weight.dtype !== 'f32' || initial.dtype !== 'f32') throw new Error('highwaySequence: operands must be float32');
+  const dims = { batch: B, width: H, length: L };
+  const states = empty([B, L, H], 'f32', backend);
+  const previous = empty([B, L, H], 'f32', backend);
+  const pre = empty([B, L, twoH], 'f32', backend);
+  backend.highwaySequence({ projected: projected.storage, weight: weight.storage, initial: initial.storage, states: states.storage, previous: previous.storage, pre: pre.storage, ...dims, scale: options.scale });
+  return record(states, [projected, weight, initial], (g) => {
+    // gPre is both the projected input's gradient and the recurrent product's output gradient.
+    const gradPre = empty([B, L, twoH], 'f32', backend);
+    const gradInitial = initial.requiresGrad ? empty([B, H], 'f32', backend) : null;
+    backend.highwaySequenceGrad({
+      pre: pre.storage,
+      previous: previous.storage,
+      weight: weight.storage,
+      gradStates: g.storage,
+      gradProjected: gradPre.storage,
+      gradInitial: gradInitial?.storage ?? null,
+      ...dims,
+      gradScale: options.gradScaleState,
+    });
+    let gradWeight: Tensor | null = null;
+    if (weight.requiresGrad) {
+      // Σ_{b,t} h_{t−1}ᵀ·gPre_t: previous [B·L, H] transposed times gPre [B·L, 2H]
+      gradWeight = empty([H, twoH], 'f32', backend);
+      backend.gemm({
+        transA: true, transB: false, m: H, n: twoH, k: B * L, alpha: options.gradScaleWeight,
+        a: previous.storage, aOffset: 0, lda: H, b: gradPre.storage, bOffset: 0, ldb: twoH,
+        beta: 0, c: gradWeight.storage, cOffset: 0, ldc: twoH, batch: 1, strideA: 0, strideB: 0, strideC: 0,
+      });
+    }
+    return [projected.requiresGrad ? gradPre : null, gradWeight, gradInitial];
+  });
+}

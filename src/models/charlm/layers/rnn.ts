@@ -2,6 +2,9 @@ import * as nn from '../../../nn/index.ts';
 import * as T from '../../../tensor/index.ts';
 import type { BuildContext, ForwardContext } from '../context.ts';
 
+/** The widest cell the whole-sequence op runs (its CUDA kernel has one thread per gate column). */
+const MAX_SEQUENCE_WIDTH = 512;
+
 /**
  * Recurrent Highway Network cell, one micro-layer (experiments.md §A4): per step
  * [c, u] = [x_t, h_{t−1}]·W + b, u ← σ(u − rebias), h_t = (1−u)·h_{t−1} + u·tanh(c), from a learned
@@ -61,6 +64,13 @@ export class RecurrentHighwayLayer {
     // state's gradient, and the next step's kernels accumulate into it through gradient sinks
     // instead of a separate add per step.
     const round = policy.activation;
+    // FP32 (no cast anywhere in the cell or its products): the whole recurrence is one op, one
+    // kernel each way on CUDA. REPRO_RHN_SEQUENCE=0 keeps the per-step ops below.
+    const wholeSequence = round === null && policy.fp8 === null && H <= MAX_SEQUENCE_WIDTH && process.env.REPRO_RHN_SEQUENCE !== '0' && process.env.REPRO_FUSED_RHN !== '0';
+    if (wholeSequence) {
+      const states = T.highwaySequence(T.reshape(projected, [B, L, 2 * H]), stateWeight, state, { scale: s.output, gradScaleState: s.gradInput, gradScaleWeight: s.gradWeight });
+      return f.tap(`${this.prefix}.states`, states);
+    }
     if (process.env.REPRO_FUSED_RHN !== '0') {
       const steps = T.reshape(projected, [B, L, 2 * H]);
       for (let t = 0; t < L; t++) {
