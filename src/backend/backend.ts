@@ -376,8 +376,9 @@ export interface HighwaySequenceParams {
  * (G_{L−1} = gradStates[b, L−1]), the order in which the per-step op's backward accumulates its
  * contributions; then gh = G_t, gd = gh·u, gu = gh·d, gPre_c = (1 − c²)·gd, gPre_u = u(1 − u)·gu.
  * gradProjected gets gPre (which is also the gradient at r); gradInitial gets
- * (gh_0 − gd_0) + gradScale·(gPre_0·weightᵀ). The weight's gradient is a GEMM of `previous` and
- * gradProjected, left to the caller.
+ * (gh_0 − gd_0) + gradScale·(gPre_0·weightᵀ). Each gPre·weightᵀ sum runs in a CUDA warp's order
+ * (32 strided partial sums, then a shuffle tree), on the CPU too. The weight's gradient is a GEMM
+ * of `previous` and gradProjected, left to the caller.
  */
 export interface HighwaySequenceGradParams {
   readonly pre: Storage;

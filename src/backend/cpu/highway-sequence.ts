@@ -50,6 +50,25 @@ export function highwaySequence(p: HighwaySequenceParams): void {
   }
 }
 
+const WARP = 32;
+
+/**
+ * Σ_k x[k]·w[offset + k] as one CUDA warp sums it: lane l adds k = l, l + 32, … in order, then
+ * the 32 partial sums are combined by xor shuffles with offsets 16, 8, 4, 2, 1 (lane 0's result).
+ */
+function warpDot(x: Float32Array, w: Float32Array, offset: number, n: number, lanes: Float32Array, swapped: Float32Array): number {
+  for (let l = 0; l < WARP; l++) {
+    let acc = 0;
+    for (let k = l; k < n; k += WARP) acc = fr(acc + fr(x[k]! * w[offset + k]!));
+    lanes[l] = acc;
+  }
+  for (let shift = WARP / 2; shift > 0; shift >>= 1) {
+    for (let l = 0; l < WARP; l++) swapped[l] = fr(lanes[l]! + lanes[l ^ shift]!);
+    lanes.set(swapped);
+  }
+  return lanes[0]!;
+}
+
 export function highwaySequenceGrad(p: HighwaySequenceGradParams): void {
   checkSequenceDims('highwaySequenceGrad', p);
   const { batch: B, width: H, length: L, gradScale } = p;
@@ -62,6 +81,8 @@ export function highwaySequenceGrad(p: HighwaySequenceGradParams): void {
   const gd = new Float32Array(H);
   const via = new Float32Array(H);
   const gPre = new Float32Array(2 * H);
+  const lanes = new Float32Array(WARP);
+  const swapped = new Float32Array(WARP);
   for (let b = 0; b < B; b++) {
     for (let t = L - 1; t >= 0; t--) {
       const at = b * L + t;
@@ -79,11 +100,7 @@ export function highwaySequenceGrad(p: HighwaySequenceGradParams): void {
         gd[j] = gdj;
       }
       gProjected.set(gPre, at * 2 * H);
-      for (let j = 0; j < H; j++) {
-        let acc = 0;
-        for (let k = 0; k < 2 * H; k++) acc = fr(acc + fr(gPre[k] * w[j * 2 * H + k]));
-        via[j] = fr(gradScale * acc);
-      }
+      for (let j = 0; j < H; j++) via[j] = fr(gradScale * warpDot(gPre, w, j * 2 * H, 2 * H, lanes, swapped));
     }
     if (p.gradInitial) {
       const gi = f32(p.gradInitial);

@@ -108,7 +108,7 @@ export function highwayStepGrad(rt: CudaRuntime, p: HighwayStepGradParams): void
   rt.launchLinear(rt.kernel(HIGHWAY_MODULE, 'highway_step_grad', GRAD_KINDS), n, args);
 }
 
-/** The whole-sequence kernels run one block of 2H (forward) or H (backward) threads per batch row. */
+/** The whole-sequence kernels run one block of 2H threads per batch row. */
 export const MAX_SEQUENCE_WIDTH = 512;
 
 function checkSequence(op: string, p: { batch: number; width: number; length: number }): void {
@@ -154,5 +154,7 @@ export function highwaySequenceGrad(rt: CudaRuntime, p: HighwaySequenceGradParam
     H,
     p.gradScale,
   ];
-  rt.kernel(HIGHWAY_SEQUENCE_MODULE, 'highway_sequence_grad', SEQUENCE_GRAD_KINDS).launch(rt.stream, B, 1, H, 2 * H * 4, args);
+  // whole warps: every lane takes part in the shuffles of the weight products
+  const threads = Math.ceil((2 * H) / 32) * 32;
+  rt.kernel(HIGHWAY_SEQUENCE_MODULE, 'highway_sequence_grad', SEQUENCE_GRAD_KINDS).launch(rt.stream, B, 1, threads, 3 * H * 4, args);
 }
