@@ -342,14 +342,37 @@ export interface HighwayStepGradParams {
   readonly gradStreams: RoundingStreams | null;
 }
 
+/** Stochastic rounding streams of a whole-sequence op: consecutive ids from `first`, one per rounding point per timestep. */
+export interface SequenceStreams {
+  readonly seed: number;
+  readonly first: number;
+  /** The device epoch counter (RandomContext.epoch()); null: epoch 0. */
+  readonly epoch: Storage | null;
+}
+
+/** The activation rounding of a whole-sequence op (fp16/bf16 runs), or null for FP32. */
+export interface SequenceRounding {
+  readonly format: QuantiseFormat;
+  readonly overflow: QuantiseOptions['overflow'];
+  readonly viaFp16: boolean;
+  /** Stochastic rounding: rounding point k of timestep t draws on stream first + POINTS·t + k. null: nearest. */
+  readonly stochastic: SequenceStreams | null;
+}
+
+/** Rounding points per timestep of highwaySequence (r, pre, c, u, d, s, h) and of its backward (gh, gs, gd, gu, gc, gPre). */
+export const SEQUENCE_FORWARD_POINTS = 7;
+export const SEQUENCE_BACKWARD_POINTS = 6;
+
 /**
- * A whole Recurrent Highway Network recurrence in FP32, every timestep in one call (no rounding
- * policy: the FP32 runs). For each batch row b and t = 0 … L−1, with h_{−1} = initial[b]:
- *   r = scale·(h_{t−1}·weight)            the k-sum in order k = 0 … H−1, float32 after each + and ·
- *   pre = projected[b, t] + r             [2H], columns c then u
- *   c = tanh(pre_c), u = σ(pre_u), d = c − h_{t−1}, s = u·d, h_t = h_{t−1} + s
- * every result a float32 value (tanh and σ evaluated in float64, as the unary kernels do).
- * The same values as highwayStep after a matmul of state and weight, up to the GEMM's order.
+ * A whole Recurrent Highway Network recurrence, every timestep in one call. For each batch row b
+ * and t = 0 … L−1, with h_{−1} = initial[b] and R the activation rounding (identity for FP32):
+ *   r = R(scale·(h_{t−1}·weight))          the k-sum in order k = 0 … H−1, float32 after each + and ·
+ *   pre = R(projected[b, t] + r)            [2H], columns c then u
+ *   c = R(tanh(pre_c)), u = R(σ(pre_u)), d = R(c − h_{t−1}), s = R(u·d), h_t = R(h_{t−1} + s)
+ * every result a float32 value first (tanh and σ evaluated in float64, as the unary kernels do).
+ * This is the per-step loop of a matmul, its output rounding and highwayStep, up to the GEMM's
+ * summation order (and, with stochastic rounding, other random streams). A stochastic point
+ * rounds element i of its timestep's [B, 2H] or [B, H] tensor on element i of its stream.
  */
 export interface HighwaySequenceParams {
   /** [B, L, 2H] */
@@ -368,14 +391,17 @@ export interface HighwaySequenceParams {
   readonly width: number;
   readonly length: number;
   readonly scale: number;
+  readonly round: SequenceRounding | null;
 }
 
 /**
- * Backward of highwaySequence through time, t = L−1 … 0. The gradient arriving at h_t is
+ * Backward of highwaySequence through time, t = L−1 … 0, as the per-step ops' backward: the
+ * gradient arriving at h_t is
  *   G_t = ((gradStates[b, t] + gh_{t+1}) − gd_{t+1}) + gradScale·(gPre_{t+1}·weightᵀ)
- * (G_{L−1} = gradStates[b, L−1]), the order in which the per-step op's backward accumulates its
- * contributions; then gh = G_t, gd = gh·u, gu = gh·d, gPre_c = (1 − c²)·gd, gPre_u = u(1 − u)·gu.
- * gradProjected gets gPre (which is also the gradient at r); gradInitial gets
+ * (G_{L−1} = gradStates[b, L−1]); then gh = R(G_t), gs = R(gh), gd = R(gs·u), gu = R(gs·d),
+ * gc = R(gd), gPre_c = R((1 − c²)·gc), gPre_u = R(u(1 − u)·gu), with c, u, d recomputed from pre
+ * on the forward's streams (so the epoch must not have advanced). gradProjected gets gPre (also
+ * the gradient at r: rounding it again would change nothing); gradInitial gets
  * (gh_0 − gd_0) + gradScale·(gPre_0·weightᵀ). Each gPre·weightᵀ sum runs in a CUDA warp's order
  * (32 strided partial sums, then a shuffle tree), on the CPU too. The weight's gradient is a GEMM
  * of `previous` and gradProjected, left to the caller.
@@ -394,6 +420,10 @@ export interface HighwaySequenceGradParams {
   readonly width: number;
   readonly length: number;
   readonly gradScale: number;
+  /** The forward call's rounding, streams included. */
+  readonly round: SequenceRounding | null;
+  /** With stochastic rounding: the backward's own streams (SEQUENCE_BACKWARD_POINTS per timestep). */
+  readonly gradStreams: SequenceStreams | null;
 }
 
 /** The work a backend had queued when the fence was made; `done()` asks without waiting. */
@@ -513,7 +543,7 @@ export interface Backend {
   /** A fused Recurrent Highway Network step (see HighwayStepParams). */
   highwayStep(params: HighwayStepParams): void;
   highwayStepGrad(params: HighwayStepGradParams): void;
-  /** A whole FP32 RHN recurrence in one call (see HighwaySequenceParams). */
+  /** A whole RHN recurrence in one call (see HighwaySequenceParams). */
   highwaySequence(params: HighwaySequenceParams): void;
   highwaySequenceGrad(params: HighwaySequenceGradParams): void;
   /** Waits for queued work (no-op on the CPU). */

@@ -1,21 +1,36 @@
 /**
- * Parity of the whole-sequence FP32 RHN kernels with their CPU twins. Both sum in the same order
- * and round every product and sum to float32 (--fmad=false); tanh and σ are float64 on both sides
- * but the device's float64 tanh/exp may differ from V8's in the last bit, which can reach a
- * float32 result and then travel along the recurrence: hence a tolerance, not equal bits.
+ * Parity of the whole-sequence RHN kernels with their CPU twins. Both sum in the same order,
+ * round every product and sum to float32 (--fmad=false) and share the quantise grids and Philox
+ * streams; tanh and σ are float64 on both sides but the device's float64 tanh/exp may differ
+ * from V8's in the last bit, which could reach a float32 (or FP16) result and travel along the
+ * recurrence: hence a tolerance, though equal values are what we see.
  */
 import { describe, expect, it } from 'vitest';
+import type { SequenceRounding, Storage } from '../../src/backend/backend.ts';
+import { parseFormat } from '../../src/formats/registry.ts';
 import { cuda, expectClose, noCudaReason, runBoth, testValues } from './helpers.ts';
 
 const TOLERANCE = { rel: 1e-5, absOfMax: 1e-6 };
+type Rounding = 'fp32' | 'fp16 nearest' | 'fp16 stochastic' | 'bf16 stochastic via fp16';
+
+function rounding(kind: Rounding, epoch: Storage, first: number): SequenceRounding | null {
+  if (kind === 'fp32') return null;
+  const format = parseFormat(kind.startsWith('bf16') ? 'bf16' : 'fp16');
+  const stochastic = kind.includes('stochastic') ? { seed: 1234567, first, epoch } : null;
+  return { format, overflow: 'inf', viaFp16: kind.includes('via'), stochastic };
+}
 
 describe.skipIf(cuda === null)(`highwaySequence on CUDA ${noCudaReason}`, () => {
-  for (const [B, L, H] of [
-    [3, 7, 5],
-    [8, 256, 128],
-    [2, 40, 512],
-  ] as const) {
-    it(`forward and backward match the CPU twin (B ${B}, L ${L}, H ${H})`, () => {
+  const cases: [number, number, number, Rounding][] = [
+    [3, 7, 5, 'fp32'],
+    [8, 256, 128, 'fp32'],
+    [2, 40, 512, 'fp32'],
+    [3, 9, 20, 'fp16 nearest'],
+    [8, 256, 128, 'fp16 stochastic'],
+    [4, 12, 33, 'bf16 stochastic via fp16'],
+  ];
+  for (const [B, L, H, kind] of cases) {
+    it(`forward and backward match the CPU twin (B ${B}, L ${L}, H ${H}, ${kind})`, () => {
       const dims = { batch: B, width: H, length: L };
       const forward = runBoth(
         {
@@ -25,8 +40,10 @@ describe.skipIf(cuda === null)(`highwaySequence on CUDA ${noCudaReason}`, () => 
           states: new Float32Array(B * L * H),
           previous: new Float32Array(B * L * H),
           pre: new Float32Array(B * L * 2 * H),
+          epoch: Int32Array.of(5),
         },
-        (backend, s) => backend.highwaySequence({ projected: s.projected!, weight: s.weight!, initial: s.initial!, states: s.states!, previous: s.previous!, pre: s.pre!, ...dims, scale: 0.8 }),
+        (backend, s) =>
+          backend.highwaySequence({ projected: s.projected!, weight: s.weight!, initial: s.initial!, states: s.states!, previous: s.previous!, pre: s.pre!, ...dims, scale: 0.8, round: rounding(kind, s.epoch!, 1000) }),
         ['states', 'previous', 'pre'],
       );
       for (const name of ['states', 'previous', 'pre']) expectClose(forward.gpu[name]!, forward.cpu[name]!, TOLERANCE, name);
@@ -42,9 +59,15 @@ describe.skipIf(cuda === null)(`highwaySequence on CUDA ${noCudaReason}`, () => 
           gradStates: testValues(B * L * H, 4),
           gradProjected: new Float32Array(B * L * 2 * H),
           gradInitial: new Float32Array(B * H),
+          epoch: Int32Array.of(5),
         },
-        (backend, s) =>
-          backend.highwaySequenceGrad({ pre: s.pre!, previous: s.previous!, weight: s.weight!, gradStates: s.gradStates!, gradProjected: s.gradProjected!, gradInitial: s.gradInitial!, ...dims, gradScale: 1.1 }),
+        (backend, s) => {
+          const round = rounding(kind, s.epoch!, 1000);
+          backend.highwaySequenceGrad({
+            pre: s.pre!, previous: s.previous!, weight: s.weight!, gradStates: s.gradStates!, gradProjected: s.gradProjected!, gradInitial: s.gradInitial!,
+            ...dims, gradScale: 1.1, round, gradStreams: round?.stochastic ? { seed: 1234567, first: 50000, epoch: s.epoch! } : null,
+          });
+        },
         ['gradProjected', 'gradInitial'],
       );
       for (const name of ['gradProjected', 'gradInitial']) expectClose(backward.gpu[name]!, backward.cpu[name]!, { rel: 1e-4, absOfMax: 1e-5 }, name);
@@ -54,7 +77,7 @@ describe.skipIf(cuda === null)(`highwaySequence on CUDA ${noCudaReason}`, () => 
   it('refuses a cell wider than one thread per gate column allows', () => {
     const s = cuda!.alloc(1, 'f32');
     expect(() =>
-      cuda!.highwaySequence({ projected: s, weight: s, initial: s, states: s, previous: s, pre: s, batch: 1, width: 513, length: 1, scale: 1 }),
+      cuda!.highwaySequence({ projected: s, weight: s, initial: s, states: s, previous: s, pre: s, batch: 1, width: 513, length: 1, scale: 1, round: null }),
     ).toThrow(/exceeds 512/);
     cuda!.release(s);
   });

@@ -181,7 +181,10 @@ function modelSteps(
   fused: boolean,
 ): { losses: number[]; grads: Map<string, Float32Array>[]; nextStream: number } {
   const previous = process.env.REPRO_FUSED_RHN;
+  const previousSequence = process.env.REPRO_RHN_SEQUENCE;
   process.env.REPRO_FUSED_RHN = fused ? '1' : '0';
+  // the per-step fused op, not the whole-sequence op (test/tensor/highway-sequence.test.ts)
+  process.env.REPRO_RHN_SEQUENCE = '0';
   try {
     const config = tinyConfig('rnn', scaling, 'paper-charlm', [`precision.mode=${precision}`, `precision.rounding=${rounding}`]);
     const model = buildCharLM(config, VOCAB, 3);
@@ -211,6 +214,8 @@ function modelSteps(
   } finally {
     if (previous === undefined) delete process.env.REPRO_FUSED_RHN;
     else process.env.REPRO_FUSED_RHN = previous;
+    if (previousSequence === undefined) delete process.env.REPRO_RHN_SEQUENCE;
+    else process.env.REPRO_RHN_SEQUENCE = previousSequence;
   }
 }
 

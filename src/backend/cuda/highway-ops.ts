@@ -1,7 +1,6 @@
 /** Host wrappers of the fused Recurrent Highway Network kernels: one step, or a whole FP32 sequence. */
-import type { HighwayRounding, HighwaySequenceGradParams, HighwaySequenceParams, HighwayStepGradParams, HighwayStepParams, RoundingStreams, Storage } from '../backend.ts';
-import { HIGHWAY_MODULE, HIGHWAY_POINTS, HIGHWAY_STREAMS_WORDS } from './kernels/highway.ts';
-import { HIGHWAY_SEQUENCE_MODULE } from './kernels/highway-sequence.ts';
+import type { HighwayRounding, HighwaySequenceGradParams, HighwaySequenceParams, HighwayStepGradParams, HighwayStepParams, RoundingStreams, SequenceRounding, SequenceStreams, Storage } from '../backend.ts';
+import { HIGHWAY_MODULE, HIGHWAY_POINTS, HIGHWAY_STREAMS_WORDS, SEQUENCE_STREAMS_WORDS } from './kernels/highway.ts';
 import { QUANT_GRID_WORDS } from './kernels/random.ts';
 import { FP16_ENCODING, quantGridWords } from './quantise-grid.ts';
 import type { ParamKind } from './launch.ts';
@@ -15,7 +14,7 @@ const NO_STREAMS = new Int32Array(HIGHWAY_STREAMS_WORDS);
 const TWO_32 = 4294967296;
 
 /** rounding (0 none, 1 nearest, 2 stochastic), viaFp16 flag, target grid, fp16 grid (the kernels' arguments after the dimensions). */
-function roundingArgs(round: HighwayRounding | null): [number, number, Int32Array, Int32Array] {
+function roundingArgs(round: HighwayRounding | SequenceRounding | null): [number, number, Int32Array, Int32Array] {
   if (!round) return [0, 0, NO_GRID, NO_GRID];
   const fp16 = round.viaFp16 ? quantGridWords(FP16_ENCODING, round.overflow) : NO_GRID;
   return [round.stochastic ? 2 : 1, round.viaFp16 ? 1 : 0, quantGridWords(round.format, round.overflow), fp16];
@@ -118,8 +117,23 @@ function checkSequence(op: string, p: { batch: number; width: number; length: nu
   if (p.width > MAX_SEQUENCE_WIDTH) throw new RangeError(`${op}: width ${p.width} exceeds ${MAX_SEQUENCE_WIDTH} (one thread per gate column)`);
 }
 
-const SEQUENCE_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'f'];
-const SEQUENCE_GRAD_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'f'];
+const SEQ_STREAMS = `s${SEQUENCE_STREAMS_WORDS}` as const;
+const NO_SEQ_STREAMS = new Int32Array(SEQUENCE_STREAMS_WORDS);
+const SEQUENCE_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'f', 'i', 'i', GRID, GRID, SEQ_STREAMS, 'p'];
+const SEQUENCE_GRAD_KINDS: readonly ParamKind[] = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'f', 'i', 'i', GRID, GRID, SEQ_STREAMS, 'p', SEQ_STREAMS, 'p'];
+
+/** The SeqStreams struct (Philox key, first stream) and the epoch pointer; zeros unless given. */
+function sequenceStreamArgs(op: string, streams: SequenceStreams | null): [Int32Array, number] {
+  if (!streams) return [NO_SEQ_STREAMS, 0];
+  const { seed, first } = streams;
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 53) throw new RangeError(`${op}: Philox seed must be an integer in [0, 2^53) (got ${seed})`);
+  if (!Number.isInteger(first) || first < 0 || first >= TWO_32) throw new RangeError(`${op}: first stream must be an integer in [0, 2^32) (got ${first})`);
+  const words = Int32Array.of(seed % TWO_32, Math.floor(seed / TWO_32), first);
+  const { epoch } = streams;
+  if (!epoch) return [words, 0];
+  if (epoch.dtype !== 'i32' || epoch.size < 1) throw new TypeError(`${op}: epoch must be a 1-element int32 storage`);
+  return [words, asCuda(epoch, op).address];
+}
 
 export function highwaySequence(rt: CudaRuntime, p: HighwaySequenceParams): void {
   const op = 'highwaySequence';
@@ -135,14 +149,18 @@ export function highwaySequence(rt: CudaRuntime, p: HighwaySequenceParams): void
     L,
     H,
     p.scale,
+    ...roundingArgs(p.round),
+    ...sequenceStreamArgs(op, p.round?.stochastic ?? null),
   ];
-  rt.kernel(HIGHWAY_SEQUENCE_MODULE, 'highway_sequence', SEQUENCE_KINDS).launch(rt.stream, B, 1, 2 * H, 2 * H * 4, args);
+  rt.kernel(HIGHWAY_MODULE, 'highway_sequence', SEQUENCE_KINDS).launch(rt.stream, B, 1, 2 * H, 2 * H * 4, args);
 }
 
 export function highwaySequenceGrad(rt: CudaRuntime, p: HighwaySequenceGradParams): void {
   const op = 'highwaySequenceGrad';
   checkSequence(op, p);
   const { batch: B, width: H, length: L } = p;
+  const stochastic = p.round?.stochastic ?? null;
+  if (stochastic && !p.gradStreams) throw new Error(`${op}: stochastic rounding needs the backward streams`);
   const args = [
     f32Address(op, 'pre', p.pre, B * L * 2 * H),
     f32Address(op, 'previous', p.previous, B * L * H),
@@ -153,8 +171,11 @@ export function highwaySequenceGrad(rt: CudaRuntime, p: HighwaySequenceGradParam
     L,
     H,
     p.gradScale,
+    ...roundingArgs(p.round),
+    ...sequenceStreamArgs(op, stochastic),
+    ...sequenceStreamArgs(op, stochastic ? p.gradStreams : null),
   ];
   // whole warps: every lane takes part in the shuffles of the weight products
   const threads = Math.ceil((2 * H) / 32) * 32;
-  rt.kernel(HIGHWAY_SEQUENCE_MODULE, 'highway_sequence_grad', SEQUENCE_GRAD_KINDS).launch(rt.stream, B, 1, threads, 3 * H * 4, args);
+  rt.kernel(HIGHWAY_MODULE, 'highway_sequence_grad', SEQUENCE_GRAD_KINDS).launch(rt.stream, B, 1, threads, 3 * H * 4, args);
 }

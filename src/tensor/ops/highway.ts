@@ -1,4 +1,4 @@
-import type { HighwayRounding, RoundingStreams } from '../../backend/backend.ts';
+import { SEQUENCE_BACKWARD_POINTS, SEQUENCE_FORWARD_POINTS, type HighwayRounding, type RoundingStreams, type SequenceRounding, type SequenceStreams } from '../../backend/backend.ts';
 import { record, SUNK } from '../autograd.ts';
 import { randomContext } from '../random.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
@@ -104,15 +104,18 @@ export interface HighwaySequenceOptions {
   /** Multipliers of the state's and the weight's gradients through that product (matmul's gradScaleA/B). */
   readonly gradScaleState: number;
   readonly gradScaleWeight: number;
+  /** The activation cast (fp16/bf16 runs): applied to the product, to every cell value and to the gradients arriving there; null: FP32. */
+  readonly round: CastSpec | null;
 }
 
 /**
- * A whole FP32 Recurrent Highway Network recurrence as one op (one kernel each way on CUDA,
- * instead of a matmul and a highwayStep per timestep): for t = 0 … L−1,
- *   h_t = highwayStep(projected, t, matmul(h_{t−1}, weight, {scale, gradScaleA, gradScaleB}), h_{t−1})
- * with h_{−1} = initial and no rounding policy (FP32 runs only). Values are those of that loop
- * up to the order of the recurrent product's sums (see HighwaySequenceParams), and so are the
- * gradients, whose contributions to each state are added in the loop's order.
+ * A whole Recurrent Highway Network recurrence as one op (one kernel each way on CUDA, instead of
+ * a matmul, a rounding and a highwayStep per timestep): for t = 0 … L−1,
+ *   h_t = highwayStep(projected, t, R(matmul(h_{t−1}, weight, {scale, gradScaleA, gradScaleB})), h_{t−1}, R)
+ * with h_{−1} = initial and R = round (HighwaySequenceParams). Values and gradients are that
+ * loop's up to the order of the recurrent product's sums, and, with stochastic rounding, up to
+ * which random numbers are drawn: the op takes SEQUENCE_FORWARD_POINTS consecutive streams per
+ * timestep forward and SEQUENCE_BACKWARD_POINTS backward, where the loop takes 7 and 7.
  *
  * projected [B, L, 2H] (columns c then u), weight [H, 2H], initial [B, H] → states [B, L, H].
  */
@@ -128,12 +131,18 @@ export function highwaySequence(projected: Tensor, weight: Tensor, initial: Tens
   const backend = projected.backend;
   if (weight.backend !== backend || initial.backend !== backend) throw new Error('highwaySequence: operands live on different backends');
   if (projected.dtype !== 'f32' || weight.dtype !== 'f32' || initial.dtype !== 'f32') throw new Error('highwaySequence: operands must be float32');
-  const dims = { batch: B, width: H, length: L };
+  const { round } = options;
+  const stochastic = round?.rounding === 'stochastic';
+  const rounding: SequenceRounding | null = round
+    ? { format: round.format, overflow: round.overflow ?? 'saturate', viaFp16: round.viaFp16 ?? false, stochastic: stochastic ? drawSequenceStreams(SEQUENCE_FORWARD_POINTS * L) : null }
+    : null;
+  const dims = { batch: B, width: H, length: L, round: rounding };
   const states = empty([B, L, H], 'f32', backend);
   const previous = empty([B, L, H], 'f32', backend);
   const pre = empty([B, L, twoH], 'f32', backend);
   backend.highwaySequence({ projected: projected.storage, weight: weight.storage, initial: initial.storage, states: states.storage, previous: previous.storage, pre: pre.storage, ...dims, scale: options.scale });
   return record(states, [projected, weight, initial], (g) => {
+    const gradStreams = stochastic ? drawSequenceStreams(SEQUENCE_BACKWARD_POINTS * L) : null;
     // gPre is both the projected input's gradient and the recurrent product's output gradient.
     const gradPre = empty([B, L, twoH], 'f32', backend);
     const gradInitial = initial.requiresGrad ? empty([B, H], 'f32', backend) : null;
@@ -146,6 +155,7 @@ export function highwaySequence(projected: Tensor, weight: Tensor, initial: Tens
       gradInitial: gradInitial?.storage ?? null,
       ...dims,
       gradScale: options.gradScaleState,
+      gradStreams,
     });
     let gradWeight: Tensor | null = null;
     if (weight.requiresGrad) {
@@ -159,4 +169,12 @@ export function highwaySequence(projected: Tensor, weight: Tensor, initial: Tens
     }
     return [projected.requiresGrad ? gradPre : null, gradWeight, gradInitial];
   });
+}
+
+/** `count` consecutive streams of the current random context, taken now. */
+function drawSequenceStreams(count: number): SequenceStreams {
+  const ctx = randomContext();
+  const first = ctx.nextStream();
+  for (let k = 1; k < count; k++) ctx.nextStream();
+  return { seed: ctx.seed, first, epoch: ctx.epoch() };
 }

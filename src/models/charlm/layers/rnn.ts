@@ -64,11 +64,12 @@ export class RecurrentHighwayLayer {
     // state's gradient, and the next step's kernels accumulate into it through gradient sinks
     // instead of a separate add per step.
     const round = policy.activation;
-    // FP32 (no cast anywhere in the cell or its products): the whole recurrence is one op, one
-    // kernel each way on CUDA. REPRO_RHN_SEQUENCE=0 keeps the per-step ops below.
-    const wholeSequence = round === null && policy.fp8 === null && H <= MAX_SEQUENCE_WIDTH && process.env.REPRO_RHN_SEQUENCE !== '0' && process.env.REPRO_FUSED_RHN !== '0';
+    // FP32/FP16/BF16 (the product's operands uncast, its output rounded like every activation):
+    // the whole recurrence is one op, one kernel each way on CUDA. FP8 casts the product's
+    // operands, which the op does not do. REPRO_RHN_SEQUENCE=0 keeps the per-step ops below.
+    const wholeSequence = policy.fp8 === null && H <= MAX_SEQUENCE_WIDTH && process.env.REPRO_RHN_SEQUENCE !== '0' && process.env.REPRO_FUSED_RHN !== '0';
     if (wholeSequence) {
-      const states = T.highwaySequence(T.reshape(projected, [B, L, 2 * H]), stateWeight, state, { scale: s.output, gradScaleState: s.gradInput, gradScaleWeight: s.gradWeight });
+      const states = T.highwaySequence(T.reshape(projected, [B, L, 2 * H]), stateWeight, state, { scale: s.output, gradScaleState: s.gradInput, gradScaleWeight: s.gradWeight, round });
       return f.tap(`${this.prefix}.states`, states);
     }
     if (process.env.REPRO_FUSED_RHN !== '0') {
