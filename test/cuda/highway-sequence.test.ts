@@ -3,14 +3,38 @@
  * round every product and sum to float32 (--fmad=false) and share the quantise grids and Philox
  * streams; tanh and σ are float64 on both sides but the device's float64 tanh/exp may differ
  * from V8's in the last bit, which could reach a float32 (or FP16) result and travel along the
- * recurrence: hence a tolerance, though equal values are what we see.
+ * recurrence: hence a tolerance (and, with stochastic rounding, a rare rounding step: see
+ * expectNearlyAll).
  */
 import { describe, expect, it } from 'vitest';
 import type { SequenceRounding, Storage } from '../../src/backend/backend.ts';
 import { parseFormat } from '../../src/formats/registry.ts';
-import { cuda, expectClose, noCudaReason, runBoth, testValues } from './helpers.ts';
+import { cuda, expectClose, noCudaReason, runBoth, testValues, type HostArray } from './helpers.ts';
 
 const TOLERANCE = { rel: 1e-5, absOfMax: 1e-6 };
+
+/**
+ * With stochastic rounding a last-bit float64 difference (see above) moves a value across a
+ * rounding threshold about once in 2^13 roundings to FP16: on the H200, 7 of 524288 pre-activations
+ * of an 8×256×128 sequence came out one FP16 step apart. Allow at most one element in 10^4 to
+ * differ, by at most two steps of the format (relative `step`), and everything else as FP32 does.
+ */
+function expectNearlyAll(gpu: HostArray, cpu: HostArray, kind: Rounding, label: string, tolerance = TOLERANCE): void {
+  if (!kind.includes('stochastic')) return expectClose(gpu, cpu, tolerance, label);
+  const step = kind.startsWith('bf16') ? 2 ** -7 : 2 ** -10;
+  let largest = 0;
+  for (const v of cpu) largest = Math.max(largest, Math.abs(v));
+  let off = 0;
+  const far: string[] = [];
+  for (let i = 0; i < cpu.length; i++) {
+    const c = cpu[i]!, g = gpu[i]!;
+    if (Math.abs(g - c) <= tolerance.rel * Math.abs(c) + (tolerance.absOfMax ?? 0) * largest) continue;
+    off++;
+    if (Math.abs(g - c) > 2 * step * Math.max(Math.abs(c), 2 ** -14) && far.length < 5) far.push(`[${i}] gpu ${g} cpu ${c}`);
+  }
+  expect(far.join('; '), `${label}: elements more than two ${kind} steps apart`).toBe('');
+  expect(off, `${label}: elements off by a rounding step`).toBeLessThanOrEqual(Math.ceil(cpu.length * 1e-4));
+}
 type Rounding = 'fp32' | 'fp16 nearest' | 'fp16 stochastic' | 'bf16 stochastic via fp16';
 
 function rounding(kind: Rounding, epoch: Storage, first: number): SequenceRounding | null {
@@ -46,7 +70,7 @@ describe.skipIf(cuda === null)(`highwaySequence on CUDA ${noCudaReason}`, () => 
           backend.highwaySequence({ projected: s.projected!, weight: s.weight!, initial: s.initial!, states: s.states!, previous: s.previous!, pre: s.pre!, ...dims, scale: 0.8, round: rounding(kind, s.epoch!, 1000) }),
         ['states', 'previous', 'pre'],
       );
-      for (const name of ['states', 'previous', 'pre']) expectClose(forward.gpu[name]!, forward.cpu[name]!, TOLERANCE, name);
+      for (const name of ['states', 'previous', 'pre']) expectNearlyAll(forward.gpu[name]!, forward.cpu[name]!, kind, name);
       // the recurrence really ran: the last state differs from the first
       expect(forward.cpu.states![(L - 1) * H]).not.toBe(forward.cpu.states![0]);
 
@@ -70,7 +94,7 @@ describe.skipIf(cuda === null)(`highwaySequence on CUDA ${noCudaReason}`, () => 
         },
         ['gradProjected', 'gradInitial'],
       );
-      for (const name of ['gradProjected', 'gradInitial']) expectClose(backward.gpu[name]!, backward.cpu[name]!, { rel: 1e-4, absOfMax: 1e-5 }, name);
+      for (const name of ['gradProjected', 'gradInitial']) expectNearlyAll(backward.gpu[name]!, backward.cpu[name]!, kind, name, { rel: 1e-4, absOfMax: 1e-5 });
     });
   }
 
