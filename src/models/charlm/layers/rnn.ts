@@ -66,8 +66,11 @@ export class RecurrentHighwayLayer {
     const round = policy.activation;
     // FP32/FP16/BF16 (the product's operands uncast, its output rounded like every activation):
     // the whole recurrence is one op, one kernel each way on CUDA. FP8 casts the product's
-    // operands, which the op does not do. REPRO_RHN_SEQUENCE=0 keeps the per-step ops below.
-    const wholeSequence = policy.fp8 === null && H <= MAX_SEQUENCE_WIDTH && process.env.REPRO_RHN_SEQUENCE !== '0' && process.env.REPRO_FUSED_RHN !== '0';
+    // operands, which the op does not do. On the CPU the per-step ops are faster (BLAS products),
+    // so the op is used there only with REPRO_RHN_SEQUENCE=1; REPRO_RHN_SEQUENCE=0 never uses it.
+    const sequenceSetting = process.env.REPRO_RHN_SEQUENCE;
+    const sequenceWanted = sequenceSetting === '1' || (sequenceSetting !== '0' && x.backend.name === 'cuda');
+    const wholeSequence = sequenceWanted && policy.fp8 === null && H <= MAX_SEQUENCE_WIDTH && process.env.REPRO_FUSED_RHN !== '0';
     if (wholeSequence) {
       const states = T.highwaySequence(T.reshape(projected, [B, L, 2 * H]), stateWeight, state, { scale: s.output, gradScaleState: s.gradInput, gradScaleWeight: s.gradWeight, round });
       return f.tap(`${this.prefix}.states`, states);
