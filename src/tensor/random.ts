@@ -1,4 +1,4 @@
-import type { Storage } from '../backend/backend.ts';
+import type { Backend, Storage } from '../backend/backend.ts';
 import { defaultBackend } from './device.ts';
 import { activeSettings } from './run-context.ts';
 
@@ -10,7 +10,7 @@ import { activeSettings } from './run-context.ts';
  */
 export class RandomContext {
   private next: number;
-  private epochStorage: Storage | null = null;
+  private epochStorage: { storage: Storage; backend: Backend } | null = null;
 
   constructor(
     readonly seed: number,
@@ -28,10 +28,17 @@ export class RandomContext {
   epoch(): Storage {
     if (!this.epochStorage) {
       const backend = defaultBackend();
-      this.epochStorage = backend.alloc(1, 'i32');
-      backend.fill(this.epochStorage, 0, 1, 0);
+      const storage = backend.alloc(1, 'i32');
+      backend.fill(storage, 0, 1, 0);
+      this.epochStorage = { storage, backend };
     }
-    return this.epochStorage;
+    return this.epochStorage.storage;
+  }
+
+  /** Releases the epoch counter (a run's own CUDA backend can then give all its memory back); a later use allocates a fresh one at epoch 0. */
+  dispose(): void {
+    if (this.epochStorage) this.epochStorage.backend.release(this.epochStorage.storage);
+    this.epochStorage = null;
   }
 
   /** Starts a step: stream ids restart and the epoch advances (on the device, no sync). */

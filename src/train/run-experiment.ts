@@ -89,11 +89,13 @@ export async function runExperiment(request: RunRequest): Promise<RunResult> {
 
   // Device and data first: a missing GPU or dataset is reported before anything is written.
   const { backend, release } = request.ownBackend ? await createOwnBackend(config.device) : { backend: await createBackend(config.device), release: () => {} };
+  const random = new T.RandomContext(seeds.random);
   try {
     T.setDefaultBackend(backend);
-    T.setRandomContext(new T.RandomContext(seeds.random));
+    T.setRandomContext(random);
     return await runOnBackend(request, backend, runId, runsDir, checkpoint, seeds, sessionStart);
   } finally {
+    random.dispose();
     release();
   }
 }
