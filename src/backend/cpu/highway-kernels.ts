@@ -6,7 +6,7 @@
  * kernel's: nearest, or stochastic with rounding point k of a call on its stream k (element i of
  * the point's tensor on stream element i, as a quantise of that whole tensor).
  */
-import type { HighwayRounding, HighwayStepGradParams, HighwayStepParams, RoundingStreams } from '../backend.ts';
+import type { HighwayRounding, HighwayStepGradParams, HighwayStepParams, QuantiseFormat, QuantiseOptions, RoundingStreams, Storage } from '../backend.ts';
 import { quantise } from '../../formats/quantise.ts';
 import { sigmoid } from './math.ts';
 import { f32, i32 } from './storage.ts';
@@ -14,17 +14,33 @@ import { f32, i32 } from './storage.ts';
 /** Rounds a rounding point's whole tensor in place. */
 type Round = (values: Float32Array, point: number) => void;
 
-function rounder(round: HighwayRounding | null, streams: RoundingStreams | null): Round {
+/**
+ * Rounds a whole tensor in place as one quantise call would: nearest, or stochastic with element
+ * i on word i of Philox stream `stream` (ignored for nearest). Shared by the fused RHN twins,
+ * which differ only in how a rounding point maps to a stream.
+ */
+export type StreamRound = (values: Float32Array, stream: number) => void;
+
+export function streamRounder(
+  op: string,
+  round: { readonly format: QuantiseFormat; readonly overflow: QuantiseOptions['overflow']; readonly viaFp16: boolean; readonly stochastic: unknown } | null,
+  streams: { readonly seed: number; readonly epoch: Storage | null } | null,
+): StreamRound {
   if (!round) return () => {};
   const { format, overflow, viaFp16 } = round;
   if (!round.stochastic) {
     const options = { rounding: 'nearest', overflow, viaFp16 } as const;
     return (values) => quantise(values, values, format, options);
   }
-  if (!streams) throw new Error('highway: stochastic rounding needs the rounding points\' streams');
+  if (!streams) throw new Error(`${op}: stochastic rounding needs the rounding points' streams`);
   const { seed, epoch } = streams;
-  const e = epoch ? i32(epoch)[0] >>> 0 : 0;
-  return (values, point) => quantise(values, values, format, { rounding: 'stochastic', overflow, viaFp16, seed, stream: streams.streams[point], offset: 0, epoch: e });
+  const e = epoch ? i32(epoch)[0]! >>> 0 : 0;
+  return (values, stream) => quantise(values, values, format, { rounding: 'stochastic', overflow, viaFp16, seed, stream, offset: 0, epoch: e });
+}
+
+function rounder(round: HighwayRounding | null, streams: RoundingStreams | null): Round {
+  const R = streamRounder('highway', round, streams);
+  return (values, point) => R(values, streams?.streams[point] ?? 0);
 }
 
 function checkDims(op: string, p: { batch: number; width: number; length: number; step: number }): void {

@@ -13,9 +13,9 @@ import {
   type SequenceRounding,
   type SequenceStreams,
 } from '../backend.ts';
-import { quantise } from '../../formats/quantise.ts';
 import { sigmoid } from './math.ts';
-import { f32, i32 } from './storage.ts';
+import { streamRounder } from './highway-kernels.ts';
+import { f32 } from './storage.ts';
 
 const fr = Math.fround;
 const WARP = 32;
@@ -24,17 +24,9 @@ const WARP = 32;
 type Round = (values: Float32Array, t: number, point: number) => void;
 
 function rounder(round: SequenceRounding | null, streams: SequenceStreams | null, points: number): Round {
-  if (!round) return () => {};
-  const { format, overflow, viaFp16 } = round;
-  if (!round.stochastic) {
-    const options = { rounding: 'nearest', overflow, viaFp16 } as const;
-    return (values) => quantise(values, values, format, options);
-  }
-  if (!streams) throw new Error('highwaySequence: stochastic rounding needs streams');
-  const { seed, first, epoch } = streams;
-  const e = epoch ? i32(epoch)[0]! >>> 0 : 0;
-  return (values, t, point) =>
-    quantise(values, values, format, { rounding: 'stochastic', overflow, viaFp16, seed, stream: first + points * t + point, offset: 0, epoch: e });
+  const R = streamRounder('highwaySequence', round, streams);
+  const first = streams?.first ?? 0;
+  return (values, t, point) => R(values, first + points * t + point);
 }
 
 function checkDims(op: string, p: { batch: number; width: number; length: number }): void {
