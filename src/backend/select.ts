@@ -48,13 +48,12 @@ export interface OwnBackend {
  * The CPU backend is shared (it has no queue to separate).
  */
 export async function createOwnBackend(device: DeviceChoice): Promise<OwnBackend> {
-  if (device === 'cpu') return { backend: cpuBackend(), release: () => {} };
-  const reason = await cudaBackendOrReason();
-  if (typeof reason === 'string') {
-    if (device === 'auto') return { backend: cpuBackend(), release: () => {} };
-    throw new ReproError(`--device cuda: ${reason}`);
-  }
+  const shared = { backend: cpuBackend(), release: () => {} };
+  if (device === 'cpu') return shared;
+  // Not through the process's cached backend: that would hold a stream and a cuBLAS workspace
+  // nobody in a sweep of own backends uses.
   const own = await newCudaBackend();
-  if (typeof own === 'string') throw new ReproError(`--device ${device}: ${own}`);
-  return { backend: own, release: () => own.destroy() };
+  if (typeof own !== 'string') return { backend: own, release: () => own.destroy() };
+  if (device === 'auto') return shared;
+  throw new ReproError(`--device cuda: ${own}`);
 }
