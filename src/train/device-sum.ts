@@ -1,4 +1,5 @@
 import * as T from '../tensor/index.ts';
+import { deviceIdle } from './device-wait.ts';
 
 /**
  * A running sum that stays on the device: adding a scalar loss costs one kernel and no sync, and
@@ -18,8 +19,9 @@ export class DeviceSum {
     b.binary('add', this.total.view(), value.view(), this.total.storage, [], 1, weight);
   }
 
-  /** Reads the total (a device→host copy). */
-  read(): number {
+  /** Reads the total (a device→host copy), after waiting for the device without blocking (device-wait.ts). */
+  async read(): Promise<number> {
+    await deviceIdle(this.total.backend);
     return this.total.item();
   }
 

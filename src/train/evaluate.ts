@@ -2,7 +2,7 @@ import type { Batch, WindowOptions } from '../data/batching.ts';
 import type { LanguageModel, TokenBatch } from '../models/types.ts';
 import * as T from '../tensor/index.ts';
 import { DeviceSum } from './device-sum.ts';
-import { deviceIdle, QueueLimit } from './device-wait.ts';
+import { QueueLimit } from './device-wait.ts';
 
 /** Bits per character from mean nats per character (§A6). */
 export function bitsPerCharacter(nats: number): number {
@@ -18,7 +18,7 @@ export function toTokenBatch(batch: Batch, windows: WindowOptions): TokenBatch {
 /**
  * A split's loss (§A6): Σ(batch mean loss × scored characters) / Σ scored characters, i.e. the
  * exact mean nats per scored character over the batches given. The weighted sum accumulates on
- * the device and is read once at the end, after waiting without blocking (device-wait.ts). `limit` caps the number of batches (quick runs).
+ * the device and is read once at the end. `limit` caps the number of batches (quick runs).
  */
 export async function splitLoss(model: LanguageModel, batches: Iterable<Batch>, windows: WindowOptions, limit: number | null = null): Promise<number> {
   const sum = new DeviceSum();
@@ -39,8 +39,7 @@ export async function splitLoss(model: LanguageModel, batches: Iterable<Batch>, 
       scored += batch.scored;
       await queue.queued();
     }
-    await deviceIdle(sum.total.backend);
-    return scored === 0 ? NaN : sum.read() / scored;
+    return scored === 0 ? NaN : (await sum.read()) / scored;
   } finally {
     queue.dispose();
     sum.dispose();

@@ -167,8 +167,7 @@ export async function train(input: TrainerInput): Promise<TrainOutcome> {
       pending = { steps: pending.steps + 1, scored: pending.scored + batch.scored };
 
       if (step % t.log_interval === 0 || step === t.steps) {
-        await deviceIdle(backend);
-        const loss = trainLoss.read() / pending.steps;
+        const loss = (await trainLoss.read()) / pending.steps;
         const seconds = (Date.now() - windowStart) / 1000;
         emit({
           type: 'train',
