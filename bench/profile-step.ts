@@ -25,7 +25,7 @@ T.setDefaultBackend(backend);
 T.setRandomContext(new T.RandomContext(1));
 const all = [...referenceCases(true), ...(await benchCharLmCases(true))];
 const keys = values.only!.split(';');
-const KERNELS = ['fill', 'unary', 'unaryGrad', 'binary', 'where', 'copy', 'reduce', 'gemm', 'gemms', 'highwayStep', 'highwayStepGrad', 'softmax', 'softmaxGrad', 'layerNorm', 'layerNormGrad', 'gather', 'scatterAdd', 'crossEntropy', 'crossEntropyGrad', 'random', 'quantise', 'increment', 'adamw', 'adamwMulti', 'sgdm', 'fusedAttention', 'fusedAttentionGrad'];
+const KERNELS = ['fill', 'unary', 'unaryGrad', 'binary', 'where', 'copy', 'reduce', 'gemm', 'gemms', 'highwayStep', 'highwayStepGrad', 'softmax', 'softmaxGrad', 'layerNorm', 'layerNormGrad', 'gather', 'scatterAdd', 'crossEntropy', 'crossEntropyGrad', 'random', 'quantise', 'increment', 'adamw', 'adamwMulti', 'sgdm', 'attention', 'attentionGrad'];
 
 function hostTimer(): Timer {
   let times: number[] = [];

@@ -426,6 +426,75 @@ export interface HighwaySequenceGradParams {
   readonly gradStreams: SequenceStreams | null;
 }
 
+/**
+ * A [B, H, S, D] operand of fused attention as stored: element (b, h, s, d) at
+ * offset + b·strides[0] + h·strides[1] + s·strides[2] + d (the head dimension is contiguous), so
+ * q, k and v can be read straight out of a fused projection and the output written in the
+ * layout the next projection reads.
+ */
+export interface AttentionOperand {
+  readonly storage: Storage;
+  readonly offset: number;
+  readonly strides: readonly [number, number, number];
+}
+
+/** Sizes and forward factors shared by attention and attentionGrad. */
+export interface AttentionShape {
+  readonly batch: number;
+  readonly heads: number;
+  /** query positions S of q and out */
+  readonly queries: number;
+  /** key positions of k and v */
+  readonly keys: number;
+  readonly headDim: number;
+  /** multiplies q·kᵀ before the softmax */
+  readonly temperature: number;
+  /** multiplies P·v */
+  readonly outputScale: number;
+  /** key j > query i is masked (probability 0); needs queries = keys */
+  readonly causal: boolean;
+}
+
+/**
+ * Fused scaled dot-product attention in float32, per (b, h), never holding the [S, S] scores in
+ * memory: P = softmax(temperature·q·kᵀ) over the keys, out = outputScale·P·v, and
+ * logSumExp[b, h, i] = log Σ_j exp(temperature·q_i·k_j) (masked keys left out), saved for the
+ * backward. The same values as the unfused matmul, softmax, matmul chain up to float32
+ * summation order.
+ */
+export interface AttentionParams extends AttentionShape {
+  readonly q: AttentionOperand;
+  readonly k: AttentionOperand;
+  readonly v: AttentionOperand;
+  readonly out: AttentionOperand;
+  /** [B, H, S] contiguous (written) */
+  readonly logSumExp: Storage;
+}
+
+/**
+ * Backward of attention with P recomputed from logSumExp, each gradient with its own factor (unit
+ * scaling's backward scales): with g the gradient arriving at out,
+ *   dP = probsGradScale·g·vᵀ, dS = P∘(dP − rowsum(dP∘P)), rowsum(dP∘P) = probsGradScale·(g_i·out_i)/outputScale,
+ *   gradQ = logitGradScale·dS·k, gradK = logitGradScale·dSᵀ·q, gradV = valueGradScale·Pᵀ·g.
+ * The gradients are written, not accumulated; they may share a storage but must not overlap.
+ * `delta` ([B, H, S] contiguous) is scratch for the row sums.
+ */
+export interface AttentionGradParams extends AttentionShape {
+  readonly q: AttentionOperand;
+  readonly k: AttentionOperand;
+  readonly v: AttentionOperand;
+  readonly out: AttentionOperand;
+  readonly logSumExp: Storage;
+  readonly gradOut: AttentionOperand;
+  readonly gradQ: AttentionOperand;
+  readonly gradK: AttentionOperand;
+  readonly gradV: AttentionOperand;
+  readonly delta: Storage;
+  readonly probsGradScale: number;
+  readonly logitGradScale: number;
+  readonly valueGradScale: number;
+}
+
 /** The work a backend had queued when the fence was made; `done()` asks without waiting. */
 export interface DeviceFence {
   done(): boolean;
@@ -546,6 +615,9 @@ export interface Backend {
   /** A whole RHN recurrence in one call (see HighwaySequenceParams). */
   highwaySequence(params: HighwaySequenceParams): void;
   highwaySequenceGrad(params: HighwaySequenceGradParams): void;
+  /** Fused scaled dot-product attention (see AttentionParams). */
+  attention(params: AttentionParams): void;
+  attentionGrad(params: AttentionGradParams): void;
   /** Waits for queued work (no-op on the CPU). */
   synchronize(): void;
 }

@@ -1,5 +1,7 @@
 import type {
   AdamWMultiParams,
+  AttentionGradParams,
+  AttentionParams,
   AdamWParams,
   Backend,
   BinaryKind,
@@ -30,6 +32,7 @@ import * as nn from './nn-kernels.ts';
 import * as optim from './optim-kernels.ts';
 import * as highway from './highway-kernels.ts';
 import * as highwaySequence from './highway-sequence.ts';
+import * as fusedAttention from './attention.ts';
 import { sgemmBatched } from './gemm.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
 import { quantiseWithFormat } from './quantise.ts';
@@ -224,6 +227,14 @@ export class CpuBackend implements Backend {
 
   highwaySequenceGrad(params: HighwaySequenceGradParams): void {
     highwaySequence.highwaySequenceGrad(params);
+  }
+
+  attention(params: AttentionParams): void {
+    fusedAttention.attention(params);
+  }
+
+  attentionGrad(params: AttentionGradParams): void {
+    fusedAttention.attentionGrad(params);
   }
 
   synchronize(): void {}

@@ -5,6 +5,8 @@
 import type {
   AdamWMultiParams,
   AdamWParams,
+  AttentionGradParams,
+  AttentionParams,
   Backend,
   BinaryKind,
   CrossEntropyGradParams,
@@ -33,6 +35,7 @@ import * as elementwise from './elementwise-ops.ts';
 import { CudaGemm } from './gemm.ts';
 import { CudaGraph } from './graph.ts';
 import * as highway from './highway-ops.ts';
+import * as fusedAttention from './attention-ops.ts';
 import * as nn from './nn-ops.ts';
 import * as optim from './optim-ops.ts';
 import * as randomOps from './random-ops.ts';
@@ -284,6 +287,14 @@ export class CudaBackend implements Backend {
 
   highwaySequenceGrad(params: HighwaySequenceGradParams): void {
     highway.highwaySequenceGrad(this.runtime, params);
+  }
+
+  attention(params: AttentionParams): void {
+    fusedAttention.attention(this.runtime, params);
+  }
+
+  attentionGrad(params: AttentionGradParams): void {
+    fusedAttention.attentionGrad(this.runtime, params);
   }
 
   synchronize(): void {

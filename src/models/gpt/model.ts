@@ -96,12 +96,13 @@ export class ReferenceGpt {
     const [B, S] = h.shape;
     const headDim = d / heads;
     const qkv = this.linear(h, layer.qkv); // [B, S, 3d]
-    // Part i of qkv ([B, S, 3, H, Dh]) as [B, H, S, Dh], gathered by one strided copy.
-    const part = (i: number) => T.asStrided(qkv, [B, heads, S, headDim], [S * 3 * d, headDim, 3 * d, 1], i * d);
-    const attended = precision.matmul([part(0), part(1), part(2)], ([q, k, v], formats) =>
-      nn.scaledDotProductAttention(q, k, v, scaling, { causal: true, formats }),
-    );
-    const merged = T.reshape(T.permute(attended, [0, 2, 1, 3]), [B, S, d]);
+    // Part i of qkv ([B, S, 3, H, Dh]) as a [B, H, S, Dh] window; the result is [B, S, H, Dh].
+    // The precision policy sees qkv whole: FP8 quantises all three parts at once.
+    const attended = precision.matmul([qkv], ([t], formats) => {
+      const part = (i: number) => T.headsView(t, [B, heads, S, headDim], [S * 3 * d, headDim, 3 * d], i * d);
+      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, { causal: true, formats });
+    });
+    const merged = T.reshape(attended, [B, S, d]);
     return this.linear(merged, layer.proj);
   }
 

@@ -52,8 +52,50 @@ export interface AttentionOptions {
   readonly formats?: GemmFormats;
 }
 
-/** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the GEMMs. */
+/**
+ * Head sizes up to this run fused (T.attention): the CUDA kernels keep 32-row tiles of four
+ * [32, D] operands in shared memory, which fits the 48 KB a block gets without opting in.
+ */
+export const MAX_FUSED_HEAD_DIM = 64;
+
+/** Whether attention of this head size runs as one fused op (REPRO_FUSED_ATTENTION=0 turns it off). */
+function fused(headDim: number, dropout: number, training: boolean): boolean {
+  return headDim <= MAX_FUSED_HEAD_DIM && (dropout === 0 || !training) && process.env.REPRO_FUSED_ATTENTION !== '0';
+}
+
+/** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v for q, k, v [B, H, S, D], as [B, H, S, D]. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the kernels. */
 export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
+  if (!fused(q.shape[q.rank - 1], options.dropout ?? 0, options.training ?? true) || q.rank !== 4) return unfusedAttention(q, k, v, scaling, options);
+  return T.permute(scaledDotProductAttentionHeads(T.heads(q), T.heads(k), T.heads(v), scaling, options), [0, 2, 1, 3]);
+}
+
+/**
+ * scaledDotProductAttention over heads windows (e.g. of a fused qkv projection), returned as
+ * [B, S, H, D]: one fused op (T.attention) where it can, else the unfused chain on copies of the
+ * windows. The rule is scaledDotProductAttention's.
+ */
+export function scaledDotProductAttentionHeads(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, scaling: Scaling, options: AttentionOptions): T.Tensor {
+  const [, , S, D] = q.shape;
+  const p = options.dropout ?? 0;
+  if (!fused(D, p, options.training ?? true)) {
+    const gather = (x: T.HeadsView) => T.asStrided(x.tensor, x.shape, [...x.strides, 1], x.offset);
+    return T.permute(unfusedAttention(gather(q), gather(k), gather(v), scaling, options), [0, 2, 1, 3]);
+  }
+  const sc = attentionScales(scaling, { keys: k.shape[2], headDim: D, causal: options.causal, dropout: p, mult: options.mult });
+  if (options.causal && k.shape[2] !== S) throw new Error(`scaledDotProductAttention: causal needs as many keys as queries`);
+  // The unfused chain's factors: q·kᵀ gradients temperature·σ, the probabilities' gradient 1, v's σ.
+  return T.attention(q, k, v, {
+    causal: options.causal,
+    temperature: sc.temperature,
+    outputScale: sc.output,
+    probsGradScale: 1,
+    logitGradScale: sc.temperature * sc.gradInputs,
+    valueGradScale: sc.gradInputs,
+  });
+}
+
+/** The op-by-op form: a q·kᵀ matmul, a softmax with the causal mask inside, a matmul with v. */
+function unfusedAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
   const s = k.shape[k.rank - 2];
   const d = q.shape[q.rank - 1];
   const p = options.dropout ?? 0;

@@ -15,6 +15,7 @@ export * from './conv.ts';
 export * from './quantise.ts';
 export * from './custom.ts';
 export * from './highway.ts';
+export * from './attention.ts';
 export { broadcastShapes, sumTo } from './broadcast.ts';
 
 /** target += value (element-wise, same shape), in place. */

@@ -1,0 +1,92 @@
+/** Host wrappers of the fused attention kernels (kernels/attention.ts). */
+import type { AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape, Storage } from '../backend.ts';
+import { ATTENTION_PADDED_DIMS, ATTENTION_THREADS, ATTENTION_TILE, attentionModule } from './kernels/attention.ts';
+import type { ParamKind } from './launch.ts';
+import { addressAt, type CudaRuntime } from './runtime.ts';
+import { checkCount } from './strided.ts';
+
+const TWO_32 = 4294967296;
+/** The Operand struct: a float pointer and three int64 strides. */
+const OPERAND = 's8' as const;
+const FORWARD_KINDS: readonly ParamKind[] = [OPERAND, OPERAND, OPERAND, OPERAND, 'p', 'i', 'i', 'i', 'i', 'f', 'f', 'i'];
+const GRAD_Q_KINDS: readonly ParamKind[] = [OPERAND, OPERAND, OPERAND, OPERAND, OPERAND, OPERAND, 'p', 'p', 'i', 'i', 'i', 'i', 'f', 'f', 'i', 'f', 'f'];
+const GRAD_KV_KINDS: readonly ParamKind[] = [OPERAND, OPERAND, OPERAND, OPERAND, OPERAND, OPERAND, 'p', 'p', 'i', 'i', 'i', 'i', 'f', 'i', 'f', 'f', 'f'];
+
+function paddedDim(op: string, headDim: number): (typeof ATTENTION_PADDED_DIMS)[number] {
+  const padded = ATTENTION_PADDED_DIMS.find((p) => headDim <= p);
+  if (padded === undefined) throw new RangeError(`${op}: head size ${headDim} is above the CUDA kernels' ${ATTENTION_PADDED_DIMS.at(-1)}`);
+  return padded;
+}
+
+function checkShape(op: string, p: AttentionShape): void {
+  for (const [name, v] of Object.entries({ batch: p.batch, heads: p.heads, queries: p.queries, keys: p.keys, headDim: p.headDim })) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${op}: ${name} must be a positive integer, got ${v}`);
+  }
+  if (p.causal && p.keys !== p.queries) throw new RangeError(`${op}: causal needs as many keys as queries`);
+  if (p.batch * p.heads > 65535) throw new RangeError(`${op}: batch·heads ${p.batch * p.heads} is above the grid's 65535`);
+}
+
+/** The Operand struct of a bounds-checked [B, H, rows, D] operand. */
+function operand(op: string, name: string, o: AttentionOperand, p: AttentionShape, rows: number): Int32Array {
+  const [sb, sh, ss] = o.strides;
+  if ([sb, sh, ss, o.offset].some((v) => !Number.isInteger(v) || v < 0)) throw new RangeError(`${op}: ${name} needs non-negative integer strides and offset`);
+  if (o.storage.dtype !== 'f32') throw new TypeError(`${op}: ${name} must be float32 storage`);
+  const reach = (p.batch - 1) * sb + (p.heads - 1) * sh + (rows - 1) * ss + p.headDim;
+  checkCount(op, name, o.storage, reach, o.offset);
+  const words = new Int32Array(8);
+  [addressAt(o.storage, o.offset, op), sb, sh, ss].forEach((v, i) => {
+    words[2 * i] = v % TWO_32 | 0;
+    words[2 * i + 1] = Math.floor(v / TWO_32);
+  });
+  return words;
+}
+
+function rowStats(op: string, name: string, storage: Storage, p: AttentionShape): number {
+  checkCount(op, name, storage, p.batch * p.heads * p.queries);
+  if (storage.dtype !== 'f32') throw new TypeError(`${op}: ${name} must be float32 storage`);
+  return addressAt(storage, 0, op);
+}
+
+export function attention(rt: CudaRuntime, p: AttentionParams): void {
+  const op = 'attention';
+  checkShape(op, p);
+  const module = attentionModule(paddedDim(op, p.headDim));
+  const args = [
+    operand(op, 'q', p.q, p, p.queries),
+    operand(op, 'k', p.k, p, p.keys),
+    operand(op, 'v', p.v, p, p.keys),
+    operand(op, 'out', p.out, p, p.queries),
+    rowStats(op, 'logSumExp', p.logSumExp, p),
+    p.heads,
+    p.queries,
+    p.keys,
+    p.headDim,
+    p.temperature,
+    p.outputScale,
+    p.causal ? 1 : 0,
+  ];
+  rt.kernel(module, 'attention_forward', FORWARD_KINDS).launch(rt.stream, Math.ceil(p.queries / ATTENTION_TILE), p.batch * p.heads, ATTENTION_THREADS, 0, args);
+}
+
+export function attentionGrad(rt: CudaRuntime, p: AttentionGradParams): void {
+  const op = 'attentionGrad';
+  checkShape(op, p);
+  const module = attentionModule(paddedDim(op, p.headDim));
+  const q = operand(op, 'q', p.q, p, p.queries);
+  const k = operand(op, 'k', p.k, p, p.keys);
+  const v = operand(op, 'v', p.v, p, p.keys);
+  const gradOut = operand(op, 'gradOut', p.gradOut, p, p.queries);
+  const lse = rowStats(op, 'logSumExp', p.logSumExp, p);
+  const delta = rowStats(op, 'delta', p.delta, p);
+  const dims = [p.heads, p.queries, p.keys, p.headDim, p.temperature];
+  const causal = p.causal ? 1 : 0;
+  // grad_q writes delta, which grad_kv reads: same stream, in this order.
+  rt.kernel(module, 'attention_grad_q', GRAD_Q_KINDS).launch(rt.stream, Math.ceil(p.queries / ATTENTION_TILE), p.batch * p.heads, ATTENTION_THREADS, 0, [
+    q, k, v, operand(op, 'out', p.out, p, p.queries), gradOut, operand(op, 'gradQ', p.gradQ, p, p.queries), lse, delta,
+    ...dims, p.outputScale, causal, p.probsGradScale, p.logitGradScale,
+  ]);
+  rt.kernel(module, 'attention_grad_kv', GRAD_KV_KINDS).launch(rt.stream, Math.ceil(p.keys / ATTENTION_TILE), p.batch * p.heads, ATTENTION_THREADS, 0, [
+    q, k, v, gradOut, operand(op, 'gradK', p.gradK, p, p.keys), operand(op, 'gradV', p.gradV, p, p.keys), lse, delta,
+    ...dims, causal, p.probsGradScale, p.logitGradScale, p.valueGradScale,
+  ]);
+}

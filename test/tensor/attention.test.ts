@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import * as T from '../../src/tensor/index.ts';
+import * as nn from '../../src/nn/index.ts';
+import { ReferenceGpt } from '../../src/models/gpt/model.ts';
+import { gradcheck, param, values } from './gradcheck.ts';
+
+/** q, k, v packed as one [B, S, 3, H, D] tensor (a fused projection), read through heads windows. */
+function packedViews(qkv: T.Tensor, B: number, S: number, H: number, D: number): [T.HeadsView, T.HeadsView, T.HeadsView] {
+  const part = (i: number) => T.headsView(qkv, [B, H, S, D], [S * 3 * H * D, D, 3 * H * D], i * H * D);
+  return [part(0), part(1), part(2)];
+}
+
+/** The unfused chain on copies of the windows, as [B, S, H, D]. */
+function unfused(views: readonly T.HeadsView[], scaling: nn.Scaling, causal: boolean): T.Tensor {
+  const before = process.env.REPRO_FUSED_ATTENTION;
+  process.env.REPRO_FUSED_ATTENTION = '0';
+  try {
+    return nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal });
+  } finally {
+    if (before === undefined) delete process.env.REPRO_FUSED_ATTENTION;
+    else process.env.REPRO_FUSED_ATTENTION = before;
+  }
+}
+
+function fused(views: readonly T.HeadsView[], scaling: nn.Scaling, causal: boolean): T.Tensor {
+  return nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal });
+}
+
+/** Output and the gradient of Σ out·w with respect to the packed qkv. */
+function run(form: typeof fused, scaling: nn.Scaling, causal: boolean, dims: { B: number; S: number; H: number; D: number }, seed: number): Float32Array[] {
+  const { B, S, H, D } = dims;
+  return T.tidy(() => {
+    const qkv = param(values(B * S * 3 * H * D, seed, -2, 2), [B, S, 3 * H * D]);
+    const out = form(packedViews(qkv, B, S, H, D), scaling, causal);
+    T.backward(T.sum(T.mul(out, T.tensor(values(out.size, seed + 1), [...out.shape]))));
+    return [out.toFloat32Array(), qkv.grad!.toFloat32Array()];
+  });
+}
+
+function worstRelative(actual: Float32Array, expected: Float32Array): number {
+  expect(actual.length).toBe(expected.length);
+  let scale = 0;
+  for (const x of expected) scale = Math.max(scale, Math.abs(x));
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+  return worst / scale;
+}
+
+describe('fused attention (T.attention) on the CPU', () => {
+  afterEach(() => delete process.env.REPRO_FUSED_ATTENTION);
+
+  const cases = [
+    { name: 'regular causal', scaling: nn.REGULAR, causal: true, dims: { B: 2, S: 7, H: 2, D: 4 } },
+    { name: 'regular full', scaling: nn.REGULAR, causal: false, dims: { B: 1, S: 5, H: 3, D: 6 } },
+    { name: 'unit (u-μP) causal', scaling: nn.unitScaling('umup'), causal: true, dims: { B: 2, S: 9, H: 1, D: 8 } },
+    { name: 'unit (paper library) causal', scaling: nn.unitScaling('paper-library'), causal: true, dims: { B: 1, S: 6, H: 2, D: 5 } },
+  ];
+  for (const c of cases) {
+    it(`equals the unfused matmul-softmax-matmul chain: ${c.name}`, () => {
+      const [out, grad] = run(fused, c.scaling, c.causal, c.dims, 11);
+      const [refOut, refGrad] = run(unfused, c.scaling, c.causal, c.dims, 11);
+      // float64 sums rounded once against float32 GEMMs and softmax: a few float32 ulps.
+      expect(worstRelative(out!, refOut!)).toBeLessThan(1e-6);
+      expect(worstRelative(grad!, refGrad!)).toBeLessThan(1e-6);
+    });
+  }
+
+  it('matches central differences through separate q, k and v tensors', () => {
+    const [B, H, S, D] = [1, 2, 4, 3];
+    gradcheck([[B, H, S, D], [B, H, S, D], [B, H, S, D]], (q, k, v) =>
+      T.attention(T.heads(q), T.heads(k), T.heads(v), { causal: true, temperature: 0.7, outputScale: 1, probsGradScale: 1, logitGradScale: 0.7, valueGradScale: 1 }),
+    );
+  });
+
+  it('applies each backward factor to its own gradient only', () => {
+    const [B, H, S, D] = [1, 1, 5, 4];
+    const grads = (factors: { probsGradScale: number; logitGradScale: number; valueGradScale: number }) =>
+      T.tidy(() => {
+        const inputs = [1, 2, 3].map((s) => param(values(B * H * S * D, s), [B, H, S, D]));
+        const out = T.attention(T.heads(inputs[0]!), T.heads(inputs[1]!), T.heads(inputs[2]!), { causal: true, temperature: 0.5, outputScale: 3, ...factors });
+        T.backward(T.sum(T.mul(out, T.tensor(values(out.size, 9), [...out.shape]))));
+        return inputs.map((x) => x.grad!.toFloat32Array());
+      });
+    const base = grads({ probsGradScale: 1, logitGradScale: 0.5, valueGradScale: 1 });
+    const scaled = grads({ probsGradScale: 2, logitGradScale: 1.5, valueGradScale: 5 });
+    // q and k gradients are linear in probsGradScale·logitGradScale, v's in valueGradScale.
+    for (let i = 0; i < base[0]!.length; i++) {
+      expect(scaled[0]![i]).toBeCloseTo(base[0]![i]! * 6, 4);
+      expect(scaled[1]![i]).toBeCloseTo(base[1]![i]! * 6, 4);
+      expect(scaled[2]![i]).toBeCloseTo(base[2]![i]! * 5, 4);
+    }
+  });
+
+  it('zero-fills a source that its windows do not cover, and rejects windows outside it', () => {
+    const [B, H, S, D] = [1, 1, 3, 2];
+    T.tidy(() => {
+      // q and k read the first columns of a wider tensor; the rest gets a zero gradient.
+      const wide = param(values(S * 5, 4), [S, 5]);
+      const q = T.headsView(wide, [B, H, S, D], [0, 0, 5], 0);
+      const k = T.headsView(wide, [B, H, S, D], [0, 0, 5], 2);
+      const v = T.heads(param(values(B * H * S * D, 5), [B, H, S, D]));
+      const out = T.attention(q, k, v, { causal: false, temperature: 1, outputScale: 1, probsGradScale: 1, logitGradScale: 1, valueGradScale: 1 });
+      T.backward(T.sum(out));
+      const g = wide.grad!.toFloat32Array();
+      for (let s = 0; s < S; s++) expect(g[s * 5 + 4]).toBe(0);
+      expect(() => T.headsView(wide, [B, H, S, D], [0, 0, 5], 4)).toThrow(/does not fit/);
+    });
+  });
+
+  it('leaves the reference GPT model\'s loss and gradients as the unfused chain gives them (FP32 and BF16, regular and unit)', () => {
+    const lossAndGradients = (mode: 'fp32' | 'bf16', scaling: nn.Scaling) =>
+      T.tidy(() => {
+        const precision = nn.precisionPolicy({ mode, fp8_family: 'paper', rounding: 'nearest', master_weights: false, matmul: 'native', allow_tf32: false });
+        const model = new ReferenceGpt({ vocab: 13, hidden: 16, depth: 2, heads: 2, sequenceLength: 9, scaling, precision, seed: 3 });
+        const ids = T.tensor(Int32Array.from({ length: 18 }, (_, i) => (i * 5) % 13), [2, 9]);
+        const loss = model.loss(ids, ids);
+        T.backward(loss);
+        const result = [loss.toFloat32Array(), ...model.parameters.map((p) => p.tensor.grad!.toFloat32Array())];
+        model.dispose();
+        return result;
+      });
+    for (const mode of ['fp32', 'bf16'] as const) {
+      for (const scaling of [nn.REGULAR, nn.unitScaling('umup')]) {
+        const fusedRun = lossAndGradients(mode, scaling);
+        process.env.REPRO_FUSED_ATTENTION = '0';
+        const unfusedRun = lossAndGradients(mode, scaling);
+        delete process.env.REPRO_FUSED_ATTENTION;
+        // BF16 rounds after the attention, so a float32-level difference can move a value by one BF16 step.
+        const tolerance = mode === 'fp32' ? 1e-5 : 2e-2;
+        fusedRun.forEach((x, i) => expect(worstRelative(x, unfusedRun[i]!), `${mode} ${scaling.mode} array ${i}`).toBeLessThan(tolerance));
+      }
+    }
+  });
+});
