@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as T from '../../src/tensor/index.ts';
 import * as nn from '../../src/nn/index.ts';
 import { ReferenceGpt } from '../../src/models/gpt/model.ts';
@@ -10,20 +10,25 @@ function packedViews(qkv: T.Tensor, B: number, S: number, H: number, D: number):
   return [part(0), part(1), part(2)];
 }
 
-/** The unfused chain on copies of the windows, as [B, S, H, D]. */
-function unfused(views: readonly T.HeadsView[], scaling: nn.Scaling, causal: boolean): T.Tensor {
+/** Runs fn with REPRO_FUSED_ATTENTION set to `setting`. */
+function withFusion<R>(setting: '0' | '1', fn: () => R): R {
   const before = process.env.REPRO_FUSED_ATTENTION;
-  process.env.REPRO_FUSED_ATTENTION = '0';
+  process.env.REPRO_FUSED_ATTENTION = setting;
   try {
-    return nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal });
+    return fn();
   } finally {
     if (before === undefined) delete process.env.REPRO_FUSED_ATTENTION;
     else process.env.REPRO_FUSED_ATTENTION = before;
   }
 }
 
+/** The unfused chain on copies of the windows, as [B, S, H, D]. */
+function unfused(views: readonly T.HeadsView[], scaling: nn.Scaling, causal: boolean): T.Tensor {
+  return withFusion('0', () => nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal }));
+}
+
 function fused(views: readonly T.HeadsView[], scaling: nn.Scaling, causal: boolean): T.Tensor {
-  return nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal });
+  return withFusion('1', () => nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal }));
 }
 
 /** Output and the gradient of Σ out·w with respect to the packed qkv. */
@@ -47,8 +52,6 @@ function worstRelative(actual: Float32Array, expected: Float32Array): number {
 }
 
 describe('fused attention (T.attention) on the CPU', () => {
-  afterEach(() => delete process.env.REPRO_FUSED_ATTENTION);
-
   const cases = [
     { name: 'regular causal', scaling: nn.REGULAR, causal: true, dims: { B: 2, S: 7, H: 2, D: 4 } },
     { name: 'regular full', scaling: nn.REGULAR, causal: false, dims: { B: 1, S: 5, H: 3, D: 6 } },
@@ -121,10 +124,8 @@ describe('fused attention (T.attention) on the CPU', () => {
       });
     for (const mode of ['fp32', 'bf16'] as const) {
       for (const scaling of [nn.REGULAR, nn.unitScaling('umup')]) {
-        const fusedRun = lossAndGradients(mode, scaling);
-        process.env.REPRO_FUSED_ATTENTION = '0';
-        const unfusedRun = lossAndGradients(mode, scaling);
-        delete process.env.REPRO_FUSED_ATTENTION;
+        const fusedRun = withFusion('1', () => lossAndGradients(mode, scaling));
+        const unfusedRun = withFusion('0', () => lossAndGradients(mode, scaling));
         // BF16 rounds after the attention, so a float32-level difference can move a value by one BF16 step.
         const tolerance = mode === 'fp32' ? 1e-5 : 2e-2;
         fusedRun.forEach((x, i) => expect(worstRelative(x, unfusedRun[i]!), `${mode} ${scaling.mode} array ${i}`).toBeLessThan(tolerance));

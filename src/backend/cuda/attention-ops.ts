@@ -1,6 +1,7 @@
 /** Host wrappers of the fused attention kernels (kernels/attention.ts). */
 import type { AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape, Storage } from '../backend.ts';
-import { ATTENTION_PADDED_DIMS, ATTENTION_THREADS, ATTENTION_TILE, attentionModule } from './kernels/attention.ts';
+import { ATTENTION_BLOCK_ROWS, ATTENTION_PADDED_DIMS, ATTENTION_THREADS, attentionModule, attentionSharedBytes } from './kernels/attention.ts';
+import type { Kernel } from './launch.ts';
 import type { ParamKind } from './launch.ts';
 import { addressAt, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
@@ -47,10 +48,18 @@ function rowStats(op: string, name: string, storage: Storage, p: AttentionShape)
   return addressAt(storage, 0, op);
 }
 
+/** The kernel, allowed the dynamic shared memory it needs. */
+function attentionKernel(rt: CudaRuntime, paddedDim: (typeof ATTENTION_PADDED_DIMS)[number], name: 'forward' | 'grad_q' | 'grad_kv', kinds: readonly ParamKind[]): { kernel: Kernel; shared: number } {
+  const kernel = rt.kernel(attentionModule(paddedDim), `attention_${name}`, kinds);
+  const shared = attentionSharedBytes(paddedDim, name);
+  kernel.allowDynamicShared(shared);
+  return { kernel, shared };
+}
+
 export function attention(rt: CudaRuntime, p: AttentionParams): void {
   const op = 'attention';
   checkShape(op, p);
-  const module = attentionModule(paddedDim(op, p.headDim));
+  const padded = paddedDim(op, p.headDim);
   const args = [
     operand(op, 'q', p.q, p, p.queries),
     operand(op, 'k', p.k, p, p.keys),
@@ -65,13 +74,14 @@ export function attention(rt: CudaRuntime, p: AttentionParams): void {
     p.outputScale,
     p.causal ? 1 : 0,
   ];
-  rt.kernel(module, 'attention_forward', FORWARD_KINDS).launch(rt.stream, Math.ceil(p.queries / ATTENTION_TILE), p.batch * p.heads, ATTENTION_THREADS, 0, args);
+  const { kernel, shared } = attentionKernel(rt, padded, 'forward', FORWARD_KINDS);
+  kernel.launch(rt.stream, Math.ceil(p.queries / ATTENTION_BLOCK_ROWS), p.batch * p.heads, ATTENTION_THREADS, shared, args);
 }
 
 export function attentionGrad(rt: CudaRuntime, p: AttentionGradParams): void {
   const op = 'attentionGrad';
   checkShape(op, p);
-  const module = attentionModule(paddedDim(op, p.headDim));
+  const padded = paddedDim(op, p.headDim);
   const q = operand(op, 'q', p.q, p, p.queries);
   const k = operand(op, 'k', p.k, p, p.keys);
   const v = operand(op, 'v', p.v, p, p.keys);
@@ -81,11 +91,13 @@ export function attentionGrad(rt: CudaRuntime, p: AttentionGradParams): void {
   const dims = [p.heads, p.queries, p.keys, p.headDim, p.temperature];
   const causal = p.causal ? 1 : 0;
   // grad_q writes delta, which grad_kv reads: same stream, in this order.
-  rt.kernel(module, 'attention_grad_q', GRAD_Q_KINDS).launch(rt.stream, Math.ceil(p.queries / ATTENTION_TILE), p.batch * p.heads, ATTENTION_THREADS, 0, [
+  const gradQ = attentionKernel(rt, padded, 'grad_q', GRAD_Q_KINDS);
+  gradQ.kernel.launch(rt.stream, Math.ceil(p.queries / ATTENTION_BLOCK_ROWS), p.batch * p.heads, ATTENTION_THREADS, gradQ.shared, [
     q, k, v, operand(op, 'out', p.out, p, p.queries), gradOut, operand(op, 'gradQ', p.gradQ, p, p.queries), lse, delta,
     ...dims, p.outputScale, causal, p.probsGradScale, p.logitGradScale,
   ]);
-  rt.kernel(module, 'attention_grad_kv', GRAD_KV_KINDS).launch(rt.stream, Math.ceil(p.keys / ATTENTION_TILE), p.batch * p.heads, ATTENTION_THREADS, 0, [
+  const gradKv = attentionKernel(rt, padded, 'grad_kv', GRAD_KV_KINDS);
+  gradKv.kernel.launch(rt.stream, Math.ceil(p.keys / ATTENTION_BLOCK_ROWS), p.batch * p.heads, ATTENTION_THREADS, gradKv.shared, [
     q, k, v, gradOut, operand(op, 'gradK', p.gradK, p, p.keys), operand(op, 'gradV', p.gradV, p, p.keys), lse, delta,
     ...dims, causal, p.probsGradScale, p.logitGradScale, p.valueGradScale,
   ]);

@@ -12,6 +12,8 @@ export type Handle = bigint;
 export const CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
 export const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 export const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+/** cuFuncSetAttribute: dynamic shared memory a launch may ask for (above the default 48 KB). */
+export const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 export const CU_STREAM_NON_BLOCKING = 1;
 export const CU_STREAM_CAPTURE_MODE_GLOBAL = 0;
 /** cuEventCreate flag: an event used only for ordering (cheaper than a timed one). */
@@ -43,6 +45,7 @@ export interface DriverApi {
   cuMemsetD32Async(destination: number, value: number, count: number, stream: Handle): number;
   cuModuleLoadData(module: BigUint64Array, image: Buffer): number;
   cuModuleGetFunction(fn: BigUint64Array, module: Handle, name: string): number;
+  cuFuncSetAttribute(fn: Handle, attribute: number, value: number): number;
   cuModuleUnload(module: Handle): number;
   cuLaunchKernel(
     fn: Handle,
@@ -96,6 +99,7 @@ const PROTOTYPES: Record<keyof DriverApi, string> = {
   cuMemsetD32Async: 'int cuMemsetD32Async(uint64_t destination, unsigned int value, size_t count, void *stream)',
   cuModuleLoadData: 'int cuModuleLoadData(void *module, void *image)',
   cuModuleGetFunction: 'int cuModuleGetFunction(void *fn, void *module, const char *name)',
+  cuFuncSetAttribute: 'int cuFuncSetAttribute(void *fn, int attribute, int value)',
   cuModuleUnload: 'int cuModuleUnload(void *module)',
   cuLaunchKernel:
     'int cuLaunchKernel(void *fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, void *stream, void *params, void *extra)',

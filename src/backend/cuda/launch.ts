@@ -5,7 +5,7 @@
  * and makes one FFI call; the driver copies the values at launch, so the slots are reused at once.
  */
 import koffi from 'koffi';
-import { checkDriver, type DriverApi, type Handle } from './driver-api.ts';
+import { CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, checkDriver, type DriverApi, type Handle } from './driver-api.ts';
 
 /**
  * Parameter kinds: 'p' device pointer (u64), 'l' int64, 'i' int32, 'u' uint32, 'f' float, 'd' double, and
@@ -71,6 +71,15 @@ export class Kernel {
     const addresses = new BigUint64Array(buffer, valueBytes, kinds.length);
     for (let index = 0; index < kinds.length; index++) addresses[index] = base + BigInt(this.slots[index]! * 4);
     this.paramsAddress = base + BigInt(valueBytes);
+  }
+
+  private dynamicSharedLimit = 48 * 1024;
+
+  /** Lets launches ask for up to `bytes` of dynamic shared memory (beyond 48 KB needs opting in). */
+  allowDynamicShared(bytes: number): void {
+    if (bytes <= this.dynamicSharedLimit) return;
+    checkDriver(this.api, `cuFuncSetAttribute(${this.name})`, this.api.cuFuncSetAttribute(this.fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes));
+    this.dynamicSharedLimit = bytes;
   }
 
   /** Queues the kernel on `stream` with a (gridX, gridY) grid of `block`-thread blocks. */

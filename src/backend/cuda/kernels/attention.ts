@@ -5,8 +5,8 @@
  *   or before the diagonal under the causal mask) with an online softmax.
  * - attention_grad_q: one block per query tile; writes each row's delta = rowsum(dP∘P) and dQ.
  * - attention_grad_kv: one block per 32-key tile, after grad_q (it reads delta); dK and dV.
- * 128 threads; thread (ty, tx) = (tid / 8, tid % 8) owns rows 2ty and 2ty+1 of a 32×32 score tile
- * at columns tx + 8j (j < 4), and the same two rows of a [32, D] accumulator at columns
+ * Thread (ty, tx) = (tid / 8, tid % 8) owns RPT rows from RPT·ty of a 32×32 score tile at
+ * columns tx + 8j (j < 4), and the same rows of a [32, D] accumulator at columns
  * 4tx + 32g … +3 (g < DP/32), so the eight lanes of a row pass score values to each other by
  * shuffles, never through shared memory. Operands are row tiles [32][DP + 4] in shared memory
  * (DP = D rounded up to 32, zero-padded; the +4 spreads rows over the banks and keeps float4
@@ -16,56 +16,114 @@
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
 
+/** Rows of the tiles a block streams through (keys for the forward and grad_q, queries for grad_kv). */
 export const ATTENTION_TILE = 32;
+/** Threads per block: 16 row groups of 8 lanes. */
 export const ATTENTION_THREADS = 128;
+/**
+ * Rows of its own tile each thread takes (2 or 4): a block owns 16·RPT rows (queries, or keys in
+ * grad_kv). More rows per thread read each shared value once for more products; fewer give more
+ * blocks. REPRO_ATTENTION_ROWS_PER_THREAD overrides the default, for bench/attention.ts.
+ */
+export const ATTENTION_ROWS_PER_THREAD = rowsPerThread(process.env.REPRO_ATTENTION_ROWS_PER_THREAD);
+/** Rows a block owns. */
+export const ATTENTION_BLOCK_ROWS = 16 * ATTENTION_ROWS_PER_THREAD;
 /** Padded head sizes compiled (a module each). */
 export const ATTENTION_PADDED_DIMS = [32, 64] as const;
 
+function rowsPerThread(setting: string | undefined): number {
+  if (setting === undefined || setting === '') return 2;
+  const rows = Number(setting);
+  if (![2, 4].includes(rows)) throw new Error(`REPRO_ATTENTION_ROWS_PER_THREAD must be 2 or 4, got ${setting}`);
+  return rows;
+}
+
+/** Dynamic shared memory of each kernel: two own tiles (one in the forward) and two streamed ones, [rows][DP + 4] floats each. */
+export function attentionSharedBytes(paddedDim: number, kernel: 'forward' | 'grad_q' | 'grad_kv'): number {
+  const row = (paddedDim + 4) * 4;
+  const own = (kernel === 'forward' ? 1 : 2) * ATTENTION_BLOCK_ROWS * row;
+  return own + 2 * ATTENTION_TILE * row + (kernel === 'grad_kv' ? 2 * ATTENTION_TILE * 4 : 0);
+}
+
 const source = (dp: number) => String.raw`
 #define TILE ${ATTENTION_TILE}
+#define THREADS ${ATTENTION_THREADS}
 #define DP ${dp}
 #define LD (DP + 4)
 #define NG (DP / 32)
+#define RPT ${ATTENTION_ROWS_PER_THREAD}
+#define TR (16 * RPT)
 
-/** Rows [row0, row0 + TILE) of a [.., D] operand (rows at 'stride' apart) into a zero-padded tile. */
-__device__ __forceinline__ void load_tile(float *tile, const float *base, long long stride, int row0, int rows, int D) {
-  for (int i = threadIdx.x; i < TILE * DP; i += blockDim.x) {
-    const int r = i / DP, c = i - r * DP;
-    tile[r * LD + c] = (c < D && row0 + r < rows) ? base[(long long)(row0 + r) * stride + c] : 0.0f;
+/** A thread's share of two ROWS-row tiles, fetched from global memory into registers. */
+template <int ROWS>
+struct Staged {
+  float a[ROWS * DP / THREADS];
+  float b[ROWS * DP / THREADS];
+};
+
+/**
+ * Rows [row0, row0 + ROWS) of two [.., D] operands (rows 'stride' apart), zero-padded. All the
+ * loads are issued before any is used, and the loops fetch the next tiles before computing on
+ * the current ones, so global latency overlaps the arithmetic.
+ */
+template <int ROWS>
+__device__ __forceinline__ void fetch(Staged<ROWS> &st, const float *a, long long strideA, const float *b, long long strideB, int row0, int rows, int D) {
+  #pragma unroll
+  for (int it = 0; it < ROWS * DP / THREADS; it++) {
+    const int i = it * THREADS + threadIdx.x;
+    const int r = i / DP, c = i % DP;
+    const bool inside = c < D && row0 + r < rows;
+    st.a[it] = inside ? __ldg(a + (long long)(row0 + r) * strideA + c) : 0.0f;
+    st.b[it] = inside ? __ldg(b + (long long)(row0 + r) * strideB + c) : 0.0f;
   }
 }
 
-/** s[i][j] = Σ_d A[2ty+i][d]·B[tx+8j][d] over the padded width. */
-__device__ __forceinline__ void tile_dot(const float *A, const float *B, int tx, int ty, float s[2][4]) {
+template <int ROWS>
+__device__ __forceinline__ void stage(const Staged<ROWS> &st, float *tileA, float *tileB) {
   #pragma unroll
-  for (int i = 0; i < 2; i++)
+  for (int it = 0; it < ROWS * DP / THREADS; it++) {
+    const int i = it * THREADS + threadIdx.x;
+    const int r = i / DP, c = i % DP;
+    tileA[r * LD + c] = st.a[it];
+    tileB[r * LD + c] = st.b[it];
+  }
+}
+
+/** s[i][j] = Σ_d A[RPT·ty+i][d]·B[tx+8j][d] over the padded width. */
+__device__ __forceinline__ void tile_dot(const float *A, const float *B, int tx, int ty, float s[RPT][4]) {
+  #pragma unroll
+  for (int i = 0; i < RPT; i++)
     #pragma unroll
     for (int j = 0; j < 4; j++) s[i][j] = 0.0f;
   #pragma unroll 4
   for (int d = 0; d < DP; d += 4) {
-    const float4 a0 = *(const float4 *)&A[(2 * ty) * LD + d];
-    const float4 a1 = *(const float4 *)&A[(2 * ty + 1) * LD + d];
+    float4 a[RPT];
+    #pragma unroll
+    for (int i = 0; i < RPT; i++) a[i] = *(const float4 *)&A[(RPT * ty + i) * LD + d];
     #pragma unroll
     for (int j = 0; j < 4; j++) {
       const float4 b = *(const float4 *)&B[(tx + 8 * j) * LD + d];
-      s[0][j] += a0.x * b.x + a0.y * b.y + a0.z * b.z + a0.w * b.w;
-      s[1][j] += a1.x * b.x + a1.y * b.y + a1.z * b.z + a1.w * b.w;
+      #pragma unroll
+      for (int i = 0; i < RPT; i++) s[i][j] += a[i].x * b.x + a[i].y * b.y + a[i].z * b.z + a[i].w * b.w;
     }
   }
 }
 
-/** acc[i][g] += Σ_c p[2ty+i][c]·M[c][4tx+32g …], p held as in tile_dot (column c by lane tx = c % 8, slot c / 8). */
-__device__ __forceinline__ void tile_accumulate(const float p[2][4], const float *M, int tx, int lane, float4 acc[2][NG]) {
+/** acc[i][g] += Σ_c p[RPT·ty+i][c]·M[c][4tx+32g …], p held as in tile_dot (column c by lane tx = c % 8, slot c / 8). */
+__device__ __forceinline__ void tile_accumulate(const float p[RPT][4], const float *M, int tx, int lane, float4 acc[RPT][NG]) {
   #pragma unroll
   for (int c = 0; c < TILE; c++) {
     const int from = (lane & ~7) | (c & 7);
-    const float p0 = __shfl_sync(0xffffffffu, p[0][c >> 3], from);
-    const float p1 = __shfl_sync(0xffffffffu, p[1][c >> 3], from);
+    float pc[RPT];
+    #pragma unroll
+    for (int i = 0; i < RPT; i++) pc[i] = __shfl_sync(0xffffffffu, p[i][c >> 3], from);
     #pragma unroll
     for (int g = 0; g < NG; g++) {
       const float4 m = *(const float4 *)&M[c * LD + 4 * tx + 32 * g];
-      acc[0][g].x += p0 * m.x; acc[0][g].y += p0 * m.y; acc[0][g].z += p0 * m.z; acc[0][g].w += p0 * m.w;
-      acc[1][g].x += p1 * m.x; acc[1][g].y += p1 * m.y; acc[1][g].z += p1 * m.z; acc[1][g].w += p1 * m.w;
+      #pragma unroll
+      for (int i = 0; i < RPT; i++) {
+        acc[i][g].x += pc[i] * m.x; acc[i][g].y += pc[i] * m.y; acc[i][g].z += pc[i] * m.z; acc[i][g].w += pc[i] * m.w;
+      }
     }
   }
 }
@@ -85,11 +143,11 @@ __device__ __forceinline__ float row_max(float v) {
   return v;
 }
 
-/** scale·acc into rows [row0, row0 + TILE) of a [.., D] operand (rows < 'rows'). */
-__device__ __forceinline__ void store_rows(float *base, long long stride, int row0, int rows, int D, int tx, int ty, const float4 acc[2][NG], const float scale[2]) {
+/** scale·acc into a thread's rows of [row0, row0 + TR) of a [.., D] operand (rows < 'rows'). */
+__device__ __forceinline__ void store_rows(float *base, long long stride, int row0, int rows, int D, int tx, int ty, const float4 acc[RPT][NG], const float scale[RPT]) {
   #pragma unroll
-  for (int i = 0; i < 2; i++) {
-    const int r = row0 + 2 * ty + i;
+  for (int i = 0; i < RPT; i++) {
+    const int r = row0 + RPT * ty + i;
     if (r >= rows) continue;
     float *row = base + (long long)r * stride;
     #pragma unroll
@@ -109,33 +167,43 @@ struct Operand {
 
 __device__ __forceinline__ float *head_base(const Operand &o, int b, int h) { return o.base + b * o.sb + h * o.sh; }
 
-extern "C" __global__ void __launch_bounds__(128) attention_forward(
+extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     Operand q, Operand k, Operand v, Operand out, float *lse, int H, int S, int keys, int D, float temperature, float outputScale, int causal) {
-  __shared__ __align__(16) float Qs[TILE * LD];
-  __shared__ __align__(16) float Ks[TILE * LD];
-  __shared__ __align__(16) float Vs[TILE * LD];
+  extern __shared__ __align__(16) float smem[];
+  float *Qs = smem, *Ks = Qs + TR * LD, *Vs = Ks + TILE * LD;
   const int tid = threadIdx.x, tx = tid & 7, ty = tid >> 3, lane = tid & 31;
   const int b = blockIdx.y / H, h = blockIdx.y - (blockIdx.y / H) * H;
-  const int q0 = blockIdx.x * TILE;
+  const int q0 = blockIdx.x * TR;
   const float *qh = head_base(q, b, h), *kh = head_base(k, b, h), *vh = head_base(v, b, h);
-  load_tile(Qs, qh, q.ss, q0, S, D);
-  float m[2] = {-f32_inf(), -f32_inf()}, l[2] = {0.0f, 0.0f};
-  float4 acc[2][NG];
+  {
+    Staged<TR> own;
+    fetch<TR>(own, qh, q.ss, qh, q.ss, q0, S, D);
+    stage<TR>(own, Qs, Qs);
+  }
+  Staged<TILE> st;
+  float m[RPT], l[RPT];
   #pragma unroll
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < RPT; i++) {
+    m[i] = -f32_inf();
+    l[i] = 0.0f;
+  }
+  float4 acc[RPT][NG];
+  #pragma unroll
+  for (int i = 0; i < RPT; i++)
     #pragma unroll
     for (int g = 0; g < NG; g++) acc[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  const int end = causal ? min(keys, q0 + TILE) : keys;
+  const int end = causal ? min(keys, q0 + TR) : keys;
+  fetch<TILE>(st, kh, k.ss, vh, v.ss, 0, keys, D);
   for (int k0 = 0; k0 < end; k0 += TILE) {
     __syncthreads();
-    load_tile(Ks, kh, k.ss, k0, keys, D);
-    load_tile(Vs, vh, v.ss, k0, keys, D);
+    stage<TILE>(st, Ks, Vs);
     __syncthreads();
-    float s[2][4];
+    if (k0 + TILE < end) fetch<TILE>(st, kh, k.ss, vh, v.ss, k0 + TILE, keys, D);
+    float s[RPT][4];
     tile_dot(Qs, Ks, tx, ty, s);
     #pragma unroll
-    for (int i = 0; i < 2; i++) {
-      const int query = q0 + 2 * ty + i;
+    for (int i = 0; i < RPT; i++) {
+      const int query = q0 + RPT * ty + i;
       float mx = -f32_inf();
       #pragma unroll
       for (int j = 0; j < 4; j++) {
@@ -161,35 +229,39 @@ extern "C" __global__ void __launch_bounds__(128) attention_forward(
     }
     tile_accumulate(s, Vs, tx, lane, acc);
   }
-  const float scale[2] = {outputScale / l[0], outputScale / l[1]};
+  float scale[RPT];
+  #pragma unroll
+  for (int i = 0; i < RPT; i++) scale[i] = outputScale / l[i];
   store_rows(head_base(out, b, h), out.ss, q0, S, D, tx, ty, acc, scale);
   if (tx == 0) {
     #pragma unroll
-    for (int i = 0; i < 2; i++) {
-      const int query = q0 + 2 * ty + i;
+    for (int i = 0; i < RPT; i++) {
+      const int query = q0 + RPT * ty + i;
       if (query < S) lse[((long long)blockIdx.y) * S + query] = m[i] + logf(l[i]);
     }
   }
 }
 
-extern "C" __global__ void __launch_bounds__(128) attention_grad_q(
+extern "C" __global__ void __launch_bounds__(THREADS) attention_grad_q(
     Operand q, Operand k, Operand v, Operand out, Operand gradOut, Operand gradQ, const float *lse, float *delta,
     int H, int S, int keys, int D, float temperature, float outputScale, int causal, float probsGradScale, float logitGradScale) {
-  __shared__ __align__(16) float Qs[TILE * LD];
-  __shared__ __align__(16) float Gs[TILE * LD];
-  __shared__ __align__(16) float Ks[TILE * LD];
-  __shared__ __align__(16) float Vs[TILE * LD];
+  extern __shared__ __align__(16) float smem[];
+  float *Qs = smem, *Gs = Qs + TR * LD, *Ks = Gs + TR * LD, *Vs = Ks + TILE * LD;
   const int tid = threadIdx.x, tx = tid & 7, ty = tid >> 3, lane = tid & 31;
   const int b = blockIdx.y / H, h = blockIdx.y - (blockIdx.y / H) * H;
-  const int q0 = blockIdx.x * TILE;
+  const int q0 = blockIdx.x * TR;
   const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
   const float *gh = head_base(gradOut, b, h), *oh = head_base(out, b, h);
-  load_tile(Qs, head_base(q, b, h), q.ss, q0, S, D);
-  load_tile(Gs, gh, gradOut.ss, q0, S, D);
-  float rowLse[2], rowDelta[2];
+  {
+    Staged<TR> own;
+    fetch<TR>(own, head_base(q, b, h), q.ss, gh, gradOut.ss, q0, S, D);
+    stage<TR>(own, Qs, Gs);
+  }
+  Staged<TILE> st;
+  float rowLse[RPT], rowDelta[RPT];
   #pragma unroll
-  for (int i = 0; i < 2; i++) {
-    const int query = q0 + 2 * ty + i;
+  for (int i = 0; i < RPT; i++) {
+    const int query = q0 + RPT * ty + i;
     float part = 0.0f;
     if (query < S)
       for (int d = tx; d < D; d += 8) part += gh[(long long)query * gradOut.ss + d] * oh[(long long)query * out.ss + d];
@@ -199,23 +271,24 @@ extern "C" __global__ void __launch_bounds__(128) attention_grad_q(
     rowLse[i] = query < S ? lse[at] : 0.0f;
     if (tx == 0 && query < S) delta[at] = rowDelta[i];
   }
-  float4 acc[2][NG];
+  float4 acc[RPT][NG];
   #pragma unroll
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < RPT; i++)
     #pragma unroll
     for (int g = 0; g < NG; g++) acc[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  const int end = causal ? min(keys, q0 + TILE) : keys;
+  const int end = causal ? min(keys, q0 + TR) : keys;
+  fetch<TILE>(st, kh, k.ss, vh, v.ss, 0, keys, D);
   for (int k0 = 0; k0 < end; k0 += TILE) {
     __syncthreads();
-    load_tile(Ks, kh, k.ss, k0, keys, D);
-    load_tile(Vs, vh, v.ss, k0, keys, D);
+    stage<TILE>(st, Ks, Vs);
     __syncthreads();
-    float s[2][4], dp[2][4];
+    if (k0 + TILE < end) fetch<TILE>(st, kh, k.ss, vh, v.ss, k0 + TILE, keys, D);
+    float s[RPT][4], dp[RPT][4];
     tile_dot(Qs, Ks, tx, ty, s);
     tile_dot(Gs, Vs, tx, ty, dp);
     #pragma unroll
-    for (int i = 0; i < 2; i++) {
-      const int query = q0 + 2 * ty + i;
+    for (int i = 0; i < RPT; i++) {
+      const int query = q0 + RPT * ty + i;
       #pragma unroll
       for (int j = 0; j < 4; j++) {
         const int key = k0 + tx + 8 * j;
@@ -226,37 +299,42 @@ extern "C" __global__ void __launch_bounds__(128) attention_grad_q(
     }
     tile_accumulate(s, Ks, tx, lane, acc);
   }
-  const float scale[2] = {logitGradScale, logitGradScale};
+  float scale[RPT];
+  #pragma unroll
+  for (int i = 0; i < RPT; i++) scale[i] = logitGradScale;
   store_rows(head_base(gradQ, b, h), gradQ.ss, q0, S, D, tx, ty, acc, scale);
 }
 
-extern "C" __global__ void __launch_bounds__(128) attention_grad_kv(
+extern "C" __global__ void __launch_bounds__(THREADS) attention_grad_kv(
     Operand q, Operand k, Operand v, Operand gradOut, Operand gradK, Operand gradV, const float *lse, const float *delta,
     int H, int S, int keys, int D, float temperature, int causal, float probsGradScale, float logitGradScale, float valueGradScale) {
-  __shared__ __align__(16) float Ks[TILE * LD];
-  __shared__ __align__(16) float Vs[TILE * LD];
-  __shared__ __align__(16) float Qs[TILE * LD];
-  __shared__ __align__(16) float Gs[TILE * LD];
-  __shared__ float Ls[TILE], Ds[TILE];
+  extern __shared__ __align__(16) float smem[];
+  float *Ks = smem, *Vs = Ks + TR * LD, *Qs = Vs + TR * LD, *Gs = Qs + TILE * LD;
+  float *Ls = Gs + TILE * LD, *Ds = Ls + TILE;
   const int tid = threadIdx.x, tx = tid & 7, ty = tid >> 3, lane = tid & 31;
   const int b = blockIdx.y / H, h = blockIdx.y - (blockIdx.y / H) * H;
-  const int k0 = blockIdx.x * TILE;
+  const int k0 = blockIdx.x * TR;
   const float *qh = head_base(q, b, h), *gh = head_base(gradOut, b, h);
-  load_tile(Ks, head_base(k, b, h), k.ss, k0, keys, D);
-  load_tile(Vs, head_base(v, b, h), v.ss, k0, keys, D);
-  float4 dk[2][NG], dv[2][NG];
+  {
+    Staged<TR> own;
+    fetch<TR>(own, head_base(k, b, h), k.ss, head_base(v, b, h), v.ss, k0, keys, D);
+    stage<TR>(own, Ks, Vs);
+  }
+  Staged<TILE> st;
+  float4 dk[RPT][NG], dv[RPT][NG];
   #pragma unroll
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < RPT; i++)
     #pragma unroll
     for (int g = 0; g < NG; g++) {
       dk[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       dv[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
   // Under the causal mask, queries before this key tile see none of its keys.
-  for (int q0 = causal ? k0 : 0; q0 < S; q0 += TILE) {
+  const int first = causal ? k0 : 0;
+  fetch<TILE>(st, qh, q.ss, gh, gradOut.ss, first, S, D);
+  for (int q0 = first; q0 < S; q0 += TILE) {
     __syncthreads();
-    load_tile(Qs, qh, q.ss, q0, S, D);
-    load_tile(Gs, gh, gradOut.ss, q0, S, D);
+    stage<TILE>(st, Qs, Gs);
     if (tid < TILE) {
       const int query = q0 + tid;
       const long long at = (long long)blockIdx.y * S + query;
@@ -264,12 +342,13 @@ extern "C" __global__ void __launch_bounds__(128) attention_grad_kv(
       Ds[tid] = query < S ? delta[at] : 0.0f;
     }
     __syncthreads();
-    float s[2][4], dp[2][4];
+    if (q0 + TILE < S) fetch<TILE>(st, qh, q.ss, gh, gradOut.ss, q0 + TILE, S, D);
+    float s[RPT][4], dp[RPT][4];
     tile_dot(Ks, Qs, tx, ty, s);
     tile_dot(Vs, Gs, tx, ty, dp);
     #pragma unroll
-    for (int i = 0; i < 2; i++) {
-      const int key = k0 + 2 * ty + i;
+    for (int i = 0; i < RPT; i++) {
+      const int key = k0 + RPT * ty + i;
       #pragma unroll
       for (int j = 0; j < 4; j++) {
         const int c = tx + 8 * j;
@@ -283,8 +362,12 @@ extern "C" __global__ void __launch_bounds__(128) attention_grad_kv(
     tile_accumulate(s, Gs, tx, lane, dv);
     tile_accumulate(dp, Qs, tx, lane, dk);
   }
-  const float kScale[2] = {logitGradScale, logitGradScale};
-  const float vScale[2] = {valueGradScale, valueGradScale};
+  float kScale[RPT], vScale[RPT];
+  #pragma unroll
+  for (int i = 0; i < RPT; i++) {
+    kScale[i] = logitGradScale;
+    vScale[i] = valueGradScale;
+  }
   store_rows(head_base(gradK, b, h), gradK.ss, k0, keys, D, tx, ty, dk, kScale);
   store_rows(head_base(gradV, b, h), gradV.ss, k0, keys, D, tx, ty, dv, vScale);
 }
@@ -296,7 +379,7 @@ const modules = new Map<number, KernelModuleSource>();
 export function attentionModule(paddedDim: (typeof ATTENTION_PADDED_DIMS)[number]): KernelModuleSource {
   let module = modules.get(paddedDim);
   if (!module) {
-    module = { name: `attention_d${paddedDim}`, source: [PRELUDE, source(paddedDim)].join('\n'), options: [] };
+    module = { name: `attention_d${paddedDim}_r${ATTENTION_ROWS_PER_THREAD}`, source: [PRELUDE, source(paddedDim)].join('\n'), options: [] };
     modules.set(paddedDim, module);
   }
   return module;

@@ -1,0 +1,63 @@
+// `tsx bench/attention.ts [--reps 50]` (CUDA): causal self-attention forward + backward at the
+// reference model's two sizes, fused (T.attention reading q, k, v out of the packed projection)
+// against the unfused chain (strided copies, q·kᵀ GEMM, softmax, GEMM with v, and their
+// backward), each captured as a CUDA graph and replayed; GPU milliseconds per replay (median),
+// measured alternately in one process. The backward starts from a fixed gradient at the output.
+// REPRO_ATTENTION_ROWS_PER_THREAD=1|2|4 picks the fused kernels' thread layout.
+import { parseArgs } from 'node:util';
+import * as T from '../src/tensor/index.ts';
+import * as nn from '../src/nn/index.ts';
+import { tryCreateCudaBackend } from '../src/backend/cuda/index.ts';
+import { ATTENTION_ROWS_PER_THREAD } from '../src/backend/cuda/kernels/attention.ts';
+import { eventTimer } from './cuda-events.ts';
+
+const { values } = parseArgs({ options: { reps: { type: 'string', default: '50' } } });
+const reps = Number(values.reps);
+const backend = tryCreateCudaBackend();
+if (typeof backend === 'string') throw new Error(backend);
+T.setDefaultBackend(backend);
+T.setRandomContext(new T.RandomContext(1));
+const timer = eventTimer(backend);
+
+const SHAPES = [
+  { name: 'paper', B: 8, H: 2, S: 256, D: 64 },
+  { name: 'large', B: 32, H: 8, S: 256, D: 64 },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const rows: string[] = [];
+for (const { name, B, H, S, D } of SHAPES) {
+  const qkv = T.persistent(() => T.randomUniform([B, S, 3 * H * D], 1, 1, -1, 1));
+  qkv.requiresGrad = true;
+  const weights = T.persistent(() => T.randomUniform([B, S, H, D], 1, 2, -1, 1));
+  const graphs = (['fused', 'unfused'] as const).map((variant) => {
+    const step = () =>
+      T.tidy(() => {
+        process.env.REPRO_FUSED_ATTENTION = variant === 'fused' ? '1' : '0';
+        const part = (i: number) => T.headsView(qkv, [B, H, S, D], [S * 3 * H * D, D, 3 * H * D], i * H * D);
+        const out = nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), nn.REGULAR, { causal: true });
+        T.backward(out, weights);
+      });
+    step();
+    step();
+    backend.synchronize();
+    return { variant, graph: backend.captureGraph(step) };
+  });
+  const times = new Map<string, number[]>(graphs.map((g) => [g.variant, []]));
+  for (let r = 0; r < reps; r++) {
+    for (const { variant, graph } of graphs) {
+      timer.around(() => graph.replay());
+      times.get(variant)!.push(...timer.collect());
+    }
+  }
+  const fused = median(times.get('fused')!);
+  const unfused = median(times.get('unfused')!);
+  rows.push(`| ${name} B ${B} H ${H} S ${S} D ${D} | ${fused.toFixed(3)} | ${unfused.toFixed(3)} | ${(unfused / fused).toFixed(2)}x |`);
+  graphs.forEach((g) => g.graph.dispose());
+  qkv.dispose();
+  weights.dispose();
+}
+console.log(`fused kernels: ${ATTENTION_ROWS_PER_THREAD} score rows per thread`);
+console.log('| causal self-attention, forward + backward | fused ms | unfused ms | fused speed-up |');
+console.log('|---|---|---|---|');
+for (const r of rows) console.log(r);
