@@ -139,6 +139,30 @@ describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
     expect(plainBackend.gemmEngine.counts.fp32).toBe(fp32 + 1);
   });
 
+  it('gemms packs a 16-bit operand that several products read once, with the results of separate calls', () => {
+    // A linear's backward: dX = g·W and dW = gᵀ·X both read g, as stored.
+    const backend = cublasOnly();
+    const [rows, inner, outer] = [96, 64, 80];
+    const bf16 = parseFormat('bf16');
+    const rounded = (n: number, seed: number) => {
+      const values = testValues(n, seed);
+      quantise(values, values, bf16, { rounding: 'nearest', overflow: 'saturate' });
+      return values;
+    };
+    const buffers = { g: rounded(rows * outer, 31), w: rounded(outer * inner, 32), x: rounded(rows * inner, 33), dx: new Float32Array(rows * inner), dw: new Float32Array(outer * inner) };
+    const products = (s: Record<string, Storage>): GemmParams[] => [
+      { transA: false, transB: false, m: rows, n: inner, k: outer, alpha: 0.5, a: s.g!, aOffset: 0, lda: outer, b: s.w!, bOffset: 0, ldb: inner, beta: 0, c: s.dx!, cOffset: 0, ldc: inner, batch: 1, strideA: 0, strideB: 0, strideC: 0, inputFormat: 'bf16' },
+      { transA: true, transB: false, m: outer, n: inner, k: rows, alpha: 0.25, a: s.g!, aOffset: 0, lda: outer, b: s.x!, bOffset: 0, ldb: inner, beta: 0, c: s.dw!, cOffset: 0, ldc: inner, batch: 1, strideA: 0, strideB: 0, strideC: 0, inputFormat: 'bf16' },
+    ];
+    const before = backend.gemmEngine.counts.packs;
+    const together = runOn(backend, buffers, (s) => backend.gemms(products(s)), ['dx', 'dw']);
+    expect(backend.gemmEngine.counts.packs - before).toBe(3);
+    const separate = runOn(backend, buffers, (s) => products(s).forEach((p) => backend.gemm(p)), ['dx', 'dw']);
+    expect(backend.gemmEngine.counts.packs - before).toBe(7);
+    expect(Array.from(together.dx!)).toEqual(Array.from(separate.dx!));
+    expect(Array.from(together.dw!)).toEqual(Array.from(separate.dw!));
+  });
+
   it.each(paths)('fp32 (%s): every transpose, padded leading dimensions, offsets, alpha and beta', (_path, backendOf) => {
     const backend = backendOf();
     for (const [transA, transB] of TRANSPOSES) {

@@ -186,7 +186,7 @@ export class CudaBackend implements Backend {
   gemms(params: readonly GemmParams[]): void {
     const side = this.side;
     if (!side || params.length !== 2 || !params.every(runsSideBySide)) {
-      for (const p of params) this.gemmEngine.run(p);
+      this.gemmEngine.runAll(params);
       return;
     }
     const { api, stream } = this.runtime;

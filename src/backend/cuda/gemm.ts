@@ -85,7 +85,9 @@ export class CudaGemm {
   /** Why a requested native FP8 product ran on another path (each reason once). */
   readonly fallbacks = new Set<string>();
   /** Products by the path that ran them, for tests and the doctor. */
-  readonly counts = { fp32: 0, tf32: 0, fp16: 0, bf16: 0, fp8: 0, scale: 0, small: 0 };
+  readonly counts = { fp32: 0, tf32: 0, fp16: 0, bf16: 0, fp8: 0, scale: 0, small: 0, packs: 0 };
+  /** During runAll: 16-bit packs of operands, shared by the products that read the same one. */
+  private sharedPacks: Map<string, { block: Block; packed: Operand }> | null = null;
   private readonly alpha = new Float32Array(1);
   private readonly beta = new Float32Array(1);
   private readonly ltPlans = new Map<string, LtPlan | string>();
@@ -108,6 +110,26 @@ export class CudaGemm {
     if (this.arch < 89) return { supported: false, reason: `compute capability ${Math.floor(this.arch / 10)}.${this.arch % 10} < 8.9` };
     if (!this.lt) return { supported: false, reason: 'cuBLASLt not loaded' };
     return { supported: true, reason: 'cuBLASLt FP8 (E4M3) matmul, compute capability ≥ 8.9' };
+  }
+
+  /**
+   * Independent products (none writes what another reads), e.g. a matmul's input and weight
+   * gradients, which both read the incoming gradient: a 16-bit operand stored the same way in
+   * several of them is packed once.
+   */
+  runAll(params: readonly GemmParams[]): void {
+    if (params.length < 2) {
+      for (const p of params) this.run(p);
+      return;
+    }
+    const packs = new Map<string, { block: Block; packed: Operand }>();
+    this.sharedPacks = packs;
+    try {
+      for (const p of params) this.run(p);
+    } finally {
+      this.sharedPacks = null;
+      for (const { block } of packs.values()) this.host.releaseScratch(block);
+    }
   }
 
   run(p: GemmParams): void {
@@ -206,14 +228,29 @@ export class CudaGemm {
     };
   }
 
+  /** pack(), or inside runAll the pack an earlier product of the call made of the same operand. */
+  private packShared(kernelName: 'pack_f16' | 'pack_bf16', operand: Operand, batch: number): { block: Block; packed: Operand } {
+    const shared = this.sharedPacks;
+    const key = `${kernelName}:${operand.address}:${operand.rows}:${operand.cols}:${operand.ld}:${operand.stride}:${operand.stride === 0 ? 1 : batch}`;
+    const earlier = shared?.get(key);
+    if (earlier) return earlier;
+    const made = this.pack(kernelName, operand, batch, 2);
+    this.counts.packs++;
+    shared?.set(key, made);
+    return made;
+  }
+
   private packed16(p: GemmParams, kernelName: 'pack_f16' | 'pack_bf16', type: number): void {
-    const a = this.pack(kernelName, this.operand(p, 'a'), p.batch, 2);
-    const b = this.pack(kernelName, this.operand(p, 'b'), p.batch, 2);
+    const a = this.packShared(kernelName, this.operand(p, 'a'), p.batch);
+    const b = this.packShared(kernelName, this.operand(p, 'b'), p.batch);
     try {
       this.gemmEx(p, a.packed, b.packed, type, CUBLAS_COMPUTE_32F);
     } finally {
-      this.host.releaseScratch(a.block);
-      this.host.releaseScratch(b.block);
+      // Shared packs are released when runAll ends.
+      if (!this.sharedPacks) {
+        this.host.releaseScratch(a.block);
+        this.host.releaseScratch(b.block);
+      }
     }
   }
 
