@@ -139,6 +139,26 @@ describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
     expect(plainBackend.gemmEngine.counts.fp32).toBe(fp32 + 1);
   });
 
+  it.each([
+    ['fp32', undefined, 0.3],
+    ['fp32, beta 0', undefined, 0],
+  ] as const)('batched FP32 products with few outputs over a long k split k into chunks (%s)', (_label, format, beta) => {
+    // A per-head weight gradient: op(A) = Aᵀ with A stored k×m, B stored k×n, every batch entry
+    // contiguous. k = 2048: a float32 sum of that many terms in another order may differ by about
+    // k·2^-24 of Σ|a·b| in the worst case; allowed 2e-4 of it.
+    const backend = cublasOnly();
+    const t: Case = { transA: true, transB: false, m: 200, n: 64, k: 2048, batch: 2, pad: 0, offsets: 5, alpha: 0.6, beta };
+    const p = prepare(t, 300, format ? parseFormat(format) : undefined);
+    const before = backend.gemmEngine.counts.splitK;
+    const gpuC = runGemm(backend, p, format);
+    expect(backend.gemmEngine.counts.splitK).toBe(before + 1);
+    expectWithin(gpuC, runGemm(cpuBackend, p), allowance(p, 2e-4), p.c, `split k ${_label}`);
+    // Padded batch strides cannot merge with the chunk strides, and 16-bit products stay whole.
+    runGemm(backend, prepare({ ...t, pad: 2 }, 301));
+    runGemm(backend, prepare(t, 302, parseFormat('fp16')), 'fp16');
+    expect(backend.gemmEngine.counts.splitK).toBe(before + 1);
+  });
+
   it('gemms packs a 16-bit operand that several products read once, with the results of separate calls', () => {
     // A linear's backward: dX = g·W and dW = gᵀ·X both read g, as stored.
     const backend = cublasOnly();

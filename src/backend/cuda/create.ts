@@ -52,6 +52,7 @@ const GEMM_KERNELS: Record<string, { module: KernelModuleSource; kinds: readonly
   pack_bf16: { module: CONVERT16_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
   pack_e4m3: { module: CONVERT8_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
   gemm_small: { module: GEMM_SMALL_MODULE, kinds: ['p', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', 'l', 'l', 'l', 'i', 'i', 'i', 'f', 'f'] },
+  sum_chunks: { module: GEMM_SMALL_MODULE, kinds: ['p', 'p', 'i', 'i', 'i', 'l', 'i', 'i', 'f'] },
 };
 
 function envFlag(name: string): boolean {

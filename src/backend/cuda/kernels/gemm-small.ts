@@ -38,6 +38,21 @@ extern "C" __global__ void gemm_small(const float *a, const float *b, float *c, 
     }
   }
 }
+
+// C[q] = Σ_c parts[q·chunks + c] (+ beta·C[q]): the partial products of a GEMM whose k range was
+// split into chunks (gemm.ts, splitK), summed in chunk order. parts is [batch, chunks, m, n].
+extern "C" __global__ void sum_chunks(const float *parts, float *c, int m, int n, int ldc, long long strideC, int batch, int chunks, float beta) {
+  const long long size = (long long)m * n;
+  const long long total = size * batch;
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (long long)gridDim.x * blockDim.x) {
+    const long long q = idx / size, e = idx - q * size;
+    const float *part = parts + q * chunks * size + e;
+    float acc = 0.0f;
+    for (int k = 0; k < chunks; k++) acc += part[k * size];
+    float *out = c + q * strideC + (e / n) * ldc + e % n;
+    *out = beta == 0.0f ? acc : acc + beta * *out;
+  }
+}
 `;
 
 export const GEMM_SMALL_MODULE: KernelModuleSource = { name: 'gemm-small', source: [PRELUDE, SOURCE].join('\n'), options: [] };
