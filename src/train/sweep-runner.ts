@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { ReproError } from '../errors.ts';
 import { numericCell } from '../results/aggregate.ts';
 import { readResults, writeResults } from '../results/csv.ts';
@@ -10,7 +10,7 @@ import type { CharDataset } from '../data/charlm.ts';
 import type { SweepConfiguration, SweepPlan } from './sweep-plan.ts';
 import { lrLabel, summariseSweep, type ConfigurationOutcome, type SummaryRow, type TrialRecord } from './sweep-summary.ts';
 import { configurationHash, trialConfig, type TrialResult, type TrialSpec } from './trial.ts';
-import { runTrialHere, runTrialInWorker, type TrialJob } from './trial-runner.ts';
+import { runTrialHere, runTrialInWorker, type TrialJob, type TrialOutcome } from './trial-runner.ts';
 import { GpuSlots, visibleGpuIds } from './gpu-slots.ts';
 import { cudaDeviceCount } from '../backend/cuda/device-count.ts';
 
@@ -93,6 +93,16 @@ function isLongTrial(configuration: SweepConfiguration): boolean {
   return configuration.config.model.mixer === 'rnn';
 }
 
+/**
+ * A speculative trial the search no longer needs stops with a checkpoint like an interrupted run,
+ * but nothing will resume it (the CSV has no row for it, and a rerun of the sweep starts that lr
+ * afresh): its directory, checkpoint included, would only take disk space. A sweep the user
+ * interrupts keeps its trials' directories.
+ */
+export function discardCancelledRun(runDir: string): void {
+  rmSync(runDir, { recursive: true, force: true });
+}
+
 export async function runSweep(request: SweepRequest): Promise<SummaryRow[]> {
   const { plan, log } = request;
   const finished = finishedTrials(request.resultsFile);
@@ -120,7 +130,7 @@ export async function runSweep(request: SweepRequest): Promise<SummaryRow[]> {
         log(`${name}: started`);
         const job: TrialJob = { trial, resultsFile: request.resultsFile, runsDir: request.runsDir, dataDir: request.dataDir };
         const started = Date.now();
-        let result: TrialResult | null;
+        let result: TrialOutcome;
         try {
           if (placement === 'processes') {
             const slot = gpus.acquire();
@@ -136,9 +146,10 @@ export async function runSweep(request: SweepRequest): Promise<SummaryRow[]> {
           log(`${name}: failed (${err instanceof Error ? err.message : String(err)})`);
           return { status: 'failed', validBpc: NaN, testBpc: NaN, reused: false };
         }
-        if (!result) {
+        if ('stopped' in result) {
           if (request.signal?.aborted) throw new SweepInterrupted();
-          log(`${name}: cancelled (the search stopped before this lr)`);
+          discardCancelledRun(result.runDir);
+          log(`${name}: cancelled (the search stopped before this lr); its run directory was removed`);
           return { status: 'failed', validBpc: NaN, testBpc: NaN, reused: false };
         }
         const seconds = ((Date.now() - started) / 1000).toFixed(1);

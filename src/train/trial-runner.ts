@@ -13,13 +13,21 @@ export interface TrialJob {
   readonly dataDir?: string;
 }
 
-export type WorkerReply = { ok: true; result: TrialResult | null } | { ok: false; message: string };
+/** A trial stopped before its end (interrupted or cancelled): its run directory holds a checkpoint. */
+export interface StoppedTrial {
+  readonly stopped: true;
+  readonly runDir: string;
+}
 
-/** Runs a trial in this process, silently; null when it was interrupted. */
+export type TrialOutcome = TrialResult | StoppedTrial;
+
+export type WorkerReply = { ok: true; result: TrialOutcome } | { ok: false; message: string };
+
+/** Runs a trial in this process, silently. */
 export async function runTrialHere(
   job: TrialJob,
   options: { signal?: AbortSignal; buildModel?: ModelBuilder; ownBackend?: boolean; datasetCache?: Map<string, Promise<CharDataset>> } = {},
-): Promise<TrialResult | null> {
+): Promise<TrialOutcome> {
   const result = await runExperiment({
     config: job.trial.config,
     resultsFile: job.resultsFile,
@@ -32,7 +40,7 @@ export async function runTrialHere(
     datasetCache: options.datasetCache,
     extraColumns: trialColumns(job.trial),
   });
-  if (result.status === 'interrupted') return null;
+  if (result.status === 'interrupted') return { stopped: true, runDir: result.runDir };
   return { status: result.status, validBpc: result.bpc.valid, testBpc: result.bpc.test, reused: false };
 }
 
@@ -40,9 +48,9 @@ const WORKER = fileURLToPath(new URL('./trial-worker.ts', import.meta.url));
 
 /**
  * Runs a trial in a child process (`--jobs N` on several GPUs or the CPU). Aborting `signal`
- * interrupts the child as Ctrl-C would (it checkpoints and replies null).
+ * interrupts the child as Ctrl-C would (it checkpoints and replies that it stopped).
  */
-export function runTrialInWorker(job: TrialJob, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<TrialResult | null> {
+export function runTrialInWorker(job: TrialJob, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<TrialOutcome> {
   return new Promise((resolve, reject) => {
     const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     const interrupt = () => child.kill('SIGINT');

@@ -1,10 +1,12 @@
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadSweep } from '../../src/config/sweep-load.ts';
 import { readResults } from '../../src/results/csv.ts';
 import { planSweep } from '../../src/train/sweep-plan.ts';
-import { runSweep, type TrialPlacement } from '../../src/train/sweep-runner.ts';
+import { discardCancelledRun, runSweep, type TrialPlacement } from '../../src/train/sweep-runner.ts';
+import { runTrialHere } from '../../src/train/trial-runner.ts';
+import { configurationHash, trialConfig } from '../../src/train/trial.ts';
 import { tempDir } from './helpers.ts';
 
 // The real char-LM in FP16 with stochastic rounding: every step draws random numbers from the
@@ -59,4 +61,18 @@ describe('a sweep whose trials share this process (lanes)', () => {
     const firstEnd = lanes.log.findIndex((l) => / ok, | diverged, /.test(l));
     expect(lanes.log.slice(0, firstEnd).filter((l) => l.endsWith(': started'))).toHaveLength(4);
   }, 120_000);
+
+  it('a trial stopped by its signal reports its run directory, which is removed when the search cancelled it', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'lanes.yaml'), SWEEP);
+    const configuration = planSweep(loadSweep(join(dir, 'lanes.yaml'))).configurations[0]!;
+    const stop = new AbortController();
+    stop.abort();
+    const trial = { sweep: 'lanes', configuration: configuration.id, lr: 2 ** -8, rep: 0, config: trialConfig(configuration.config, 2 ** -8, 0), configHash: configurationHash(configuration.config) };
+    const outcome = await runTrialHere({ trial, resultsFile: join(dir, 'lanes.csv'), runsDir: join(dir, 'runs') }, { signal: stop.signal });
+    if (!('stopped' in outcome)) throw new Error('the trial should have stopped');
+    expect(existsSync(outcome.runDir)).toBe(true);
+    discardCancelledRun(outcome.runDir);
+    expect(existsSync(outcome.runDir)).toBe(false);
+  });
 });
