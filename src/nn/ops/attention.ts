@@ -62,7 +62,7 @@ export const MAX_FUSED_HEAD_DIM = 64;
  * Whether attention runs as one fused op: with REPRO_FUSED_ATTENTION=1, for head sizes up to
  * MAX_FUSED_HEAD_DIM and no dropout. Off by default: the fused CUDA kernels (float32 CUDA cores)
  * are still slower than cuBLAS GEMMs around a softmax kernel (bench/attention.ts: 0.73× at the
- * paper's size, 0.8× at the large one), though they never store the [S, S] probabilities.
+ * paper's size, 0.78× at the large one), though they never store the [S, S] probabilities.
  */
 function fused(headDim: number, dropout: number, training: boolean): boolean {
   return process.env.REPRO_FUSED_ATTENTION === '1' && headDim <= MAX_FUSED_HEAD_DIM && (dropout === 0 || !training);

@@ -128,6 +128,13 @@ __device__ __forceinline__ void tile_accumulate(const float p[RPT][4], const flo
   }
 }
 
+__device__ __forceinline__ void zero_acc(float4 acc[RPT][NG]) {
+  #pragma unroll
+  for (int i = 0; i < RPT; i++)
+    #pragma unroll
+    for (int g = 0; g < NG; g++) acc[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+}
+
 /** Σ over the eight lanes of a row. */
 __device__ __forceinline__ float row_sum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 4);
@@ -188,10 +195,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     l[i] = 0.0f;
   }
   float4 acc[RPT][NG];
-  #pragma unroll
-  for (int i = 0; i < RPT; i++)
-    #pragma unroll
-    for (int g = 0; g < NG; g++) acc[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  zero_acc(acc);
   const int end = causal ? min(keys, q0 + TR) : keys;
   fetch<TILE>(st, kh, k.ss, vh, v.ss, 0, keys, D);
   for (int k0 = 0; k0 < end; k0 += TILE) {
@@ -272,10 +276,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_grad_q(
     if (tx == 0 && query < S) delta[at] = rowDelta[i];
   }
   float4 acc[RPT][NG];
-  #pragma unroll
-  for (int i = 0; i < RPT; i++)
-    #pragma unroll
-    for (int g = 0; g < NG; g++) acc[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  zero_acc(acc);
   const int end = causal ? min(keys, q0 + TR) : keys;
   fetch<TILE>(st, kh, k.ss, vh, v.ss, 0, keys, D);
   for (int k0 = 0; k0 < end; k0 += TILE) {
@@ -322,13 +323,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_grad_kv(
   }
   Staged<TILE> st;
   float4 dk[RPT][NG], dv[RPT][NG];
-  #pragma unroll
-  for (int i = 0; i < RPT; i++)
-    #pragma unroll
-    for (int g = 0; g < NG; g++) {
-      dk[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      dv[i][g] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    }
+  zero_acc(dk);
+  zero_acc(dv);
   // Under the causal mask, queries before this key tile see none of its keys.
   const int first = causal ? k0 : 0;
   fetch<TILE>(st, qh, q.ss, gh, gradOut.ss, first, S, D);
