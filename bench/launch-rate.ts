@@ -1,0 +1,73 @@
+// `tsx bench/launch-rate.ts [--kernels 500] [--rounds 40] [--lanes 1,4,16]` (CUDA): how many
+// kernels a second the GPU runs when every kernel is tiny, as captured graphs of one stream each
+// (what `repro sweep --jobs N` lanes replay). Each lane captures a graph of K element-wise kernels
+// over `--elements` floats; every round replays each lane's graph once. If side-by-side training
+// runs stop gaining at about the same number of kernels a second, kernel count, not kernel
+// work, is what limits them (README, "Several runs side by side").
+import { parseArgs } from 'node:util';
+import { tryCreateCudaBackend, type CudaBackend } from '../src/backend/cuda/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    kernels: { type: 'string', default: '500' },
+    rounds: { type: 'string', default: '40' },
+    lanes: { type: 'string', default: '1,4,16' },
+    elements: { type: 'string', default: '32,262144' },
+  },
+});
+process.env.CUDA_DEVICE_MAX_CONNECTIONS ??= '32';
+const kernels = Number(values.kernels);
+const rounds = Number(values.rounds);
+
+interface Lane {
+  backend: CudaBackend;
+  replay: () => void;
+  dispose: () => void;
+}
+
+function buildLane(elements: number): Lane {
+  const backend = tryCreateCudaBackend();
+  if (typeof backend === 'string') throw new Error(backend);
+  const a = backend.alloc(elements, 'f32');
+  const b = backend.alloc(elements, 'f32');
+  backend.fill(a, 0, elements, 1);
+  const body = () => {
+    for (let i = 0; i < kernels; i++) backend.unary('copy', i % 2 ? b : a, i % 2 ? a : b, elements, 1, 1);
+  };
+  body();
+  backend.synchronize();
+  const graph = backend.captureGraph(body);
+  graph.replay();
+  backend.synchronize();
+  return {
+    backend,
+    replay: () => graph.replay(),
+    dispose: () => {
+      graph.dispose();
+      backend.release(a);
+      backend.release(b);
+      backend.destroy();
+    },
+  };
+}
+
+const rows: string[][] = [];
+for (const elements of values.elements.split(',').map(Number)) {
+  for (const count of values.lanes.split(',').map(Number)) {
+    const lanes = Array.from({ length: count }, () => buildLane(elements));
+    const start = performance.now();
+    for (let r = 0; r < rounds; r++) {
+      for (const lane of lanes) lane.replay();
+      if (r % 2 === 1) for (const lane of lanes) lane.backend.synchronize();
+    }
+    for (const lane of lanes) lane.backend.synchronize();
+    const seconds = (performance.now() - start) / 1000;
+    lanes.forEach((lane) => lane.dispose());
+    const perSecond = (count * rounds * kernels) / seconds;
+    rows.push([String(elements), String(count), (perSecond / 1000).toFixed(0), ((1e6 * seconds) / (rounds * kernels)).toFixed(2)]);
+    process.stderr.write(`${rows.at(-1)!.join('  ')}\n`);
+  }
+}
+const header = ['floats per kernel', 'lanes', 'thousand kernels/s (sum)', 'µs per round-kernel'];
+console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
+for (const row of rows) console.log(`| ${row.join(' | ')} |`);
