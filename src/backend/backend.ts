@@ -359,6 +359,12 @@ export interface SequenceRounding {
   readonly stochastic: SequenceStreams | null;
 }
 
+/**
+ * The widest RHN a backend's highwaySequence runs: the CUDA kernels use one block of 2H threads
+ * per batch row, and a block has at most 1024. Wider cells run one timestep at a time.
+ */
+export const HIGHWAY_SEQUENCE_MAX_WIDTH = 512;
+
 /** Rounding points per timestep of highwaySequence (r, pre, c, u, d, s, h) and of its backward (gh, gs, gd, gu, gc, gPre). */
 export const SEQUENCE_FORWARD_POINTS = 7;
 export const SEQUENCE_BACKWARD_POINTS = 6;

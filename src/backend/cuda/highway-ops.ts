@@ -1,5 +1,5 @@
 /** Host wrappers of the fused Recurrent Highway Network kernels: one step, or a whole FP32 sequence. */
-import type { HighwayRounding, HighwaySequenceGradParams, HighwaySequenceParams, HighwayStepGradParams, HighwayStepParams, RoundingStreams, SequenceRounding, SequenceStreams, Storage } from '../backend.ts';
+import { HIGHWAY_SEQUENCE_MAX_WIDTH, type HighwayRounding, type HighwaySequenceGradParams, type HighwaySequenceParams, type HighwayStepGradParams, type HighwayStepParams, type RoundingStreams, type SequenceRounding, type SequenceStreams, type Storage } from '../backend.ts';
 import { HIGHWAY_MODULE, HIGHWAY_POINTS, HIGHWAY_STREAMS_WORDS, SEQUENCE_STREAMS_WORDS } from './kernels/highway.ts';
 import { QUANT_GRID_WORDS } from './kernels/random.ts';
 import { FP16_ENCODING, quantGridWords } from './quantise-grid.ts';
@@ -107,14 +107,11 @@ export function highwayStepGrad(rt: CudaRuntime, p: HighwayStepGradParams): void
   rt.launchLinear(rt.kernel(HIGHWAY_MODULE, 'highway_step_grad', GRAD_KINDS), n, args);
 }
 
-/** The whole-sequence kernels run one block of 2H threads per batch row. */
-export const MAX_SEQUENCE_WIDTH = 512;
-
 function checkSequence(op: string, p: { batch: number; width: number; length: number }): void {
   for (const [name, v] of Object.entries({ batch: p.batch, width: p.width, length: p.length })) {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`${op}: ${name} must be a positive integer, got ${v}`);
   }
-  if (p.width > MAX_SEQUENCE_WIDTH) throw new RangeError(`${op}: width ${p.width} exceeds ${MAX_SEQUENCE_WIDTH} (one thread per gate column)`);
+  if (p.width > HIGHWAY_SEQUENCE_MAX_WIDTH) throw new RangeError(`${op}: width ${p.width} exceeds ${HIGHWAY_SEQUENCE_MAX_WIDTH} (one thread per gate column)`);
 }
 
 const SEQ_STREAMS = `s${SEQUENCE_STREAMS_WORDS}` as const;

@@ -5,6 +5,9 @@ import { formatShape, type Tensor } from '../tensor.ts';
 import { empty } from './creation.ts';
 import type { CastSpec } from './quantise.ts';
 
+/** The widest cell highwaySequence takes on CUDA (see the backend interface); the char-LM runs wider RHNs step by step. */
+export { HIGHWAY_SEQUENCE_MAX_WIDTH } from '../../backend/backend.ts';
+
 /**
  * One step of a Recurrent Highway Network cell as a single op (one kernel forward, one backward):
  *   pre = R(projected[:, t, :] + recurrent), c = R(tanh(pre_c)), u = R(σ(pre_u)),

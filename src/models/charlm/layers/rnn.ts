@@ -2,9 +2,6 @@ import * as nn from '../../../nn/index.ts';
 import * as T from '../../../tensor/index.ts';
 import type { BuildContext, ForwardContext } from '../context.ts';
 
-/** The widest cell the whole-sequence op runs (its CUDA kernel has one thread per gate column). */
-const MAX_SEQUENCE_WIDTH = 512;
-
 /**
  * Recurrent Highway Network cell, one micro-layer (experiments.md §A4): per step
  * [c, u] = [x_t, h_{t−1}]·W + b, u ← σ(u − rebias), h_t = (1−u)·h_{t−1} + u·tanh(c), from a learned
@@ -70,7 +67,7 @@ export class RecurrentHighwayLayer {
     // so the op is used there only with REPRO_RHN_SEQUENCE=1; REPRO_RHN_SEQUENCE=0 never uses it.
     const sequenceSetting = process.env.REPRO_RHN_SEQUENCE;
     const sequenceWanted = sequenceSetting === '1' || (sequenceSetting !== '0' && x.backend.name === 'cuda');
-    const wholeSequence = sequenceWanted && policy.fp8 === null && H <= MAX_SEQUENCE_WIDTH && process.env.REPRO_FUSED_RHN !== '0';
+    const wholeSequence = sequenceWanted && policy.fp8 === null && H <= T.HIGHWAY_SEQUENCE_MAX_WIDTH && process.env.REPRO_FUSED_RHN !== '0';
     if (wholeSequence) {
       const states = T.highwaySequence(T.reshape(projected, [B, L, 2 * H]), stateWeight, state, { scale: s.output, gradScaleState: s.gradInput, gradScaleWeight: s.gradWeight, round });
       return f.tap(`${this.prefix}.states`, states);
