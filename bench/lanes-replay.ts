@@ -4,7 +4,8 @@
 // the host waits for all. No host data, no evaluation: this measures how well the GPU overlaps
 // N step graphs. Prints steps/s summed over lanes and its ratio to one lane.
 import { parseArgs } from 'node:util';
-import { tryCreateCudaBackend, type CudaBackend } from '../src/backend/cuda/index.ts';
+import { tryCreateCudaBackend } from '../src/backend/cuda/index.ts';
+import { graphLane, replayRounds, type GraphLane } from './graph-lanes.ts';
 import * as T from '../src/tensor/index.ts';
 import { benchCharLmCases, trainingStep, type StepCase } from './charlm-cases.ts';
 import { referenceCases } from './reference-cases.ts';
@@ -21,13 +22,7 @@ const laneCounts = values.lanes.split(',').map(Number);
 const rounds = Number(values.rounds);
 const cases = [...referenceCases(true), ...(await benchCharLmCases(true))].filter((c) => values.only.split(';').some((part) => c.key.includes(part)));
 
-interface Lane {
-  backend: CudaBackend;
-  replay: () => void;
-  dispose: () => void;
-}
-
-function buildLane(c: StepCase, seed: number): Lane {
+function buildLane(c: StepCase, seed: number): GraphLane {
   const backend = tryCreateCudaBackend();
   if (typeof backend === 'string') throw new Error(backend);
   return T.isolated(() => {
@@ -35,21 +30,10 @@ function buildLane(c: StepCase, seed: number): Lane {
     T.setRandomContext(new T.RandomContext(seed));
     const built = c.build();
     const { step, dispose } = trainingStep(built);
-    step();
-    step();
-    const graph = backend.captureGraph(step);
-    graph.replay();
-    backend.synchronize();
-    return {
-      backend,
-      replay: () => graph.replay(),
-      dispose: () => {
-        graph.dispose();
-        dispose();
-        built.dispose();
-        backend.destroy();
-      },
-    };
+    return graphLane(backend, step, () => {
+      dispose();
+      built.dispose();
+    });
   });
 }
 
@@ -58,14 +42,7 @@ for (const c of cases) {
   let alone = 0;
   for (const count of laneCounts) {
     const lanes = Array.from({ length: count }, (_, i) => buildLane(c, i + 1));
-    const start = performance.now();
-    for (let r = 0; r < rounds; r++) {
-      for (const lane of lanes) lane.replay();
-      // keep at most two rounds queued, as the trainer's queue limit does
-      if (r % 2 === 1) for (const lane of lanes) lane.backend.synchronize();
-    }
-    for (const lane of lanes) lane.backend.synchronize();
-    const seconds = (performance.now() - start) / 1000;
+    const seconds = replayRounds(lanes, rounds);
     for (const lane of lanes) lane.dispose();
     const stepsPerSecond = (count * rounds) / seconds;
     if (alone === 0) alone = stepsPerSecond / count;

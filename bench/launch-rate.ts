@@ -5,7 +5,8 @@
 // runs stop gaining at about the same number of kernels a second, kernel count, not kernel
 // work, is what limits them (README, "Several runs side by side").
 import { parseArgs } from 'node:util';
-import { tryCreateCudaBackend, type CudaBackend } from '../src/backend/cuda/index.ts';
+import { tryCreateCudaBackend } from '../src/backend/cuda/index.ts';
+import { graphLane, replayRounds, type GraphLane } from './graph-lanes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -19,13 +20,7 @@ process.env.CUDA_DEVICE_MAX_CONNECTIONS ??= '32';
 const kernels = Number(values.kernels);
 const rounds = Number(values.rounds);
 
-interface Lane {
-  backend: CudaBackend;
-  replay: () => void;
-  dispose: () => void;
-}
-
-function buildLane(elements: number): Lane {
+function buildLane(elements: number): GraphLane {
   const backend = tryCreateCudaBackend();
   if (typeof backend === 'string') throw new Error(backend);
   const a = backend.alloc(elements, 'f32');
@@ -34,34 +29,17 @@ function buildLane(elements: number): Lane {
   const body = () => {
     for (let i = 0; i < kernels; i++) backend.unary('copy', i % 2 ? b : a, i % 2 ? a : b, elements, 1, 1);
   };
-  body();
-  backend.synchronize();
-  const graph = backend.captureGraph(body);
-  graph.replay();
-  backend.synchronize();
-  return {
-    backend,
-    replay: () => graph.replay(),
-    dispose: () => {
-      graph.dispose();
-      backend.release(a);
-      backend.release(b);
-      backend.destroy();
-    },
-  };
+  return graphLane(backend, body, () => {
+    backend.release(a);
+    backend.release(b);
+  });
 }
 
 const rows: string[][] = [];
 for (const elements of values.elements.split(',').map(Number)) {
   for (const count of values.lanes.split(',').map(Number)) {
     const lanes = Array.from({ length: count }, () => buildLane(elements));
-    const start = performance.now();
-    for (let r = 0; r < rounds; r++) {
-      for (const lane of lanes) lane.replay();
-      if (r % 2 === 1) for (const lane of lanes) lane.backend.synchronize();
-    }
-    for (const lane of lanes) lane.backend.synchronize();
-    const seconds = (performance.now() - start) / 1000;
+    const seconds = replayRounds(lanes, rounds);
     lanes.forEach((lane) => lane.dispose());
     const perSecond = (count * rounds * kernels) / seconds;
     rows.push([String(elements), String(count), (perSecond / 1000).toFixed(0), ((1e6 * seconds) / (rounds * kernels)).toFixed(2)]);
