@@ -3,12 +3,12 @@
 // against the unfused chain (strided copies, q·kᵀ GEMM, softmax, GEMM with v, and their
 // backward), each captured as a CUDA graph and replayed; GPU milliseconds per replay (median),
 // measured alternately in one process. The backward starts from a fixed gradient at the output.
-// REPRO_ATTENTION_ROWS_PER_THREAD=1|2|4 picks the fused kernels' thread layout.
+// REPRO_ATTENTION_ROWS_PER_THREAD=2|4 picks the fused kernels' thread layout.
 import { parseArgs } from 'node:util';
 import * as T from '../src/tensor/index.ts';
 import * as nn from '../src/nn/index.ts';
 import { tryCreateCudaBackend } from '../src/backend/cuda/index.ts';
-import { ATTENTION_ROWS_PER_THREAD } from '../src/backend/cuda/kernels/attention.ts';
+import { attentionGeometry } from '../src/backend/cuda/kernels/attention.ts';
 import { eventTimer } from './cuda-events.ts';
 
 const { values } = parseArgs({ options: { reps: { type: 'string', default: '50' } } });
@@ -57,7 +57,7 @@ for (const { name, B, H, S, D } of SHAPES) {
   qkv.dispose();
   weights.dispose();
 }
-console.log(`fused kernels: ${ATTENTION_ROWS_PER_THREAD} score rows per thread`);
+console.log(`fused kernels: ${attentionGeometry().rowsPerThread} score rows per thread`);
 console.log('| causal self-attention, forward + backward | fused ms | unfused ms | fused speed-up |');
 console.log('|---|---|---|---|');
 for (const r of rows) console.log(r);

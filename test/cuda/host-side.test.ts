@@ -1,7 +1,7 @@
 /**
  * Host-side pieces of the CUDA backend that need no GPU: dimension collapsing, the injectivity
  * test behind plain vs atomic accumulation, the NVRTC target choice, the quantise grid words, and
- * library discovery through REPRO_CUDA_LIB_DIR.
+ * library discovery through REPRO_CUDA_LIB_DIR, and the fused attention kernels' geometry.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,8 @@ import { libraryCandidates } from '../../src/backend/cuda/libraries.ts';
 import { quantGridWords } from '../../src/backend/cuda/quantise-grid.ts';
 import { collapse, contiguousStrides, divisionMagic, isInjective, packStrided, vectorise } from '../../src/backend/cuda/strided.ts';
 import { parseFormat } from '../../src/formats/registry.ts';
+import { attentionGeometry, attentionSharedBytes } from '../../src/backend/cuda/kernels/attention.ts';
+import { ReproError } from '../../src/errors.ts';
 
 describe('strided view preparation', () => {
   it('drops size-1 axes and merges axes contiguous in every view', () => {
@@ -114,6 +116,22 @@ describe('library discovery', () => {
       expect(availability.reason.length).toBeGreaterThan(10);
     } else {
       expect(availability.device.name.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('fused attention kernel geometry', () => {
+  it('reads REPRO_ATTENTION_ROWS_PER_THREAD on first use and refuses values other than 2 and 4 with a one-line input error', () => {
+    const before = process.env.REPRO_ATTENTION_ROWS_PER_THREAD;
+    try {
+      process.env.REPRO_ATTENTION_ROWS_PER_THREAD = '3';
+      expect(() => attentionGeometry()).toThrow(ReproError);
+      process.env.REPRO_ATTENTION_ROWS_PER_THREAD = '4';
+      expect(attentionGeometry()).toEqual({ rowsPerThread: 4, blockRows: 64 });
+      expect(attentionSharedBytes(64, 'grad_q')).toBe(4 * (2 * 64 * 68 + 2 * 32 * 68));
+    } finally {
+      if (before === undefined) delete process.env.REPRO_ATTENTION_ROWS_PER_THREAD;
+      else process.env.REPRO_ATTENTION_ROWS_PER_THREAD = before;
     }
   });
 });

@@ -1,6 +1,6 @@
 /** Host wrappers of the fused attention kernels (kernels/attention.ts). */
 import type { AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape, Storage } from '../backend.ts';
-import { ATTENTION_BLOCK_ROWS, ATTENTION_PADDED_DIMS, ATTENTION_THREADS, attentionModule, attentionSharedBytes } from './kernels/attention.ts';
+import { ATTENTION_PADDED_DIMS, ATTENTION_THREADS, attentionGeometry, attentionModule, attentionSharedBytes } from './kernels/attention.ts';
 import type { Kernel } from './launch.ts';
 import type { ParamKind } from './launch.ts';
 import { addressAt, type CudaRuntime } from './runtime.ts';
@@ -75,7 +75,7 @@ export function attention(rt: CudaRuntime, p: AttentionParams): void {
     p.causal ? 1 : 0,
   ];
   const { kernel, shared } = attentionKernel(rt, padded, 'forward', FORWARD_KINDS);
-  kernel.launch(rt.stream, Math.ceil(p.queries / ATTENTION_BLOCK_ROWS), p.batch * p.heads, ATTENTION_THREADS, shared, args);
+  kernel.launch(rt.stream, Math.ceil(p.queries / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, shared, args);
 }
 
 export function attentionGrad(rt: CudaRuntime, p: AttentionGradParams): void {
@@ -92,12 +92,12 @@ export function attentionGrad(rt: CudaRuntime, p: AttentionGradParams): void {
   const causal = p.causal ? 1 : 0;
   // grad_q writes delta, which grad_kv reads: same stream, in this order.
   const gradQ = attentionKernel(rt, padded, 'grad_q', GRAD_Q_KINDS);
-  gradQ.kernel.launch(rt.stream, Math.ceil(p.queries / ATTENTION_BLOCK_ROWS), p.batch * p.heads, ATTENTION_THREADS, gradQ.shared, [
+  gradQ.kernel.launch(rt.stream, Math.ceil(p.queries / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, gradQ.shared, [
     q, k, v, operand(op, 'out', p.out, p, p.queries), gradOut, operand(op, 'gradQ', p.gradQ, p, p.queries), lse, delta,
     ...dims, p.outputScale, causal, p.probsGradScale, p.logitGradScale,
   ]);
   const gradKv = attentionKernel(rt, padded, 'grad_kv', GRAD_KV_KINDS);
-  gradKv.kernel.launch(rt.stream, Math.ceil(p.keys / ATTENTION_BLOCK_ROWS), p.batch * p.heads, ATTENTION_THREADS, gradKv.shared, [
+  gradKv.kernel.launch(rt.stream, Math.ceil(p.keys / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, gradKv.shared, [
     q, k, v, gradOut, operand(op, 'gradK', p.gradK, p, p.keys), operand(op, 'gradV', p.gradV, p, p.keys), lse, delta,
     ...dims, causal, p.probsGradScale, p.logitGradScale, p.valueGradScale,
   ]);

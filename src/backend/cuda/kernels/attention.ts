@@ -14,6 +14,7 @@
  * that order.
  */
 import type { KernelModuleSource } from '../modules.ts';
+import { ReproError } from '../../../errors.ts';
 import { PRELUDE } from './prelude.ts';
 
 /** Rows of the tiles a block streams through (keys for the forward and grad_q, queries for grad_kv). */
@@ -23,25 +24,33 @@ export const ATTENTION_THREADS = 128;
 /**
  * Rows of its own tile each thread takes (2 or 4): a block owns 16·RPT rows (queries, or keys in
  * grad_kv). More rows per thread read each shared value once for more products; fewer give more
- * blocks. REPRO_ATTENTION_ROWS_PER_THREAD overrides the default, for bench/attention.ts.
+ * blocks. REPRO_ATTENTION_ROWS_PER_THREAD overrides the default (read on first use).
  */
-export const ATTENTION_ROWS_PER_THREAD = rowsPerThread(process.env.REPRO_ATTENTION_ROWS_PER_THREAD);
-/** Rows a block owns. */
-export const ATTENTION_BLOCK_ROWS = 16 * ATTENTION_ROWS_PER_THREAD;
+export interface AttentionGeometry {
+  readonly rowsPerThread: number;
+  /** Rows a block owns. */
+  readonly blockRows: number;
+}
+
+let geometry: AttentionGeometry | null = null;
+
+export function attentionGeometry(): AttentionGeometry {
+  if (!geometry) {
+    const setting = process.env.REPRO_ATTENTION_ROWS_PER_THREAD;
+    const rows = setting === undefined || setting === '' ? 2 : Number(setting);
+    if (rows !== 2 && rows !== 4) throw new ReproError(`REPRO_ATTENTION_ROWS_PER_THREAD must be 2 or 4, got ${setting}`);
+    geometry = { rowsPerThread: rows, blockRows: 16 * rows };
+  }
+  return geometry;
+}
+
 /** Padded head sizes compiled (a module each). */
 export const ATTENTION_PADDED_DIMS = [32, 64] as const;
-
-function rowsPerThread(setting: string | undefined): number {
-  if (setting === undefined || setting === '') return 2;
-  const rows = Number(setting);
-  if (![2, 4].includes(rows)) throw new Error(`REPRO_ATTENTION_ROWS_PER_THREAD must be 2 or 4, got ${setting}`);
-  return rows;
-}
 
 /** Dynamic shared memory of each kernel: two own tiles (one in the forward) and two streamed ones, [rows][DP + 4] floats each. */
 export function attentionSharedBytes(paddedDim: number, kernel: 'forward' | 'grad_q' | 'grad_kv'): number {
   const row = (paddedDim + 4) * 4;
-  const own = (kernel === 'forward' ? 1 : 2) * ATTENTION_BLOCK_ROWS * row;
+  const own = (kernel === 'forward' ? 1 : 2) * attentionGeometry().blockRows * row;
   return own + 2 * ATTENTION_TILE * row + (kernel === 'grad_kv' ? 2 * ATTENTION_TILE * 4 : 0);
 }
 
@@ -51,7 +60,7 @@ const source = (dp: number) => String.raw`
 #define DP ${dp}
 #define LD (DP + 4)
 #define NG (DP / 32)
-#define RPT ${ATTENTION_ROWS_PER_THREAD}
+#define RPT ${attentionGeometry().rowsPerThread}
 #define TR (16 * RPT)
 
 /** A thread's share of two ROWS-row tiles, fetched from global memory into registers. */
@@ -375,7 +384,7 @@ const modules = new Map<number, KernelModuleSource>();
 export function attentionModule(paddedDim: (typeof ATTENTION_PADDED_DIMS)[number]): KernelModuleSource {
   let module = modules.get(paddedDim);
   if (!module) {
-    module = { name: `attention_d${paddedDim}_r${ATTENTION_ROWS_PER_THREAD}`, source: [PRELUDE, source(paddedDim)].join('\n'), options: [] };
+    module = { name: `attention_d${paddedDim}_r${attentionGeometry().rowsPerThread}`, source: [PRELUDE, source(paddedDim)].join('\n'), options: [] };
     modules.set(paddedDim, module);
   }
   return module;
