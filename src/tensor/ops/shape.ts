@@ -138,6 +138,47 @@ export function pad(x: Tensor, before: readonly number[], after: readonly number
   });
 }
 
+/**
+ * x [B, L, ...rest] moved one place along axis 1, with `head` [...rest] (the same for every b) in
+ * front: out[:, 0] = head, out[:, t] = x[:, t − 1], and x's last slice drops out. One copy of x
+ * each way, where a slice and a concat would copy it twice forward and three times backward.
+ */
+export function shiftIn(x: Tensor, head: Tensor): Tensor {
+  const [B, L, ...rest] = x.shape;
+  if (x.rank < 2 || head.rank !== rest.length || head.shape.some((d, i) => d !== rest[i]) || L < 1) {
+    throw new Error(`shiftIn: head ${head.describe()} does not fit ${x.describe()} (expected [${rest.join(', ')}] for [B, L, ...])`);
+  }
+  if (head.backend !== x.backend) throw new Error('shiftIn: operands live on different backends');
+  const inner = shapeSize(rest);
+  const strides = contiguousStrides(x.shape);
+  const restStrides = strides.slice(2);
+  const headShape = [B, 1, ...rest];
+  const bodyShape = [B, L - 1, ...rest];
+  const out = empty(x.shape, x.dtype, x.backend);
+  x.backend.copy({ storage: head.storage, offset: 0, strides: [0, 0, ...restStrides] }, { storage: out.storage, offset: 0, strides }, headShape, 1, false);
+  if (L > 1) x.backend.copy({ storage: x.storage, offset: 0, strides }, { storage: out.storage, offset: inner, strides }, bodyShape, 1, false);
+  return record(out, [x, head], (g) => {
+    let gx: Tensor | null = null;
+    if (x.requiresGrad) {
+      gx = empty(x.shape, 'f32', x.backend);
+      if (L > 1) x.backend.copy({ storage: g.storage, offset: inner, strides }, { storage: gx.storage, offset: 0, strides }, bodyShape, 1, false);
+      // x's last slice reached nothing: zero it from one zero row, broadcast over the batch.
+      const zero = zeros(rest, 'f32', x.backend);
+      x.backend.copy({ storage: zero.storage, offset: 0, strides: [0, 0, ...restStrides] }, { storage: gx.storage, offset: (L - 1) * inner, strides }, headShape, 1, false);
+      zero.dispose();
+    }
+    let gHead: Tensor | null = null;
+    if (head.requiresGrad) {
+      const firsts = empty([B, inner], 'f32', x.backend);
+      x.backend.copy({ storage: g.storage, offset: 0, strides: [strides[0], inner === 0 ? 0 : 1] }, firsts.view(), [B, inner], 1, false);
+      gHead = empty(head.shape, 'f32', x.backend);
+      x.backend.reduce('sum', firsts.storage, [B, inner], gHead.storage, [1, inner], 1);
+      firsts.dispose();
+    }
+    return [gx, gHead];
+  });
+}
+
 /** Repeats size-1 axes (materialised); the gradient sums them back. */
 export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   const own = contiguousStrides(x.shape);

@@ -18,11 +18,8 @@ export class PadShiftLayer {
   }
 
   forward(scores: T.Tensor, f: ForwardContext): T.Tensor {
-    const { batch: B, length: L } = f;
-    const V = this.padding.shape[0];
+    const { batch: B } = f;
     const padding = T.scaleBwd(this.ctx.policy.parameter(this.padding), this.ctx.plan.sharedVectorGradScale(B));
-    const first = T.broadcastTo(T.reshape(padding, [1, 1, V]), [B, 1, V]);
-    if (L === 1) return first;
-    return T.concat([first, T.slice(scores, 1, 0, L - 1)], 1);
+    return T.shiftIn(scores, padding);
   }
 }
