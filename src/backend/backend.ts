@@ -444,6 +444,9 @@ export interface AttentionOperand {
   readonly strides: readonly [number, number, number];
 }
 
+/** The largest head size attention takes (the CUDA kernels keep [rows, D] tiles in shared memory). */
+export const ATTENTION_MAX_HEAD_DIM = 64;
+
 /** Sizes and forward factors shared by attention and attentionGrad. */
 export interface AttentionShape {
   readonly batch: number;

@@ -53,19 +53,13 @@ export interface AttentionOptions {
 }
 
 /**
- * Head sizes up to this can run fused (T.attention): the CUDA kernels keep [rows, D] tiles of
- * their operands in shared memory.
- */
-export const MAX_FUSED_HEAD_DIM = 64;
-
-/**
  * Whether attention runs as one fused op: with REPRO_FUSED_ATTENTION=1, for head sizes up to
- * MAX_FUSED_HEAD_DIM and no dropout. Off by default: the fused CUDA kernels (float32 CUDA cores)
+ * T.ATTENTION_MAX_HEAD_DIM and no dropout. Off by default: the fused CUDA kernels (float32 CUDA cores)
  * are still slower than cuBLAS GEMMs around a softmax kernel (bench/attention.ts: 0.73× at the
  * paper's size, 0.78× at the large one), though they never store the [S, S] probabilities.
  */
 function fused(headDim: number, dropout: number, training: boolean): boolean {
-  return process.env.REPRO_FUSED_ATTENTION === '1' && headDim <= MAX_FUSED_HEAD_DIM && (dropout === 0 || !training);
+  return process.env.REPRO_FUSED_ATTENTION === '1' && headDim <= T.ATTENTION_MAX_HEAD_DIM && (dropout === 0 || !training);
 }
 
 /** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v for q, k, v [B, H, S, D], as [B, H, S, D]. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the kernels. */

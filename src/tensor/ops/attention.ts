@@ -1,4 +1,7 @@
 import type { AttentionOperand } from '../../backend/backend.ts';
+
+/** The largest head size T.attention takes on every backend (see the backend interface). */
+export { ATTENTION_MAX_HEAD_DIM } from '../../backend/backend.ts';
 import { record, SUNK, type GradSink } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';

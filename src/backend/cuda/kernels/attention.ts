@@ -14,6 +14,7 @@
  * that order.
  */
 import type { KernelModuleSource } from '../modules.ts';
+import { ATTENTION_MAX_HEAD_DIM } from '../../backend.ts';
 import { ReproError } from '../../../errors.ts';
 import { PRELUDE } from './prelude.ts';
 
@@ -45,7 +46,7 @@ export function attentionGeometry(): AttentionGeometry {
 }
 
 /** Padded head sizes compiled (a module each). */
-export const ATTENTION_PADDED_DIMS = [32, 64] as const;
+export const ATTENTION_PADDED_DIMS = [32, ATTENTION_MAX_HEAD_DIM] as const;
 
 /** Dynamic shared memory of each kernel: two own tiles (one in the forward) and two streamed ones, [rows][DP + 4] floats each. */
 export function attentionSharedBytes(paddedDim: number, kernel: 'forward' | 'grad_q' | 'grad_kv'): number {
