@@ -97,6 +97,52 @@ export interface GemmParams {
   readonly inputFormat?: 'fp32' | 'tf32' | 'fp16' | 'bf16' | 'e4m3' | 'e5m2';
 }
 
+/**
+ * One operand of gemmStrided as stored (before transA/transB): element (i, j) of batch entry
+ * (p, q) at offset + p·batchStrides[0] + q·batchStrides[1] + i·ld + j. Two batch levels let a
+ * product read per-(sequence, head) matrices straight out of a fused [B, S, 3, H, D] projection,
+ * whose (b, h) offsets no single batch stride reaches.
+ */
+export interface StridedMatrix {
+  readonly storage: Storage;
+  readonly offset: number;
+  readonly ld: number;
+  readonly batchStrides: readonly [number, number];
+}
+
+/**
+ * Which entries causal attention makes zero, so a backend may skip them (square products, m = n
+ * or m = k as stated):
+ * - 'none': a plain product;
+ * - 'lower-output': C[i][j] for j > i is written as 0 (scores and their gradient above the
+ *   diagonal, which a causal softmax ignores); needs m = n;
+ * - 'k-to-row': op(A)[i][l] = 0 for l > i (probabilities, or their gradient, times a [keys, D]
+ *   matrix), so the sum may stop at l = i; needs m = k;
+ * - 'k-from-row': op(A)[i][l] = 0 for l < i (transposed probabilities times [queries, D]), so the
+ *   sum may start at l = i; needs m = k.
+ * The last two are promises about A: a backend that ignores them computes the full product, which
+ * is the same whenever the skipped B entries are finite.
+ */
+export type CausalGemm = 'none' | 'lower-output' | 'k-to-row' | 'k-from-row';
+
+/** C = alpha·op(A)·op(B) + beta·C for each of batch[0]·batch[1] entries, in float32. */
+export interface StridedGemmParams {
+  readonly transA: boolean;
+  readonly transB: boolean;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly alpha: number;
+  readonly beta: number;
+  readonly batch: readonly [number, number];
+  readonly a: StridedMatrix;
+  readonly b: StridedMatrix;
+  readonly c: StridedMatrix;
+  readonly causal: CausalGemm;
+  /** As GemmParams.inputFormat: the precision the operands already have. */
+  readonly inputFormat?: GemmParams['inputFormat'];
+}
+
 export interface LayerNormParams {
   readonly x: Storage;
   readonly gamma: Storage | null;
@@ -574,6 +620,8 @@ export interface Backend {
    * idle, and two side by side take little longer than one. Results equal `gemm` on each.
    */
   gemms(params: readonly GemmParams[]): void;
+  /** Batched products over two batch levels with arbitrary strides (see StridedGemmParams). */
+  gemmStrided(params: StridedGemmParams): void;
   /**
    * Row-wise softmax (or log-softmax) of inScale·x, times outScale. causalRows > 0: the rows are
    * the query positions of […, causalRows, cols] score matrices, and element (r, c) with

@@ -9,6 +9,7 @@ import type {
   CrossEntropyParams,
   DType,
   GemmParams,
+  StridedGemmParams,
   HighwayStepGradParams,
   HighwaySequenceGradParams,
   HighwaySequenceParams,
@@ -34,6 +35,7 @@ import * as highway from './highway-kernels.ts';
 import * as highwaySequence from './highway-sequence.ts';
 import * as fusedAttention from './attention.ts';
 import { sgemmBatched } from './gemm.ts';
+import { gemmStrided } from './gemm-strided.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
 import { quantiseWithFormat } from './quantise.ts';
 
@@ -115,6 +117,10 @@ export class CpuBackend implements Backend {
 
   gemms(params: readonly GemmParams[]): void {
     for (const p of params) this.gemm(p);
+  }
+
+  gemmStrided(params: StridedGemmParams): void {
+    gemmStrided(params);
   }
 
   gemm(p: GemmParams): void {

@@ -27,15 +27,19 @@ import type {
   ReduceKind,
   SgdmParams,
   Storage,
+  StridedGemmParams,
+  StridedMatrix,
   StridedView,
   UnaryKind,
 } from '../backend.ts';
+import { checkStridedGemm } from '../strided-gemm-rules.ts';
 import { checkDriver, CU_STREAM_CAPTURE_MODE_GLOBAL, type Handle } from './driver-api.ts';
 import * as elementwise from './elementwise-ops.ts';
 import { CudaGemm } from './gemm.ts';
 import { CudaGraph } from './graph.ts';
 import * as highway from './highway-ops.ts';
 import * as fusedAttention from './attention-ops.ts';
+import * as stridedGemm from './gemm-strided-ops.ts';
 import * as nn from './nn-ops.ts';
 import * as optim from './optim-ops.ts';
 import * as randomOps from './random-ops.ts';
@@ -61,6 +65,28 @@ const SIDE_BY_SIDE_MIN_MACS = 2 ** 22;
 function runsSideBySide(p: GemmParams): boolean {
   const plain = (p.inputFormat === undefined || p.inputFormat === 'fp32') && p.k > 0 && p.alpha !== 0 && p.m > 0 && p.n > 0 && p.batch > 0;
   return plain && p.m * p.n * p.k * p.batch >= SIDE_BY_SIDE_MIN_MACS;
+}
+
+/** The one batch stride that walks both batch levels of an operand, or null when none does. */
+function mergedStride(s: StridedMatrix, batch: readonly [number, number]): number | null {
+  if (batch[1] === 1) return s.batchStrides[0];
+  if (batch[0] === 1 || s.batchStrides[0] === batch[1] * s.batchStrides[1]) return s.batchStrides[1];
+  return null;
+}
+
+/** A gemmStrided product as one cuBLAS-style strided batch, where its layout allows. */
+function asBatchedGemm(p: StridedGemmParams): GemmParams | null {
+  if (p.causal !== 'none') return null;
+  const [strideA, strideB, strideC] = [mergedStride(p.a, p.batch), mergedStride(p.b, p.batch), mergedStride(p.c, p.batch)];
+  if (strideA === null || strideB === null || strideC === null) return null;
+  return {
+    transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, alpha: p.alpha, beta: p.beta,
+    a: p.a.storage, aOffset: p.a.offset, lda: p.a.ld,
+    b: p.b.storage, bOffset: p.b.offset, ldb: p.b.ld,
+    c: p.c.storage, cOffset: p.c.offset, ldc: p.c.ld,
+    batch: p.batch[0] * p.batch[1], strideA, strideB, strideC,
+    inputFormat: p.inputFormat,
+  };
 }
 
 export class CudaBackend implements Backend {
@@ -205,6 +231,18 @@ export class CudaBackend implements Backend {
 
   /** gemms() calls that ran on two streams (tests). */
   sideBySide = 0;
+
+  /**
+   * Products whose two batch levels merge into one stride (and no causal skipping) go to gemm()
+   * and cuBLAS; the rest to gemm_strided, in FP32 whatever inputFormat says: the operands are
+   * already quantised, so only the accumulation order differs.
+   */
+  gemmStrided(params: StridedGemmParams): void {
+    checkStridedGemm(params);
+    const batched = asBatchedGemm(params);
+    if (batched) this.gemm(batched);
+    else stridedGemm.gemmStrided(this.runtime, params);
+  }
 
   softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean, causalRows: number): void {
     nn.softmax(this.runtime, x, out, rows, cols, inScale, outScale, log, causalRows);

@@ -82,8 +82,8 @@ export class Kernel {
     this.dynamicSharedLimit = bytes;
   }
 
-  /** Queues the kernel on `stream` with a (gridX, gridY) grid of `block`-thread blocks. */
-  launch(stream: Handle, gridX: number, gridY: number, block: number, sharedBytes: number, args: readonly KernelArg[]): void {
+  /** Queues the kernel on `stream` with a (gridX, gridY, gridZ) grid of `block`-thread blocks. */
+  launch(stream: Handle, gridX: number, gridY: number, block: number, sharedBytes: number, args: readonly KernelArg[], gridZ = 1): void {
     const kinds = this.kinds;
     if (args.length !== kinds.length) throw new Error(`kernel ${this.name}: ${args.length} arguments for ${kinds.length} parameters`);
     for (let index = 0; index < kinds.length; index++) {
@@ -115,7 +115,7 @@ export class Kernel {
         }
       }
     }
-    const code = this.api.cuLaunchKernel(this.fn, gridX, gridY, 1, block, 1, 1, sharedBytes, stream, this.paramsAddress, null);
+    const code = this.api.cuLaunchKernel(this.fn, gridX, gridY, gridZ, block, 1, 1, sharedBytes, stream, this.paramsAddress, null);
     if (code !== 0) checkDriver(this.api, `cuLaunchKernel(${this.name})`, code);
   }
 }

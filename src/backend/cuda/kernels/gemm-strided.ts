@@ -1,0 +1,273 @@
+/**
+ * gemm_strided: an FP32 SIMT GEMM over two batch levels with arbitrary strides (host wrapper in
+ * ../gemm-strided-ops.ts). cuBLAS takes one batch stride per operand, so products that read
+ * per-(sequence, head) windows out of a fused [B, S, 3, H, D] buffer would need copies first; and
+ * it cannot skip the tiles a causal mask makes zero, which halves attention's score products.
+ *
+ * Geometry: a block computes a TM×64 tile of C (TM = 64, or 32 when the product has too few
+ * 64-row tiles to occupy every multiprocessor, e.g. attention's [256, 64] outputs at the paper's size)
+ * with 256 threads, thread (ty, tx) = (tid / 16, tid % 16) owning the RM×4 micro-tile
+ * (RM = TM / 16) at rows RM·ty, columns 4·tx. k advances 32 at a time through
+ * shared tiles stored k-major (As[kk][row], Bs[kk][col]), so each kk costs one float4 of A, one of
+ * B and 16 FMAs. Two shared buffers: the next k-tile is loaded into registers while the current
+ * one is multiplied, then stored into the other buffer, so one __syncthreads per k-step suffices.
+ * Each thread loads one float4 of each operand per k-step: 4 consecutive k of one row where the
+ * operand is contiguous along k (A as stored m×k, B as stored n×k), else 4 consecutive rows
+ * (columns) of one k. Vector global accesses only where the host vouched for 16-byte alignment.
+ */
+import type { KernelModuleSource } from '../modules.ts';
+import { PRELUDE } from './prelude.ts';
+
+/** Columns of C per block, and its largest number of rows (the granularity of the causal skipping). */
+export const GEMM_STRIDED_TILE = 64;
+/** The rows of C a block may take: fewer rows give more blocks for products with few tiles. */
+export const GEMM_STRIDED_TILE_ROWS = [64, 32] as const;
+export const GEMM_STRIDED_THREADS = 256;
+/** Codes of the kernel's `causal` parameter. */
+export const GEMM_STRIDED_CAUSAL = { none: 0, 'lower-output': 1, 'k-to-row': 2, 'k-from-row': 3 } as const;
+
+const SOURCE = String.raw`
+#define GS_TILE ${GEMM_STRIDED_TILE}
+#define GS_BK 32
+// float4s of an R-row (or R-column) k-tile that each thread carries (at least one).
+#define GS_N(R) (((R) * GS_BK / 4 + GS_THREADS - 1) / GS_THREADS)
+// +4 keeps every k-row 16-byte aligned for the float4 reads.
+#define GS_LD (GS_TILE + 4)
+#define GS_THREADS ${GEMM_STRIDED_THREADS}
+
+typedef float GsTile[GS_BK][GS_LD];
+
+// Elements (row, col … col+3) of a row-major rows×cols matrix, zero outside it.
+__device__ __forceinline__ float4 gs_load4(const float *__restrict__ p, int ld, int rows, int cols, int row, int col, bool vec) {
+  float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (row < rows) {
+    const float *q = p + (long long)row * ld + col;
+    if (vec && col + 3 < cols) {
+      v = __ldg(reinterpret_cast<const float4 *>(q));
+    } else {
+      if (col < cols) v.x = __ldg(q);
+      if (col + 1 < cols) v.y = __ldg(q + 1);
+      if (col + 2 < cols) v.z = __ldg(q + 2);
+      if (col + 3 < cols) v.w = __ldg(q + 3);
+    }
+  }
+  return v;
+}
+
+// Operand contiguous along k (stored rows×k), a tile of R rows × GS_BK: float4 number
+// e = it·GS_THREADS + tid holds row r0 + e/(GS_BK/4), k from l0 + 4·(e%(GS_BK/4)), so eight
+// neighbouring threads read one 128-byte row segment.
+template <int R>
+__device__ __forceinline__ void gs_load_kc(float4 (&v)[GS_N(R)], const float *__restrict__ p, int ld, int rows, int k, int r0, int l0, bool vec) {
+  #pragma unroll
+  for (int it = 0; it < GS_N(R); ++it) {
+    const int e = it * GS_THREADS + threadIdx.x;
+    v[it] = e < R * GS_BK / 4 ? gs_load4(p, ld, rows, k, r0 + e / (GS_BK / 4), l0 + ((e % (GS_BK / 4)) << 2), vec) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+}
+
+template <int R>
+__device__ __forceinline__ void gs_store_kc(GsTile &s, const float4 (&v)[GS_N(R)]) {
+  #pragma unroll
+  for (int it = 0; it < GS_N(R); ++it) {
+    const int e = it * GS_THREADS + threadIdx.x;
+    if (e >= R * GS_BK / 4) break;
+    const int r = e / (GS_BK / 4), kq = (e % (GS_BK / 4)) << 2;
+    s[kq][r] = v[it].x;
+    s[kq + 1][r] = v[it].y;
+    s[kq + 2][r] = v[it].z;
+    s[kq + 3][r] = v[it].w;
+  }
+}
+
+// Operand contiguous along rows/columns (stored k×cols), a tile of GS_BK × C columns: float4
+// number e holds k-row l0 + e/(C/4), columns from c0 + 4·(e%(C/4)).
+template <int C>
+__device__ __forceinline__ void gs_load_rc(float4 (&v)[GS_N(C)], const float *__restrict__ p, int ld, int k, int cols, int l0, int c0, bool vec) {
+  #pragma unroll
+  for (int it = 0; it < GS_N(C); ++it) {
+    const int e = it * GS_THREADS + threadIdx.x;
+    v[it] = e < GS_BK * C / 4 ? gs_load4(p, ld, k, cols, l0 + e / (C / 4), c0 + ((e % (C / 4)) << 2), vec) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+}
+
+template <int C>
+__device__ __forceinline__ void gs_store_rc(GsTile &s, const float4 (&v)[GS_N(C)]) {
+  #pragma unroll
+  for (int it = 0; it < GS_N(C); ++it) {
+    const int e = it * GS_THREADS + threadIdx.x;
+    if (e >= GS_BK * C / 4) break;
+    *reinterpret_cast<float4 *>(&s[e / (C / 4)][(e % (C / 4)) << 2]) = v[it];
+  }
+}
+
+template <int TM, bool TA>
+__device__ __forceinline__ void gs_load_a(float4 (&v)[GS_N(TM)], const float *__restrict__ a, int lda, int m, int k, int i0, int l0, bool vec) {
+  if (TA) gs_load_rc<TM>(v, a, lda, k, m, l0, i0, vec); else gs_load_kc<TM>(v, a, lda, m, k, i0, l0, vec);
+}
+
+template <int TM, bool TA>
+__device__ __forceinline__ void gs_store_a(GsTile &s, const float4 (&v)[GS_N(TM)]) {
+  if (TA) gs_store_rc<TM>(s, v); else gs_store_kc<TM>(s, v);
+}
+
+template <bool TB>
+__device__ __forceinline__ void gs_load_b(float4 (&v)[GS_N(GS_TILE)], const float *__restrict__ b, int ldb, int n, int k, int j0, int l0, bool vec) {
+  if (TB) gs_load_kc<GS_TILE>(v, b, ldb, n, k, j0, l0, vec); else gs_load_rc<GS_TILE>(v, b, ldb, k, n, l0, j0, vec);
+}
+
+template <bool TB>
+__device__ __forceinline__ void gs_store_b(GsTile &s, const float4 (&v)[GS_N(GS_TILE)]) {
+  if (TB) gs_store_kc<GS_TILE>(s, v); else gs_store_rc<GS_TILE>(s, v);
+}
+
+// One TM×64 tile of C = alpha·op(A)·op(B) + beta·C; a, b, c already point at this batch entry.
+template <int TM, bool TA, bool TB>
+__device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c,
+                                        int m, int n, int k, int lda, int ldb, int ldc, float alpha, float beta, int causal,
+                                        bool vecA, bool vecB, bool vecC) {
+  const int tid = threadIdx.x;
+  const int tx = tid & 15, ty = tid >> 4;
+  constexpr int RM = TM / 16;
+  const int i0 = blockIdx.y * TM, j0 = blockIdx.x * GS_TILE;
+  const bool lower = causal == 1;
+  float acc[RM][4];
+  #pragma unroll
+  for (int r = 0; r < RM; ++r) {
+    #pragma unroll
+    for (int q = 0; q < 4; ++q) acc[r][q] = 0.0f;
+  }
+  // A tile wholly above the diagonal (m = n) is only zeros: no arithmetic.
+  const bool zeroTile = lower && j0 >= i0 + TM;
+  int kBegin = 0, kEnd = k;
+  // Causal promises about A (m = k): rows i0… need no l past i0 + TM − 1, or none before i0
+  // (a multiple of GS_BK, so the k-tiles stay aligned).
+  if (causal == 2) kEnd = min(k, i0 + TM);
+  if (causal == 3) kBegin = i0;
+  // alpha = 0 (or k = 0): C = beta·C without reading A or B, so NaN there cannot leak in.
+  if (zeroTile || alpha == 0.0f) kEnd = kBegin;
+  const int tiles = kEnd > kBegin ? (kEnd - kBegin + GS_BK - 1) / GS_BK : 0;
+
+  if (tiles > 0) {
+    float4 ra[GS_N(TM)], rb[GS_N(GS_TILE)];
+    gs_load_a<TM, TA>(ra, a, lda, m, k, i0, kBegin, vecA);
+    gs_load_b<TB>(rb, b, ldb, n, k, j0, kBegin, vecB);
+    gs_store_a<TM, TA>(As[0], ra);
+    gs_store_b<TB>(Bs[0], rb);
+    __syncthreads();
+    for (int t = 0; t < tiles; ++t) {
+      const int cur = t & 1;
+      const bool more = t + 1 < tiles;
+      // Prefetch the next k-tile into registers while this one is multiplied.
+      if (more) {
+        const int l0 = kBegin + (t + 1) * GS_BK;
+        gs_load_a<TM, TA>(ra, a, lda, m, k, i0, l0, vecA);
+        gs_load_b<TB>(rb, b, ldb, n, k, j0, l0, vecB);
+      }
+      const GsTile &as = As[cur];
+      const GsTile &bs = Bs[cur];
+      #pragma unroll
+      for (int kk = 0; kk < GS_BK; ++kk) {
+        float ar[RM];
+        if (RM == 4) {
+          const float4 av = *reinterpret_cast<const float4 *>(&as[kk][ty * RM]);
+          ar[0] = av.x; ar[RM > 1 ? 1 : 0] = av.y; ar[RM > 2 ? 2 : 0] = av.z; ar[RM > 3 ? 3 : 0] = av.w;
+        } else if (RM == 2) {
+          const float2 av = *reinterpret_cast<const float2 *>(&as[kk][ty * RM]);
+          ar[0] = av.x; ar[RM > 1 ? 1 : 0] = av.y;
+        } else {
+          ar[0] = as[kk][ty];
+        }
+        const float4 bv = *reinterpret_cast<const float4 *>(&bs[kk][tx << 2]);
+        const float br[4] = {bv.x, bv.y, bv.z, bv.w};
+        #pragma unroll
+        for (int r = 0; r < RM; ++r) {
+          #pragma unroll
+          for (int q = 0; q < 4; ++q) acc[r][q] = fmaf(ar[r], br[q], acc[r][q]);
+        }
+      }
+      // The other buffer was last read before the previous __syncthreads: safe to overwrite.
+      if (more) {
+        gs_store_a<TM, TA>(As[cur ^ 1], ra);
+        gs_store_b<TB>(Bs[cur ^ 1], rb);
+      }
+      __syncthreads();
+    }
+  }
+
+  const int j = j0 + (tx << 2);
+  if (j >= n) return;
+  #pragma unroll
+  for (int r = 0; r < RM; ++r) {
+    const int i = i0 + ty * RM + r;
+    if (i >= m) break;
+    float *row = c + (long long)i * ldc + j;
+    float o[4];
+    #pragma unroll
+    for (int q = 0; q < 4; ++q) o[q] = alpha * acc[r][q];
+    if (zeroTile) {
+      // Every column here is right of the diagonal.
+      #pragma unroll
+      for (int q = 0; q < 4; ++q) if (j + q < n) row[q] = 0.0f;
+    } else if (vecC && j + 3 < n) {
+      // beta = 0 overwrites without reading (C may hold NaN), as BLAS does.
+      if (beta != 0.0f) {
+        const float4 old = *reinterpret_cast<const float4 *>(row);
+        o[0] = fmaf(beta, old.x, o[0]);
+        o[1] = fmaf(beta, old.y, o[1]);
+        o[2] = fmaf(beta, old.z, o[2]);
+        o[3] = fmaf(beta, old.w, o[3]);
+      }
+      if (lower) {
+        #pragma unroll
+        for (int q = 0; q < 4; ++q) if (j + q > i) o[q] = 0.0f;
+      }
+      *reinterpret_cast<float4 *>(row) = make_float4(o[0], o[1], o[2], o[3]);
+    } else {
+      #pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        if (j + q < n) {
+          float v = o[q];
+          if (beta != 0.0f) v = fmaf(beta, row[q], v);
+          if (lower && j + q > i) v = 0.0f;
+          row[q] = v;
+        }
+      }
+    }
+  }
+}
+
+template <int TM>
+__device__ __forceinline__ void gs_dispatch(GsTile *As, GsTile *Bs, const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c,
+                                            int m, int n, int k, int lda, int ldb, int ldc, int transA, int transB, float alpha, float beta, int causal,
+                                            bool va, bool vb, bool vc) {
+  if (transA) {
+    if (transB) gs_tile<TM, true, true>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+    else gs_tile<TM, true, false>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+  } else {
+    if (transB) gs_tile<TM, false, true>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+    else gs_tile<TM, false, false>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+  }
+}
+
+// Grid (n tiles, m tiles of tileRows, batch0·batch1); batch entry z = p·batch1 + q. causal: 0 none,
+// 1 lower-output, 2 k-to-row, 3 k-from-row. vecX: the host checked X's 16-byte alignment
+// (base address, ld, batch strides).
+extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) gemm_strided(
+    const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c, int m, int n, int k, int lda, int ldb, int ldc,
+    long long strideA0, long long strideA1, long long strideB0, long long strideB1, long long strideC0, long long strideC1,
+    int batch1, int transA, int transB, float alpha, float beta, int causal, int vecA, int vecB, int vecC, int tileRows) {
+  // Declared here, not in gs_tile: each template instance would get shared arrays of its own.
+  __shared__ __align__(16) GsTile As[2];
+  __shared__ __align__(16) GsTile Bs[2];
+  const long long p = blockIdx.z / batch1, q = blockIdx.z - p * batch1;
+  a += p * strideA0 + q * strideA1;
+  b += p * strideB0 + q * strideB1;
+  c += p * strideC0 + q * strideC1;
+  const bool va = vecA != 0, vb = vecB != 0, vc = vecC != 0;
+  if (tileRows == 64) gs_dispatch<64>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, transA, transB, alpha, beta, causal, va, vb, vc);
+  else gs_dispatch<32>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, transA, transB, alpha, beta, causal, va, vb, vc);
+}
+`;
+
+export const GEMM_STRIDED_MODULE: KernelModuleSource = { name: 'gemm-strided', source: [PRELUDE, SOURCE].join('\n'), options: [] };
