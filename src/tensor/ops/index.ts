@@ -16,6 +16,7 @@ export * from './quantise.ts';
 export * from './custom.ts';
 export * from './highway.ts';
 export * from './attention.ts';
+export * from './matmul-heads.ts';
 export { broadcastShapes, sumTo } from './broadcast.ts';
 
 /** target += value (element-wise, same shape), in place. */
