@@ -1,6 +1,7 @@
 // `tsx bench/attention.ts [--reps 50]` (CUDA): causal self-attention forward + backward at the
-// reference model's two sizes, fused (T.attention reading q, k, v out of the packed projection)
-// against the unfused chain (strided copies, q·kᵀ GEMM, softmax, GEMM with v, and their
+// reference model's two sizes, in each REPRO_ATTENTION implementation: materialised (products
+// straight on the windows of the packed projection, probabilities stored, causal halves skipped),
+// fused (T.attention) and copies (strided copies, q·kᵀ GEMM, softmax, GEMM with v, and their
 // backward), each captured as a CUDA graph and replayed; GPU milliseconds per replay (median),
 // measured alternately in one process. The backward starts from a fixed gradient at the output.
 // REPRO_ATTENTION_ROWS_PER_THREAD=2|4 picks the fused kernels' thread layout.
@@ -24,16 +25,17 @@ const SHAPES = [
   { name: 'large', B: 32, H: 8, S: 256, D: 64 },
 ];
 
+const IMPLEMENTATIONS: readonly nn.AttentionImplementation[] = ['materialised', 'fused', 'copies'];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 for (const { name, B, H, S, D } of SHAPES) {
   const qkv = T.persistent(() => T.randomUniform([B, S, 3 * H * D], 1, 1, -1, 1));
   qkv.requiresGrad = true;
   const weights = T.persistent(() => T.randomUniform([B, S, H, D], 1, 2, -1, 1));
-  const graphs = (['fused', 'unfused'] as const).map((variant) => {
+  const graphs = IMPLEMENTATIONS.map((variant) => {
     const step = () =>
       T.tidy(() => {
-        process.env.REPRO_FUSED_ATTENTION = variant === 'fused' ? '1' : '0';
+        process.env.REPRO_ATTENTION = variant;
         const part = (i: number) => T.headsView(qkv, [B, H, S, D], [S * 3 * H * D, D, 3 * H * D], i * H * D);
         const out = nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), nn.REGULAR, { causal: true });
         T.backward(out, weights);
@@ -50,14 +52,13 @@ for (const { name, B, H, S, D } of SHAPES) {
       times.get(variant)!.push(...timer.collect());
     }
   }
-  const fused = median(times.get('fused')!);
-  const unfused = median(times.get('unfused')!);
-  rows.push(`| ${name} B ${B} H ${H} S ${S} D ${D} | ${fused.toFixed(3)} | ${unfused.toFixed(3)} | ${(unfused / fused).toFixed(2)}x |`);
+  const ms = IMPLEMENTATIONS.map((v) => median(times.get(v)!));
+  rows.push(`| ${name} B ${B} H ${H} S ${S} D ${D} | ${ms.map((x) => x.toFixed(3)).join(' | ')} | ${ms.map((x) => (ms[2]! / x).toFixed(2) + 'x').join(' | ')} |`);
   graphs.forEach((g) => g.graph.dispose());
   qkv.dispose();
   weights.dispose();
 }
 console.log(`fused kernels: ${attentionGeometry().rowsPerThread} score rows per thread`);
-console.log('| causal self-attention, forward + backward | fused ms | unfused ms | fused speed-up |');
-console.log('|---|---|---|---|');
+console.log(`| causal self-attention, forward + backward | ${IMPLEMENTATIONS.map((v) => `${v} ms`).join(' | ')} | ${IMPLEMENTATIONS.map((v) => `${v} vs copies`).join(' | ')} |`);
+console.log(`|---|${IMPLEMENTATIONS.map(() => '---|---').join('|')}|`);
 for (const r of rows) console.log(r);

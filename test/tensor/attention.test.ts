@@ -10,29 +10,28 @@ function packedViews(qkv: T.Tensor, B: number, S: number, H: number, D: number):
   return [part(0), part(1), part(2)];
 }
 
-/** Runs fn with REPRO_FUSED_ATTENTION set to `setting`. */
-function withFusion<R>(setting: '0' | '1', fn: () => R): R {
-  const before = process.env.REPRO_FUSED_ATTENTION;
-  process.env.REPRO_FUSED_ATTENTION = setting;
+/** Runs fn with REPRO_ATTENTION set to `setting`. */
+function withImplementation<R>(setting: nn.AttentionImplementation, fn: () => R): R {
+  const before = process.env.REPRO_ATTENTION;
+  process.env.REPRO_ATTENTION = setting;
   try {
     return fn();
   } finally {
-    if (before === undefined) delete process.env.REPRO_FUSED_ATTENTION;
-    else process.env.REPRO_FUSED_ATTENTION = before;
+    if (before === undefined) delete process.env.REPRO_ATTENTION;
+    else process.env.REPRO_ATTENTION = before;
   }
 }
 
+type Form = (views: readonly T.HeadsView[], scaling: nn.Scaling, causal: boolean) => T.Tensor;
+const form = (setting: nn.AttentionImplementation): Form => (views, scaling, causal) =>
+  withImplementation(setting, () => nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal }));
 /** The unfused chain on copies of the windows, as [B, S, H, D]. */
-function unfused(views: readonly T.HeadsView[], scaling: nn.Scaling, causal: boolean): T.Tensor {
-  return withFusion('0', () => nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal }));
-}
-
-function fused(views: readonly T.HeadsView[], scaling: nn.Scaling, causal: boolean): T.Tensor {
-  return withFusion('1', () => nn.scaledDotProductAttentionHeads(views[0]!, views[1]!, views[2]!, scaling, { causal }));
-}
+const unfused = form('copies');
+const fused = form('fused');
+const materialised = form('materialised');
 
 /** Output and the gradient of Σ out·w with respect to the packed qkv. */
-function run(form: typeof fused, scaling: nn.Scaling, causal: boolean, dims: { B: number; S: number; H: number; D: number }, seed: number): Float32Array[] {
+function run(form: Form, scaling: nn.Scaling, causal: boolean, dims: { B: number; S: number; H: number; D: number }, seed: number): Float32Array[] {
   const { B, S, H, D } = dims;
   return T.tidy(() => {
     const qkv = param(values(B * S * 3 * H * D, seed, -2, 2), [B, S, 3 * H * D]);
@@ -58,9 +57,9 @@ describe('fused attention (T.attention) on the CPU', () => {
     { name: 'unit (u-μP) causal', scaling: nn.unitScaling('umup'), causal: true, dims: { B: 2, S: 9, H: 1, D: 8 } },
     { name: 'unit (paper library) causal', scaling: nn.unitScaling('paper-library'), causal: true, dims: { B: 1, S: 6, H: 2, D: 5 } },
   ];
-  for (const c of cases) {
-    it(`equals the unfused matmul-softmax-matmul chain: ${c.name}`, () => {
-      const [out, grad] = run(fused, c.scaling, c.causal, c.dims, 11);
+  for (const [name, op] of [['fused', fused], ['materialised', materialised]] as const) for (const c of cases) {
+    it(`${name} equals the unfused matmul-softmax-matmul chain on copies: ${c.name}`, () => {
+      const [out, grad] = run(op, c.scaling, c.causal, c.dims, 11);
       const [refOut, refGrad] = run(unfused, c.scaling, c.causal, c.dims, 11);
       // float64 sums rounded once against float32 GEMMs and softmax: a few float32 ulps.
       expect(worstRelative(out!, refOut!)).toBeLessThan(1e-6);
@@ -110,7 +109,7 @@ describe('fused attention (T.attention) on the CPU', () => {
     });
   });
 
-  it('leaves the reference GPT model\'s loss and gradients as the unfused chain gives them (FP32 and BF16, regular and unit)', () => {
+  it('leaves the reference GPT model\'s loss and gradients as the chain on copies gives them (fused and materialised; FP32 and BF16, regular and unit)', () => {
     const lossAndGradients = (mode: 'fp32' | 'bf16', scaling: nn.Scaling) =>
       T.tidy(() => {
         const precision = nn.precisionPolicy({ mode, fp8_family: 'paper', rounding: 'nearest', master_weights: false, matmul: 'native', allow_tf32: false });
@@ -124,12 +123,59 @@ describe('fused attention (T.attention) on the CPU', () => {
       });
     for (const mode of ['fp32', 'bf16'] as const) {
       for (const scaling of [nn.REGULAR, nn.unitScaling('umup')]) {
-        const fusedRun = withFusion('1', () => lossAndGradients(mode, scaling));
-        const unfusedRun = withFusion('0', () => lossAndGradients(mode, scaling));
-        // BF16 rounds after the attention, so a float32-level difference can move a value by one BF16 step.
-        const tolerance = mode === 'fp32' ? 1e-5 : 2e-2;
-        fusedRun.forEach((x, i) => expect(worstRelative(x, unfusedRun[i]!), `${mode} ${scaling.mode} array ${i}`).toBeLessThan(tolerance));
+        const unfusedRun = withImplementation('copies', () => lossAndGradients(mode, scaling));
+        for (const setting of ['fused', 'materialised'] as const) {
+          const run = withImplementation(setting, () => lossAndGradients(mode, scaling));
+          // BF16 rounds after the attention, so a float32-level difference can move a value by one BF16 step.
+          const tolerance = mode === 'fp32' ? 1e-5 : 2e-2;
+          run.forEach((x, i) => expect(worstRelative(x, unfusedRun[i]!), `${setting} ${mode} ${scaling.mode} array ${i}`).toBeLessThan(tolerance));
+        }
       }
+    }
+  });
+});
+
+describe('materialised attention (products on the windows) on the CPU', () => {
+  const viaNn = (scaling: nn.Scaling, causal: boolean, dropout = 0) => (q: T.Tensor, k: T.Tensor, v: T.Tensor) =>
+    withImplementation('materialised', () => nn.scaledDotProductAttentionHeads(T.heads(q), T.heads(k), T.heads(v), scaling, { causal, dropout, training: false }));
+
+  it('matches central differences through separate q, k and v tensors, causal and full, regular and unit', () => {
+    const [B, H, S, D] = [1, 2, 4, 3];
+    for (const causal of [true, false]) {
+      gradcheck([[B, H, S, D], [B, H, S, D], [B, H, S, D]], viaNn(nn.REGULAR, causal));
+    }
+    // u-μP's backward factors are not the true gradient; the chain-equality tests above cover them.
+  });
+
+  it('zero-fills a source that its windows do not cover', () => {
+    const [B, H, S, D] = [1, 1, 3, 2];
+    T.tidy(() => {
+      const wide = param(values(S * 5, 4), [S, 5]);
+      const q = T.headsView(wide, [B, H, S, D], [0, 0, 5], 0);
+      const k = T.headsView(wide, [B, H, S, D], [0, 0, 5], 2);
+      const v = T.heads(param(values(B * H * S * D, 5), [B, H, S, D]));
+      T.backward(T.sum(withImplementation('materialised', () => nn.scaledDotProductAttentionHeads(q, k, v, nn.REGULAR, { causal: false }))));
+      const g = wide.grad!.toFloat32Array();
+      for (let s = 0; s < S; s++) expect(g[s * 5 + 4]).toBe(0);
+      expect(g.some((x) => x !== 0)).toBe(true);
+    });
+  });
+
+  it('is the default; a bad REPRO_ATTENTION is a one-line error; coinciding windows work in every implementation', () => {
+    const before = process.env.REPRO_ATTENTION;
+    delete process.env.REPRO_ATTENTION;
+    try {
+      expect(nn.attentionImplementation()).toBe('materialised');
+    } finally {
+      if (before !== undefined) process.env.REPRO_ATTENTION = before;
+    }
+    expect(() => withImplementation('flash' as nn.AttentionImplementation, () => nn.attentionImplementation())).toThrow(/REPRO_ATTENTION must be materialised, fused or copies, got flash/);
+    // q and k the same window (each query scored against itself and the others): gradients add up.
+    const [B, H, S, D] = [1, 1, 4, 3];
+    for (const setting of ['materialised', 'fused', 'copies'] as const) {
+      gradcheck([[B, H, S, D], [B, H, S, D]], (x, v) =>
+        withImplementation(setting, () => nn.scaledDotProductAttentionHeads(T.heads(x), T.heads(x), T.heads(v), nn.REGULAR, { causal: true })),
+      );
     }
   });
 });

@@ -2,6 +2,7 @@ import * as T from '../../tensor/index.ts';
 import { logInterpolate } from '../constants.ts';
 import type { GemmFormats } from '../gemm-formats.ts';
 import type { Scaling } from '../scaling.ts';
+import { ReproError } from '../../errors.ts';
 
 /** Softmax temperature (multiplies q·kᵀ), output scale, and the gradient scale of q, k and v. */
 export interface AttentionScales {
@@ -53,47 +54,87 @@ export interface AttentionOptions {
 }
 
 /**
- * Whether attention runs as one fused op: with REPRO_FUSED_ATTENTION=1, for head sizes up to
- * T.ATTENTION_MAX_HEAD_DIM and no dropout. Off by default: the fused CUDA kernels (float32 CUDA cores)
- * are still slower than cuBLAS GEMMs around a softmax kernel (bench/attention.ts: 0.73× at the
- * paper's size, 0.78× at the large one), though they never store the [S, S] probabilities.
+ * How attention over heads windows runs (env REPRO_ATTENTION, read on each call):
+ * - 'materialised' (default): matmul, softmax, matmul with the products reading q, k, v (and
+ *   writing the output) through their windows (T.matmulHeads), the [S, S] probabilities stored,
+ *   and under the causal mask the zero half of every product skippable by the backend;
+ * - 'fused': one op, T.attention (head size ≤ T.ATTENTION_MAX_HEAD_DIM, no dropout, q, k and v
+ *   in distinct windows), never storing the probabilities: the least memory, but slower on CUDA
+ *   (float32 CUDA-core kernels; bench/attention.ts); other cases run 'materialised';
+ * - 'copies': the chain on [B, H, S, D] copies of the windows (T.matmul), as before the windowed
+ *   products existed; kept to compare against.
  */
-function fused(headDim: number, dropout: number, training: boolean): boolean {
-  return process.env.REPRO_FUSED_ATTENTION === '1' && headDim <= T.ATTENTION_MAX_HEAD_DIM && (dropout === 0 || !training);
+export type AttentionImplementation = 'materialised' | 'fused' | 'copies';
+
+export function attentionImplementation(): AttentionImplementation {
+  const setting = process.env.REPRO_ATTENTION;
+  if (setting === undefined || setting === '') return 'materialised';
+  if (setting === 'materialised' || setting === 'fused' || setting === 'copies') return setting;
+  throw new ReproError(`REPRO_ATTENTION must be materialised, fused or copies, got ${setting}`);
+}
+
+function sameWindow(a: T.HeadsView, b: T.HeadsView): boolean {
+  return a.tensor === b.tensor && a.offset === b.offset && a.strides.every((s, i) => s === b.strides[i]);
+}
+
+function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropout: number, training: boolean): AttentionImplementation {
+  const chosen = attentionImplementation();
+  if (chosen !== 'fused') return chosen;
+  const fusable = !(dropout > 0 && training) && q.shape[3] <= T.ATTENTION_MAX_HEAD_DIM && !sameWindow(q, k) && !sameWindow(q, v) && !sameWindow(k, v);
+  return fusable ? 'fused' : 'materialised';
 }
 
 /** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v for q, k, v [B, H, S, D], as [B, H, S, D]. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the kernels. */
 export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
-  if (!fused(q.shape[q.rank - 1], options.dropout ?? 0, options.training ?? true) || q.rank !== 4) return unfusedAttention(q, k, v, scaling, options);
+  const fused = attentionImplementation() === 'fused' && q.rank === 4 && q.shape[3] <= T.ATTENTION_MAX_HEAD_DIM && !((options.dropout ?? 0) > 0 && (options.training ?? true));
+  if (!fused) return unfusedAttention(q, k, v, scaling, options);
   return T.permute(scaledDotProductAttentionHeads(T.heads(q), T.heads(k), T.heads(v), scaling, options), [0, 2, 1, 3]);
 }
 
 /**
  * scaledDotProductAttention over heads windows (e.g. of a fused qkv projection), returned as
- * [B, S, H, D]: one fused op (T.attention) where it can, else the unfused chain on copies of the
- * windows. The rule is scaledDotProductAttention's.
+ * [B, S, H, D] (the heads side by side, as an output projection reads them); see
+ * AttentionImplementation for how it runs. The rule is scaledDotProductAttention's.
  */
 export function scaledDotProductAttentionHeads(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, scaling: Scaling, options: AttentionOptions): T.Tensor {
-  const [, , S, D] = q.shape;
+  const [B, H, S, D] = q.shape;
+  const keys = k.shape[2];
   const p = options.dropout ?? 0;
-  if (!fused(D, p, options.training ?? true)) {
+  if (options.causal && keys !== S) throw new Error(`scaledDotProductAttention: causal needs as many keys as queries, got ${keys} and ${S}`);
+  const implementation = implementationFor(q, k, v, p, options.training ?? true);
+  if (implementation === 'copies') {
     const gather = (x: T.HeadsView) => T.asStrided(x.tensor, x.shape, [...x.strides, 1], x.offset);
     return T.permute(unfusedAttention(gather(q), gather(k), gather(v), scaling, options), [0, 2, 1, 3]);
   }
-  const sc = attentionScales(scaling, { keys: k.shape[2], headDim: D, causal: options.causal, dropout: p, mult: options.mult });
-  if (options.causal && k.shape[2] !== S) throw new Error(`scaledDotProductAttention: causal needs as many keys as queries`);
+  const sc = attentionScales(scaling, { keys, headDim: D, causal: options.causal, dropout: p, mult: options.mult });
   // The unfused chain's factors: q·kᵀ gradients temperature·σ, the probabilities' gradient 1, v's σ.
-  return T.attention(q, k, v, {
-    causal: options.causal,
-    temperature: sc.temperature,
-    outputScale: sc.output,
-    probsGradScale: 1,
-    logitGradScale: sc.temperature * sc.gradInputs,
-    valueGradScale: sc.gradInputs,
+  const logitGradScale = sc.temperature * sc.gradInputs;
+  if (implementation === 'fused') {
+    return T.attention(q, k, v, { causal: options.causal, temperature: sc.temperature, outputScale: sc.output, probsGradScale: 1, logitGradScale, valueGradScale: sc.gradInputs });
+  }
+  // Logits above the diagonal are masked (their gradient is exactly zero), and the masked softmax
+  // makes those probabilities exactly zero (dropout keeps them so): the causal halves may be skipped.
+  const logits = T.matmulHeads(q, k, {
+    transB: true,
+    scale: sc.temperature,
+    gradScaleA: logitGradScale,
+    gradScaleB: logitGradScale,
+    inputFormat: options.formats?.inputFormat,
+    gradFormat: 'fp32',
+    causal: options.causal ? { forward: 'lower-output', gradA: 'k-to-row', gradB: 'k-from-row' } : undefined,
+  });
+  let probs = T.softmax(logits, { causal: options.causal });
+  if (p > 0) probs = T.dropout(probs, p, { training: options.training ?? true });
+  return T.matmulHeads(T.heads(probs), v, {
+    scale: sc.output,
+    gradScaleA: 1,
+    gradScaleB: sc.gradInputs,
+    causal: options.causal ? { forward: 'k-to-row', gradA: 'lower-output', gradB: 'k-from-row' } : undefined,
+    out: { shape: [B, S, H, D], strides: [S * H * D, D, H * D] },
   });
 }
 
-/** The op-by-op form: a q·kᵀ matmul, a softmax with the causal mask inside, a matmul with v. */
+/** The op-by-op form on [..., S, D] tensors: a q·kᵀ matmul, a softmax with the causal mask inside, a matmul with v. */
 function unfusedAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
   const s = k.shape[k.rank - 2];
   const d = q.shape[q.rank - 1];
