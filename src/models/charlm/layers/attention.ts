@@ -47,30 +47,34 @@ export class AttentionLayer {
     const H = this.heads;
     const D = this.headSize;
     const qkv = f.tap(`${this.prefix}.qkv`, this.qkv.forward(x));
-    // Part i of qkv ([B, L, 3, H, D]) as [H, B, L, D], gathered by one strided copy.
-    const take = (i: number) => T.asStrided(qkv, [H, B, L, D], [D, L * 3 * H * D, 3 * H * D, 1], i * H * D);
+    // Part i of qkv ([B, L, 3, H, D]) as an [H, B, L, D] window. Only q is copied out (it gets the bias).
+    const window = (t: T.Tensor, i: number) => T.headsView(t, [H, B, L, D], [D, L * 3 * H * D, 3 * H * D], i * H * D);
+    const gathered = T.asStrided(qkv, [H, B, L, D], [D, L * 3 * H * D, 3 * H * D, 1], 0);
     // The query bias is shared by all B·L positions (gradient ×1/N or N^-½).
     const bias = T.reshape(policy.parameter(this.queryBias), [H, 1, 1, D]);
-    const q = f.tap(`${this.prefix}.query`, policy.output(T.add(take(0), bias, { gradScaleB: plan.sharedVectorGradScale(B * L) })));
+    const q = f.tap(`${this.prefix}.query`, policy.output(T.add(gathered, bias, { gradScaleB: plan.sharedVectorGradScale(B * L) })));
     const positions = f.tap(`${this.prefix}.positions`, this.positionEmbeddings(f));
-    const context = policy.matmul([q, take(1), take(2), positions], ([qq, kq, vq, eq], formats) => this.attend(qq, kq, vq, eq, formats, f));
-    const merged = T.reshape(T.permute(context, [1, 2, 0, 3]), [B, L, H * D]);
+    // The policy sees qkv whole (FP8 quantises it at once); k and v are read through windows of it.
+    const context = policy.matmul([q, qkv, positions], ([qq, all, eq], formats) => this.attend(qq, window(all, 1), window(all, 2), eq, formats, f));
+    const merged = T.reshape(context, [B, L, H * D]);
     return f.tap(`${this.prefix}.out`, this.out.forward(f.tap(`${this.prefix}.context`, merged)));
   }
 
-  /** E[h, t′, d] for reversed positions t′: the (scaled) sinusoids times `positional` [F, H·D]. */
+  /** [L, H·D]: row t′ holds E[h, t′, ·] for reversed positions t′, the (scaled) sinusoids times `positional` [F, H·D]. */
   private positionEmbeddings(f: ForwardContext): T.Tensor {
     const { policy, plan } = this.ctx;
-    const L = f.length;
     // A cut edge (its input is a constant): output F^-½, weight gradient ×1/L or L^-½.
-    const flat = policy.matmul([f.constants().sinusoidsReversed, policy.parameter(this.positional)], ([s, p], formats) =>
+    return policy.matmul([f.constants().sinusoidsReversed, policy.parameter(this.positional)], ([s, p], formats) =>
       nn.linear(s, p, null, plan.cutEdge, { formats }),
     );
-    return T.permute(T.reshape(flat, [L, this.heads, this.headSize]), [1, 0, 2]);
   }
 
-  /** softmax(causal(content + relative logits))·v for q, k, v [H, B, L, D] and E [H, L, D]. */
-  private attend(q: T.Tensor, k: T.Tensor, v: T.Tensor, e: T.Tensor, formats: nn.GemmFormats, f: ForwardContext): T.Tensor {
+  /**
+   * softmax(causal(content + relative logits))·v for q [H, B, L, D], k and v [H, B, L, D] windows
+   * and positions [L, H·D], as [B, L, H, D] (the layout the output projection reads). Every product
+   * is told which half the causal mask zeroes, so a backend may skip it.
+   */
+  private attend(q: T.Tensor, k: T.HeadsView, v: T.HeadsView, positions: T.Tensor, formats: nn.GemmFormats, f: ForwardContext): T.Tensor {
     const { policy, plan, scaling } = this.ctx;
     const { batch: B, length: L } = f;
     const H = this.heads;
@@ -81,8 +85,19 @@ export class AttentionLayer {
     const fp8 = policy.mode === 'fp8';
     const logitFormats = fp8 ? { inputFormat: formats.inputFormat, gradFormat: 'fp32' as const } : formats;
     const valueFormats = fp8 ? {} : formats;
-    const content = T.matmul(q, k, { transB: true, scale: s.content.output, gradScaleA: s.content.gradLeft, gradScaleB: s.content.gradRight, ...logitFormats });
-    const reversed = T.matmul(T.reshape(q, [H, B * L, D]), e, {
+    const maskValue = this.ctx.config.model.attention.mask_value;
+    // With a mask value this far below any logit, exp(mask − row max) underflows to exactly 0 in
+    // float32, so masking inside the softmax kernel gives the same probabilities and gradients as
+    // where(mask, x, mask_value) followed by a softmax, without the two extra passes.
+    const inKernel = maskValue <= IN_KERNEL_MASK_BELOW;
+    // Logits above the diagonal are masked, so their values never matter and their gradient is
+    // exactly zero (the masked softmax's or the where's): the logit products may skip that half.
+    const logitCausal = { forward: 'lower-output', gradA: 'k-to-row', gradB: 'k-from-row' } as const;
+    // Probabilities above the diagonal are exactly zero only when the softmax masks them itself.
+    const valueCausal = inKernel ? ({ forward: 'k-to-row', gradA: 'lower-output', gradB: 'k-from-row' } as const) : undefined;
+    const content = T.matmulHeads(T.heads(q), k, { transB: true, scale: s.content.output, gradScaleA: s.content.gradLeft, gradScaleB: s.content.gradRight, causal: logitCausal, ...logitFormats });
+    // Each head's q against its E, over all B·L query positions at once: [H, B·L, L].
+    const reversed = T.matmulHeads(T.headsView(q, [1, H, B * L, D], [0, B * L * D, D]), T.headsView(positions, [1, H, L, D], [0, D, H * D]), {
       transB: true,
       scale: s.relative.output,
       gradScaleA: s.relative.gradLeft,
@@ -91,19 +106,18 @@ export class AttentionLayer {
     });
     const relative = relativeShift(T.reshape(policy.output(reversed), [H, B, L, L]));
     const summed = policy.output(T.add(policy.output(content), relative));
-    const maskValue = this.ctx.config.model.attention.mask_value;
     const causal = { mask: f.constants().causal };
-    // With a mask value this far below any logit, exp(mask − row max) underflows to exactly 0 in
-    // float32, so masking inside the softmax kernel gives the same probabilities and gradients as
-    // where(mask, x, mask_value) followed by a softmax, without the two extra passes.
-    const inKernel = maskValue <= IN_KERNEL_MASK_BELOW;
     const logits = f.tap(`${this.prefix}.logits`, inKernel ? summed : policy.output(T.where(causal.mask, summed, maskValue)), causal);
-    if (plan.attention === 'library-ops') {
-      const probs = f.tap(`${this.prefix}.probs`, policy.output(T.softmax(logits, { ...nn.softmaxScales(scaling, L), causal: inKernel })), causal);
-      return nn.matmul(probs, v, scaling, { formats: valueFormats });
-    }
-    const probs = f.tap(`${this.prefix}.probs`, policy.output(T.softmax(logits, { causal: inKernel })), causal);
-    return T.matmul(probs, v, { scale: s.value.output, gradScaleA: s.value.gradLeft, gradScaleB: s.value.gradRight, ...valueFormats });
+    const softmaxScales = plan.attention === 'library-ops' ? nn.softmaxScales(scaling, L) : {};
+    const probs = f.tap(`${this.prefix}.probs`, policy.output(T.softmax(logits, { ...softmaxScales, causal: inKernel })), causal);
+    return T.matmulHeads(T.heads(probs), v, {
+      scale: s.value.output,
+      gradScaleA: s.value.gradLeft,
+      gradScaleB: s.value.gradRight,
+      causal: valueCausal,
+      out: { shape: [B, L, H, D], strides: [D, L * H * D, H * D] },
+      ...valueFormats,
+    });
   }
 
   /** GEMM factors of the content logits, relative logits and attn·v under the plan. */
@@ -119,7 +133,8 @@ export class AttentionLayer {
       return {
         content: times(nn.matmulScales(scaling, L, D, L)),
         relative: times(nn.matmulScales(scaling, B * L, D, L)),
-        value: one,
+        // the library's unit matmul of probabilities [L, L] and v [L, D]
+        value: nn.matmulScales(scaling, L, L, D),
       };
     }
     const a = nn.attentionScales(scaling, { keys: L, headDim: D, causal: true, dropout: 0 });
