@@ -42,6 +42,23 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
     });
   }
 
+  it('split reductions one after another: the last block of each combines the chunks, bit-identical each time', () => {
+    // Each launch counts its blocks on one device word that its last block resets: a launch that
+    // found it non-zero would elect no block and leave its output unwritten.
+    const x = testValues(3000 * 40, 73);
+    const outs = { a: new Float32Array(40), b: new Float32Array(40), c: new Float32Array(40), d: new Float32Array(2 * 40) };
+    const { cpu: c, gpu } = runBoth({ x, ...outs }, (b, st) => {
+      b.reduce('sum', st.x!, [3000, 40], st.a!, [1, 40], 1);
+      b.reduce('max', st.x!, [2, 1500, 40], st.d!, [2, 1, 40], 1);
+      b.reduce('sum', st.x!, [3000, 40], st.b!, [1, 40], 1);
+      b.reduce('sum', st.x!, [3000, 40], st.c!, [1, 40], 1);
+    }, ['a', 'b', 'c', 'd']);
+    expectClose(gpu.a!, c.a!, SUMS, 'first');
+    expectClose(gpu.d!, c.d!, SUMS, 'max in between');
+    expect(Array.from(gpu.b!)).toEqual(Array.from(gpu.a!));
+    expect(Array.from(gpu.c!)).toEqual(Array.from(gpu.a!));
+  });
+
   it('reduce max propagates NaN', () => {
     const x = testValues(200, 72);
     x[17] = NaN;

@@ -42,13 +42,12 @@ export function reduce(rt: CudaRuntime, kind: ReduceKind, x: Storage, xShape: re
       const columnBlocks = Math.ceil(inner / 32);
       const chunks = Math.ceil(mid / SPLIT_CHUNK_ROWS);
       if (columnBlocks * outer < rt.multiprocessors && chunks > 1 && outer * chunks <= 65535) {
-        // Too few blocks to fill the device: fixed chunks of mid in parallel, then an ordered combine.
+        // Too few blocks to fill the device: fixed chunks of mid in parallel, combined in order by
+        // the last block to finish (one launch; outer·inner < 32·multiprocessors outputs here).
         const bytes = (kind === 'max' || kind === 'min' ? 4 : 8) * outer * chunks * inner;
         const scratch = rt.allocateScratch(bytes);
-        const partial = rt.kernel(REDUCE_MODULE, `reduce_mid_partial_${kind}`, ['p', 'p', 'i', 'i', 'i', 'i', 'i']);
-        rt.launch(partial, columnBlocks, outer * chunks, 1024, [xa, scratch.address, outer, mid, inner, SPLIT_CHUNK_ROWS, chunks]);
-        const finish = rt.kernel(REDUCE_MODULE, `reduce_mid_finish_${kind}`, ['p', 'p', 'i', 'i', 'i', 'd']);
-        rt.launchLinear(finish, outer * inner, [scratch.address, oa, outer, chunks, inner, scale]);
+        const partial = rt.kernel(REDUCE_MODULE, `reduce_mid_partial_${kind}`, ['p', 'p', 'i', 'i', 'i', 'i', 'i', 'p', 'd', 'p']);
+        rt.launch(partial, columnBlocks, outer * chunks, 1024, [xa, scratch.address, outer, mid, inner, SPLIT_CHUNK_ROWS, chunks, oa, scale, rt.lastBlockCounter]);
         rt.releaseScratch(scratch);
         return;
       }

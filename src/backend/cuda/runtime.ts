@@ -36,6 +36,7 @@ export class CudaRuntime {
   private readonly maxLinearBlocks: number;
   private allocatedBytes = 0;
   private peakBytes = 0;
+  private counterBlock: Block | null = null;
 
   constructor(
     readonly device: OpenDevice,
@@ -93,6 +94,20 @@ export class CudaRuntime {
 
   releaseScratch(block: Block): void {
     this.allocator.release(block);
+  }
+
+  /**
+   * A device word, zero between launches, for kernels whose last block to finish completes the
+   * reduction (kernels/reduce.ts): the blocks count themselves on it and the last one sets it back
+   * to zero, so one word serves every launch on this stream, graph replays included. Allocated on
+   * first use (a warm-up step, before any capture).
+   */
+  get lastBlockCounter(): number {
+    if (!this.counterBlock) {
+      this.counterBlock = this.allocator.allocate(4);
+      checkDriver(this.api, 'cuMemsetD32Async', this.api.cuMemsetD32Async(this.counterBlock.address, 0, 1, this.stream));
+    }
+    return this.counterBlock.address;
   }
 
   kernel(module: KernelModuleSource, name: string, kinds: readonly ParamKind[]): Kernel {
@@ -161,6 +176,8 @@ export class CudaRuntime {
   /** Frees the allocator's cached memory, the spare events and the stream (CudaBackend.destroy). */
   destroy(): void {
     this.synchronize();
+    if (this.counterBlock) this.allocator.release(this.counterBlock);
+    this.counterBlock = null;
     this.allocator.emptyCache();
     for (const event of this.spareEvents.splice(0)) checkDriver(this.api, 'cuEventDestroy', this.api.cuEventDestroy_v2(event));
     checkDriver(this.api, 'cuStreamDestroy', this.api.cuStreamDestroy_v2(this.stream));

@@ -94,9 +94,16 @@ extern "C" __global__ void reduce_mid_${kind}(const float *x, float *out, int ou
     __syncthreads();
   }
 }
-/** reduce_mid split over fixed chunks of mid (for grids too small to fill the device): pass 1. */
-extern "C" __global__ void reduce_mid_partial_${kind}(const float *x, ${acc.type} *partialOut, int outer, int mid, int inner, int chunkRows, int chunks) {
+/**
+ * reduce_mid split over fixed chunks of mid (for grids too small to fill the device): each block
+ * writes its chunk's partial column sums, and the last block to finish combines the chunks of
+ * every output in chunk order (as a second launch would; the counter only elects that block, so
+ * the result stays deterministic) and sets the counter back to zero.
+ */
+extern "C" __global__ void reduce_mid_partial_${kind}(const float *x, ${acc.type} *partialOut, int outer, int mid, int inner, int chunkRows, int chunks,
+                                                    float *out, double scale, unsigned int *counter) {
   __shared__ ${acc.type} partial[32][33];
+  __shared__ bool lastBlock;
   int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
   int column = blockIdx.x * 32 + tx;
   int o = blockIdx.y / chunks, chunk = blockIdx.y - o * chunks;
@@ -115,16 +122,22 @@ extern "C" __global__ void reduce_mid_partial_${kind}(const float *x, ${acc.type
     for (int k = 1; k < 32; ++k) total = ${acc.combine('total', 'partial[k][tx]')};
     partialOut[((long long)o * chunks + chunk) * inner + column] = total;
   }
-}
-/** Pass 2: the chunks of each output combined in order. */
-extern "C" __global__ void reduce_mid_finish_${kind}(const ${acc.type} *partialIn, float *out, int outer, int chunks, int inner, double scale) {
-  GRID_STRIDE(i, outer * inner) {
-    int o = i / inner, column = i - o * inner;
-    const ${acc.type} *p = partialIn + (long long)o * chunks * inner + column;
-    ${acc.type} total = p[0];
-    for (int k = 1; k < chunks; ++k) total = ${acc.combine('total', 'p[(long long)k * inner]')};
+  // This block's partials must be visible to whichever block finishes before it is counted.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) lastBlock = atomicAdd(counter, 1u) == gridDim.x * gridDim.y - 1;
+  __syncthreads();
+  if (!lastBlock) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < outer * inner; i += blockDim.x) {
+    int oo = i / inner, c = i - oo * inner;
+    const ${acc.type} *p = partialOut + (long long)oo * chunks * inner + c;
+    // __ldcg: straight from L2, where the other blocks' partials are (never this SM's L1).
+    ${acc.type} total = __ldcg(p);
+    for (int k = 1; k < chunks; ++k) total = ${acc.combine('total', '__ldcg(p + (long long)k * inner)')};
     out[i] = (float)(scale * (double)total);
   }
+  if (threadIdx.x == 0) *counter = 0u;
 }
 `;
 }
