@@ -3,7 +3,7 @@
  * a float64 reference, and a check that allows for float32 accumulation order.
  */
 import { expect } from 'vitest';
-import type { CausalGemm, Storage, StridedGemmParams } from '../src/backend/backend.ts';
+import type { Storage, StridedGemmParams } from '../src/backend/backend.ts';
 import { seededRandom } from './seeded-random.ts';
 
 export interface Layout {
@@ -13,17 +13,8 @@ export interface Layout {
   readonly batchStrides: readonly [number, number];
 }
 
-export interface Shape {
-  readonly transA: boolean;
-  readonly transB: boolean;
-  readonly m: number;
-  readonly n: number;
-  readonly k: number;
-  readonly alpha: number;
-  readonly beta: number;
-  readonly batch: readonly [number, number];
-  readonly causal: CausalGemm;
-}
+/** A product's sizes and flags: StridedGemmParams without its operands. */
+export type Shape = Pick<StridedGemmParams, 'transA' | 'transB' | 'm' | 'n' | 'k' | 'alpha' | 'beta' | 'batch' | 'causal'>;
 
 export interface Problem {
   readonly shape: Shape;

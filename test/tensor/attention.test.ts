@@ -41,6 +41,21 @@ function run(form: Form, scaling: nn.Scaling, causal: boolean, dims: { B: number
   });
 }
 
+/** q and k read the first columns of a wider [3, 5] tensor: its last column gets a zero gradient, the rest not. */
+function expectUncoveredZero(attend: (q: T.HeadsView, k: T.HeadsView, v: T.HeadsView) => T.Tensor): void {
+  const [B, H, S, D] = [1, 1, 3, 2];
+  T.tidy(() => {
+    const wide = param(values(S * 5, 4), [S, 5]);
+    const q = T.headsView(wide, [B, H, S, D], [0, 0, 5], 0);
+    const k = T.headsView(wide, [B, H, S, D], [0, 0, 5], 2);
+    const v = T.heads(param(values(B * H * S * D, 5), [B, H, S, D]));
+    T.backward(T.sum(attend(q, k, v)));
+    const g = wide.grad!.toFloat32Array();
+    for (let s = 0; s < S; s++) expect(g[s * 5 + 4]).toBe(0);
+    expect(g.some((x) => x !== 0)).toBe(true);
+  });
+}
+
 function worstRelative(actual: Float32Array, expected: Float32Array): number {
   expect(actual.length).toBe(expected.length);
   let scale = 0;
@@ -94,19 +109,8 @@ describe('fused attention (T.attention) on the CPU', () => {
   });
 
   it('zero-fills a source that its windows do not cover, and rejects windows outside it', () => {
-    const [B, H, S, D] = [1, 1, 3, 2];
-    T.tidy(() => {
-      // q and k read the first columns of a wider tensor; the rest gets a zero gradient.
-      const wide = param(values(S * 5, 4), [S, 5]);
-      const q = T.headsView(wide, [B, H, S, D], [0, 0, 5], 0);
-      const k = T.headsView(wide, [B, H, S, D], [0, 0, 5], 2);
-      const v = T.heads(param(values(B * H * S * D, 5), [B, H, S, D]));
-      const out = T.attention(q, k, v, { causal: false, temperature: 1, outputScale: 1, probsGradScale: 1, logitGradScale: 1, valueGradScale: 1 });
-      T.backward(T.sum(out));
-      const g = wide.grad!.toFloat32Array();
-      for (let s = 0; s < S; s++) expect(g[s * 5 + 4]).toBe(0);
-      expect(() => T.headsView(wide, [B, H, S, D], [0, 0, 5], 4)).toThrow(/does not fit/);
-    });
+    expectUncoveredZero((q, k, v) => T.attention(q, k, v, { causal: false, temperature: 1, outputScale: 1, probsGradScale: 1, logitGradScale: 1, valueGradScale: 1 }));
+    T.tidy(() => expect(() => T.headsView(T.zeros([3, 5]), [1, 1, 3, 2], [0, 0, 5], 4)).toThrow(/does not fit/));
   });
 
   it('leaves the reference GPT model\'s loss and gradients as the chain on copies gives them (fused and materialised; FP32 and BF16, regular and unit)', () => {
@@ -148,17 +152,7 @@ describe('materialised attention (products on the windows) on the CPU', () => {
   });
 
   it('zero-fills a source that its windows do not cover', () => {
-    const [B, H, S, D] = [1, 1, 3, 2];
-    T.tidy(() => {
-      const wide = param(values(S * 5, 4), [S, 5]);
-      const q = T.headsView(wide, [B, H, S, D], [0, 0, 5], 0);
-      const k = T.headsView(wide, [B, H, S, D], [0, 0, 5], 2);
-      const v = T.heads(param(values(B * H * S * D, 5), [B, H, S, D]));
-      T.backward(T.sum(withImplementation('materialised', () => nn.scaledDotProductAttentionHeads(q, k, v, nn.REGULAR, { causal: false }))));
-      const g = wide.grad!.toFloat32Array();
-      for (let s = 0; s < S; s++) expect(g[s * 5 + 4]).toBe(0);
-      expect(g.some((x) => x !== 0)).toBe(true);
-    });
+    expectUncoveredZero((q, k, v) => withImplementation('materialised', () => nn.scaledDotProductAttentionHeads(q, k, v, nn.REGULAR, { causal: false })));
   });
 
   it('is the default; a bad REPRO_ATTENTION is a one-line error; coinciding windows work in every implementation', () => {
