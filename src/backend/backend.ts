@@ -623,6 +623,11 @@ export interface Backend {
   /** Batched products over two batch levels with arbitrary strides (see StridedGemmParams). */
   gemmStrided(params: StridedGemmParams): void;
   /**
+   * Independent gemmStrided products (none writes what another reads or writes), e.g. both
+   * gradients of one product: a backend may run them side by side. Results equal gemmStrided on each.
+   */
+  gemmsStrided(params: readonly StridedGemmParams[]): void;
+  /**
    * Row-wise softmax (or log-softmax) of inScale·x, times outScale. causalRows > 0: the rows are
    * the query positions of […, causalRows, cols] score matrices, and element (r, c) with
    * c > r mod causalRows counts as −∞ (probability 0), exactly as if a −∞ causal mask had been

@@ -194,6 +194,32 @@ describe.skipIf(!cuda)(`CUDA gemmStrided ${noCudaReason}`, () => {
     }
   });
 
+  it('independent products two to a launch, the odd one alone, mergeable ones through cuBLAS', () => {
+    const renamed = (problem: Problem, tag: string): Problem => {
+      const rename = (l: Layout): Layout => ({ ...l, buffer: `${tag}${l.buffer}` });
+      return { ...problem, a: rename(problem.a), b: rename(problem.b), c: rename(problem.c), buffers: Object.fromEntries(Object.entries(problem.buffers).map(([k, v]) => [`${tag}${k}`, v])) };
+    };
+    const shapes: Shape[] = [
+      { transA: true, transB: false, m: 130, n: 40, k: 130, alpha: 0.7, beta: 0.5, batch: [2, 3], causal: 'k-from-row' },
+      { transA: false, transB: true, m: 70, n: 70, k: 33, alpha: 1, beta: 0, batch: [3, 2], causal: 'lower-output' },
+      { transA: false, transB: false, m: 40, n: 24, k: 40, alpha: 1, beta: 0, batch: [1, 4], causal: 'none' },
+      { transA: false, transB: false, m: 64, n: 5, k: 64, alpha: 0.5, beta: 1, batch: [2, 2], causal: 'k-to-row' },
+    ];
+    const problems = shapes.map((shape, i) => {
+      const problem = renamed(paddedProblem(shape, { pad: 1, offset: 3, gap: shape.batch[0] === 1 ? 0 : 5, seed: 700 + i, nanC: shape.beta === 0 }), `p${i}`);
+      keepPromise(problem);
+      return problem;
+    });
+    const buffers = Object.assign({}, ...problems.map((p) => p.buffers)) as Record<string, Float32Array>;
+    const outs = problems.map((p) => p.c.buffer);
+    const before = cublasProducts();
+    const launch = (backend: Backend) => runOn(backend, buffers, (s) => backend.gemmsStrided(problems.map((p) => bind(p, s))), outs);
+    const got = launch(gpu);
+    expect(cublasProducts() - before, 'the mergeable product').toBe(1);
+    const want = launch(cpuBackend);
+    problems.forEach((p, i) => expectMatches(p, reference(p), got[p.c.buffer] as Float32Array, want[p.c.buffer] as Float32Array, REL, `product ${i}: ${name(p.shape)}`));
+  });
+
   it('rejects views past the storage, too many batch entries and non-square causal products', () => {
     const shape: Shape = { transA: false, transB: false, m: 6, n: 5, k: 4, alpha: 1, beta: 0, batch: [2, 2], causal: 'none' };
     const problem = paddedProblem(shape, { pad: 0, offset: 0, gap: 1, seed: 600 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as T from '../../src/tensor/index.ts';
+import type { StridedGemmParams } from '../../src/backend/backend.ts';
+import { CpuBackend } from '../../src/backend/cpu/index.ts';
 import { gradcheck, param, values } from './gradcheck.ts';
 
 const [B, L, H, D] = [2, 5, 3, 4];
@@ -86,5 +88,28 @@ describe('T.matmulHeads (products on windows, no copies)', () => {
       const out = T.matmulHeads(shared, shared);
       expect(() => T.backward(T.sum(out))).toThrow(/zero stride/);
     });
+  });
+
+  it('hands both gradient products to the backend together, unless their windows of one source overlap', () => {
+    class Recording extends CpuBackend {
+      readonly batches: number[] = [];
+      override gemmsStrided(params: readonly StridedGemmParams[]): void {
+        this.batches.push(params.length);
+        super.gemmsStrided(params);
+      }
+    }
+    const backend = new Recording();
+    const batchesOf = (b: number, a: number) =>
+      T.withBackend(backend, () =>
+        T.tidy(() => {
+          backend.batches.length = 0;
+          const qkv = param(values(B * L * 3 * H * D, 8), [B, L, 3 * H * D]);
+          T.backward(T.sum(T.matmulHeads(part(qkv, a), part(qkv, b), { transB: true })));
+          return [...backend.batches];
+        }),
+      );
+    expect(batchesOf(1, 0)).toEqual([2]);
+    // q·qᵀ: both gradients add into q's window, so they run one after the other.
+    expect(batchesOf(0, 0)).toEqual([]);
   });
 });

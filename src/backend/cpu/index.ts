@@ -123,6 +123,10 @@ export class CpuBackend implements Backend {
     gemmStrided(params);
   }
 
+  gemmsStrided(params: readonly StridedGemmParams[]): void {
+    for (const p of params) gemmStrided(p);
+  }
+
   gemm(p: GemmParams): void {
     sgemmBatched({
       transA: p.transA,

@@ -238,10 +238,19 @@ export class CudaBackend implements Backend {
    * already quantised, so only the accumulation order differs.
    */
   gemmStrided(params: StridedGemmParams): void {
-    checkStridedGemm(params);
-    const batched = asBatchedGemm(params);
-    if (batched) this.gemm(batched);
-    else stridedGemm.gemmStrided(this.runtime, params);
+    this.gemmsStrided([params]);
+  }
+
+  /** As gemmStrided, with the kernel's products two to a launch, side by side. */
+  gemmsStrided(params: readonly StridedGemmParams[]): void {
+    const own: StridedGemmParams[] = [];
+    for (const p of params) {
+      checkStridedGemm(p);
+      const batched = asBatchedGemm(p);
+      if (batched) this.gemm(batched);
+      else own.push(p);
+    }
+    if (own.length > 0) stridedGemm.gemmsStrided(this.runtime, own);
   }
 
   softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean, causalRows: number): void {

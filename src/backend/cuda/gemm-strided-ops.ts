@@ -5,17 +5,13 @@
  */
 import type { StridedGemmParams, StridedMatrix } from '../backend.ts';
 import { checkStridedGemm } from '../strided-gemm-rules.ts';
-import { GEMM_STRIDED_CAUSAL, GEMM_STRIDED_MODULE, GEMM_STRIDED_THREADS, GEMM_STRIDED_TILE } from './kernels/gemm-strided.ts';
+import { GEMM_STRIDED_CAUSAL, GEMM_STRIDED_MODULE, GEMM_STRIDED_PROBLEM_WORDS, GEMM_STRIDED_THREADS, GEMM_STRIDED_TILE } from './kernels/gemm-strided.ts';
 import type { ParamKind } from './launch.ts';
 import { addressAt, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
 
 const OP = 'gemmStrided';
-const KINDS: readonly ParamKind[] = [
-  'p', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', // a, b, c, m, n, k, lda, ldb, ldc
-  'l', 'l', 'l', 'l', 'l', 'l', // batch strides of A, B, C
-  'i', 'i', 'i', 'f', 'f', 'i', 'i', 'i', 'i', 'i', // batch1, transA, transB, alpha, beta, causal, vecA, vecB, vecC, tileRows
-];
+const KINDS: readonly ParamKind[] = [`s${GEMM_STRIDED_PROBLEM_WORDS}`, `s${GEMM_STRIDED_PROBLEM_WORDS}`, 'i']; // p0, p1, batches0
 /** Grid y and z limit of cuLaunchKernel. */
 const MAX_GRID_YZ = 65535;
 const MAX_INT = 0x7fffffff;
@@ -55,29 +51,72 @@ export function stridedGemmTileRows(m: number, n: number, batch: number, multipr
   return blocks >= multiprocessors ? 64 : 32;
 }
 
-export function gemmStrided(rt: CudaRuntime, p: StridedGemmParams): void {
+/** A checked product as the kernel's GsProblem struct, with its grid; null when it has no outputs. */
+interface PackedProblem {
+  readonly words: Int32Array;
+  readonly tilesX: number;
+  readonly tilesY: number;
+  readonly batches: number;
+}
+
+const TWO_32 = 4294967296;
+
+function pack(rt: CudaRuntime, p: StridedGemmParams): PackedProblem | null {
   checkStridedGemm(p);
   for (const [name, s] of [['A', p.a], ['B', p.b], ['C', p.c]] as const) {
     if (s.storage.dtype !== 'f32') throw new TypeError(`${OP}: ${name} must be float32 storage, got ${s.storage.dtype}`);
   }
   const [batch0, batch1] = p.batch;
-  if (p.m === 0 || p.n === 0 || batch0 === 0 || batch1 === 0) return;
+  if (p.m === 0 || p.n === 0 || batch0 === 0 || batch1 === 0) return null;
   const a = prepare('A', p.a, p.transA ? p.k : p.m, p.transA ? p.m : p.k, p.batch);
   const b = prepare('B', p.b, p.transB ? p.n : p.k, p.transB ? p.k : p.n, p.batch);
   const c = prepare('C', p.c, p.m, p.n, p.batch);
-  const gridX = Math.ceil(p.n / GEMM_STRIDED_TILE);
-  const gridZ = batch0 * batch1;
-  const tileRows = stridedGemmTileRows(p.m, p.n, gridZ, rt.multiprocessors);
-  const gridY = Math.ceil(p.m / tileRows);
-  if (gridY > MAX_GRID_YZ) throw new RangeError(`${OP}: m ${p.m} needs ${gridY} row tiles, above the grid's ${MAX_GRID_YZ}`);
-  if (gridZ > MAX_GRID_YZ) throw new RangeError(`${OP}: batch ${batch0}·${batch1} = ${gridZ} is above the grid's ${MAX_GRID_YZ}`);
+  const batches = batch0 * batch1;
+  const tileRows = stridedGemmTileRows(p.m, p.n, batches, rt.multiprocessors);
+  const tilesX = Math.ceil(p.n / GEMM_STRIDED_TILE);
+  const tilesY = Math.ceil(p.m / tileRows);
+  if (tilesY > MAX_GRID_YZ) throw new RangeError(`${OP}: m ${p.m} needs ${tilesY} row tiles, above the grid's ${MAX_GRID_YZ}`);
+  if (batches > MAX_GRID_YZ) throw new RangeError(`${OP}: batch ${batch0}·${batch1} = ${batches} is above the grid's ${MAX_GRID_YZ}`);
   // Tile indices run up to a tile past n and k in 32-bit ints.
   if (Math.max(p.n, p.k) > MAX_INT - GEMM_STRIDED_TILE) throw new RangeError(`${OP}: n ${p.n} or k ${p.k} is too large for the kernel's 32-bit indices`);
   // k = 0 and alpha = 0 need nothing special: the kernel then reads neither A nor B.
+  const words = new Int32Array(GEMM_STRIDED_PROBLEM_WORDS);
+  const floats = new Float32Array(words.buffer);
+  const wide = [a.address, b.address, c.address, a.strides[0], a.strides[1], b.strides[0], b.strides[1], c.strides[0], c.strides[1]];
+  wide.forEach((v, i) => {
+    words[2 * i] = v % TWO_32 | 0;
+    words[2 * i + 1] = Math.floor(v / TWO_32);
+  });
+  words.set([p.m, p.n, p.k, p.a.ld, p.b.ld, p.c.ld, batch1, p.transA ? 1 : 0, p.transB ? 1 : 0, GEMM_STRIDED_CAUSAL[p.causal], a.vector ? 1 : 0, b.vector ? 1 : 0, c.vector ? 1 : 0, tileRows], 18);
+  floats[32] = p.alpha;
+  floats[33] = p.beta;
+  words[34] = tilesX;
+  words[35] = tilesY;
+  return { words, tilesX, tilesY, batches };
+}
+
+/**
+ * Independent products (none writes what another reads or writes), two per launch: side by side
+ * in one grid, products too small to fill the GPU take little longer than one alone.
+ */
+export function gemmsStrided(rt: CudaRuntime, params: readonly StridedGemmParams[]): void {
+  const packed = params.map((p) => pack(rt, p)).filter((p): p is PackedProblem => p !== null);
   const kernel = rt.kernel(GEMM_STRIDED_MODULE, 'gemm_strided', KINDS);
-  kernel.launch(rt.stream, gridX, gridY, GEMM_STRIDED_THREADS, 0, [
-    a.address, b.address, c.address, p.m, p.n, p.k, p.a.ld, p.b.ld, p.c.ld,
-    a.strides[0], a.strides[1], b.strides[0], b.strides[1], c.strides[0], c.strides[1],
-    batch1, p.transA ? 1 : 0, p.transB ? 1 : 0, p.alpha, p.beta, GEMM_STRIDED_CAUSAL[p.causal], a.vector ? 1 : 0, b.vector ? 1 : 0, c.vector ? 1 : 0, tileRows,
-  ], gridZ);
+  for (let i = 0; i < packed.length; i += 2) {
+    const first = packed[i]!;
+    const second = packed[i + 1] ?? null;
+    const gridZ = first.batches + (second?.batches ?? 0);
+    if (gridZ > MAX_GRID_YZ) {
+      // Too many batch entries for one grid: one launch each.
+      for (const one of [first, second!]) kernel.launch(rt.stream, one.tilesX, one.tilesY, GEMM_STRIDED_THREADS, 0, [one.words, one.words, one.batches], one.batches);
+      continue;
+    }
+    const gridX = Math.max(first.tilesX, second?.tilesX ?? 0);
+    const gridY = Math.max(first.tilesY, second?.tilesY ?? 0);
+    kernel.launch(rt.stream, gridX, gridY, GEMM_STRIDED_THREADS, 0, [first.words, (second ?? first).words, first.batches], gridZ);
+  }
+}
+
+export function gemmStrided(rt: CudaRuntime, p: StridedGemmParams): void {
+  gemmsStrided(rt, [p]);
 }

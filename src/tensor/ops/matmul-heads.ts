@@ -1,4 +1,4 @@
-import type { CausalGemm, GemmParams, StridedMatrix } from '../../backend/backend.ts';
+import type { CausalGemm, GemmParams, StridedGemmParams, StridedMatrix } from '../../backend/backend.ts';
 import { record, SUNK, type GradSink } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
@@ -54,9 +54,9 @@ export function matmulHeads(a: HeadsView, b: HeadsView, options: MatmulHeadsOpti
   const out = empty(layout.shape, 'f32', backend);
   const outView = headsView(out, [P, Q, m, n], layout.strides);
   if (!windowCoverage(out.size, [outView]).tiles) throw new Error(`matmulHeads: output strides ${layout.strides.join(', ')} do not tile ${formatShape(layout.shape)}`);
-  const product = (x: StridedMatrix, tx: boolean, y: StridedMatrix, ty: boolean, c: StridedMatrix, mm: number, nn: number, kk: number, alpha: number, beta: number, mode: CausalGemm, format: GemmParams['inputFormat']) =>
-    backend.gemmStrided({ transA: tx, transB: ty, m: mm, n: nn, k: kk, alpha, beta, batch: [P, Q], a: x, b: y, c, causal: mode, inputFormat: format });
-  product(matrix(a), transA, matrix(b), transB, matrix(outView), m, n, k, scale, 0, causal.forward, options.inputFormat);
+  const product = (x: StridedMatrix, tx: boolean, y: StridedMatrix, ty: boolean, c: StridedMatrix, mm: number, nn: number, kk: number, alpha: number, beta: number, mode: CausalGemm, format: GemmParams['inputFormat']): StridedGemmParams =>
+    ({ transA: tx, transB: ty, m: mm, n: nn, k: kk, alpha, beta, batch: [P, Q], a: x, b: y, c, causal: mode, inputFormat: format });
+  backend.gemmStrided(product(matrix(a), transA, matrix(b), transB, matrix(outView), m, n, k, scale, 0, causal.forward, options.inputFormat));
 
   const sources = [...new Set([a.tensor, b.tensor])];
   const gradFormat = options.gradFormat ?? options.inputFormat;
@@ -64,18 +64,24 @@ export function matmulHeads(a: HeadsView, b: HeadsView, options: MatmulHeadsOpti
     const targets = sources.map((source, i) => gradientTarget(source, sinks[i], [a, b].filter((x) => x.tensor === source)));
     const into = (x: HeadsView) => targets[sources.indexOf(x.tensor)]!;
     const gm = matrix(outView, g);
+    // Both gradients are independent products: queued together, a backend may run them side by side.
+    const products: StridedGemmParams[] = [];
     if (a.tensor.requiresGrad) {
       const t = into(a);
       // stored A: [m, k] = g·op(B)ᵀ, or for transA [k, m] = op(B)·gᵀ
-      if (!transA) product(gm, false, matrix(b), !transB, matrix(a, t.tensor), m, k, n, gradScaleA, t.beta, causal.gradA, gradFormat);
-      else product(matrix(b), transB, gm, true, matrix(a, t.tensor), k, m, n, gradScaleA, t.beta, causal.gradA, gradFormat);
+      if (!transA) products.push(product(gm, false, matrix(b), !transB, matrix(a, t.tensor), m, k, n, gradScaleA, t.beta, causal.gradA, gradFormat));
+      else products.push(product(matrix(b), transB, gm, true, matrix(a, t.tensor), k, m, n, gradScaleA, t.beta, causal.gradA, gradFormat));
     }
     if (b.tensor.requiresGrad) {
       const t = into(b);
       // stored B: [k, n] = op(A)ᵀ·g, or for transB [n, k] = gᵀ·op(A)
-      if (!transB) product(matrix(a), !transA, gm, false, matrix(b, t.tensor), k, n, m, gradScaleB, t.beta, causal.gradB, gradFormat);
-      else product(gm, true, matrix(a), transA, matrix(b, t.tensor), n, k, m, gradScaleB, t.beta, causal.gradB, gradFormat);
+      if (!transB) products.push(product(matrix(a), !transA, gm, false, matrix(b, t.tensor), k, n, m, gradScaleB, t.beta, causal.gradB, gradFormat));
+      else products.push(product(gm, true, matrix(a), transA, matrix(b, t.tensor), n, k, m, gradScaleB, t.beta, causal.gradB, gradFormat));
     }
+    // Two windows of one source that share elements both add into them: one after the other.
+    const overlapping = a.tensor === b.tensor && !windowCoverage(a.tensor.size, [a, b]).injective;
+    if (overlapping) for (const p of products) backend.gemmStrided(p);
+    else if (products.length > 0) backend.gemmsStrided(products);
     return targets.map((t) => (t.skip ? null : t.sunk ? SUNK : t.tensor));
   });
 }

@@ -23,7 +23,9 @@ export const GEMM_STRIDED_TILE = 64;
 /** The rows of C a block may take: fewer rows give more blocks for products with few tiles. */
 export const GEMM_STRIDED_TILE_ROWS = [64, 32] as const;
 export const GEMM_STRIDED_THREADS = 256;
-/** Codes of the kernel's `causal` parameter. */
+/** 32-bit words of the kernel's GsProblem struct: 3 pointers, 6 int64 strides, 14 ints, 2 floats, 2 ints (144 bytes). */
+export const GEMM_STRIDED_PROBLEM_WORDS = 36;
+/** Codes of the kernel's `causal` field. */
 export const GEMM_STRIDED_CAUSAL = { none: 0, 'lower-output': 1, 'k-to-row': 2, 'k-from-row': 3 } as const;
 
 const SOURCE = String.raw`
@@ -250,23 +252,39 @@ __device__ __forceinline__ void gs_dispatch(GsTile *As, GsTile *Bs, const float 
   }
 }
 
-// Grid (n tiles, m tiles of tileRows, batch0·batch1); batch entry z = p·batch1 + q. causal: 0 none,
-// 1 lower-output, 2 k-to-row, 3 k-from-row. vecX: the host checked X's 16-byte alignment
-// (base address, ld, batch strides).
-extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) gemm_strided(
-    const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c, int m, int n, int k, int lda, int ldb, int ldc,
-    long long strideA0, long long strideA1, long long strideB0, long long strideB1, long long strideC0, long long strideC1,
-    int batch1, int transA, int transB, float alpha, float beta, int causal, int vecA, int vecB, int vecC, int tileRows) {
+// One product of a launch (gemm-strided-ops.ts packs it; GEMM_STRIDED_PROBLEM_WORDS words).
+// causal: 0 none, 1 lower-output, 2 k-to-row, 3 k-from-row. vecX: the host checked X's 16-byte
+// alignment (base address, ld, batch strides). tilesX, tilesY: this product's grid of tiles.
+struct GsProblem {
+  const float *a;
+  const float *b;
+  float *c;
+  long long strideA0, strideA1, strideB0, strideB1, strideC0, strideC1;
+  int m, n, k, lda, ldb, ldc;
+  int batch1, transA, transB, causal;
+  int vecA, vecB, vecC, tileRows;
+  float alpha, beta;
+  int tilesX, tilesY;
+};
+
+// Grid (tiles over n, tiles over m, batch entries of p0 then of p1): two independent products
+// in one launch run side by side, which for products too small to fill the GPU costs little more
+// than one (p1 is ignored when batches0 covers the whole grid). Batch entry z = p·batch1 + q.
+extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) gemm_strided(GsProblem p0, GsProblem p1, int batches0) {
   // Declared here, not in gs_tile: each template instance would get shared arrays of its own.
   __shared__ __align__(16) GsTile As[2];
   __shared__ __align__(16) GsTile Bs[2];
-  const long long p = blockIdx.z / batch1, q = blockIdx.z - p * batch1;
-  a += p * strideA0 + q * strideA1;
-  b += p * strideB0 + q * strideB1;
-  c += p * strideC0 + q * strideC1;
-  const bool va = vecA != 0, vb = vecB != 0, vc = vecC != 0;
-  if (tileRows == 64) gs_dispatch<64>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, transA, transB, alpha, beta, causal, va, vb, vc);
-  else gs_dispatch<32>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, transA, transB, alpha, beta, causal, va, vb, vc);
+  const bool second = (int)blockIdx.z >= batches0;
+  const GsProblem p = second ? p1 : p0;
+  if ((int)blockIdx.x >= p.tilesX || (int)blockIdx.y >= p.tilesY) return;
+  const int z = second ? (int)blockIdx.z - batches0 : (int)blockIdx.z;
+  const long long pb = z / p.batch1, qb = z - pb * p.batch1;
+  const float *a = p.a + pb * p.strideA0 + qb * p.strideA1;
+  const float *b = p.b + pb * p.strideB0 + qb * p.strideB1;
+  float *c = p.c + pb * p.strideC0 + qb * p.strideC1;
+  const bool va = p.vecA != 0, vb = p.vecB != 0, vc = p.vecC != 0;
+  if (p.tileRows == 64) gs_dispatch<64>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc);
+  else gs_dispatch<32>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc);
 }
 `;
 
