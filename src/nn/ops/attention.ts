@@ -77,16 +77,21 @@ function sameWindow(a: T.HeadsView, b: T.HeadsView): boolean {
   return a.tensor === b.tensor && a.offset === b.offset && a.strides.every((s, i) => s === b.strides[i]);
 }
 
+/** Whether T.attention takes this head size and dropout. */
+function fusable(headDim: number, dropout: number, training: boolean): boolean {
+  return headDim <= T.ATTENTION_MAX_HEAD_DIM && !(dropout > 0 && training);
+}
+
 function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropout: number, training: boolean): AttentionImplementation {
   const chosen = attentionImplementation();
   if (chosen !== 'fused') return chosen;
-  const fusable = !(dropout > 0 && training) && q.shape[3] <= T.ATTENTION_MAX_HEAD_DIM && !sameWindow(q, k) && !sameWindow(q, v) && !sameWindow(k, v);
-  return fusable ? 'fused' : 'materialised';
+  const distinct = !sameWindow(q, k) && !sameWindow(q, v) && !sameWindow(k, v);
+  return distinct && fusable(q.shape[3], dropout, training) ? 'fused' : 'materialised';
 }
 
 /** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v for q, k, v [B, H, S, D], as [B, H, S, D]. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the kernels. */
 export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
-  const fused = attentionImplementation() === 'fused' && q.rank === 4 && q.shape[3] <= T.ATTENTION_MAX_HEAD_DIM && !((options.dropout ?? 0) > 0 && (options.training ?? true));
+  const fused = attentionImplementation() === 'fused' && q.rank === 4 && fusable(q.shape[3], options.dropout ?? 0, options.training ?? true);
   if (!fused) return unfusedAttention(q, k, v, scaling, options);
   return T.permute(scaledDotProductAttentionHeads(T.heads(q), T.heads(k), T.heads(v), scaling, options), [0, 2, 1, 3]);
 }
