@@ -164,6 +164,12 @@ describe('materialised attention (products on the windows) on the CPU', () => {
       if (before !== undefined) process.env.REPRO_ATTENTION = before;
     }
     expect(() => withImplementation('flash' as nn.AttentionImplementation, () => nn.attentionImplementation())).toThrow(/REPRO_ATTENTION must be materialised, fused or copies, got flash/);
+    process.env.REPRO_FUSED_ATTENTION = '1';
+    try {
+      expect(() => nn.attentionImplementation()).toThrow(/REPRO_FUSED_ATTENTION was replaced by REPRO_ATTENTION=fused/);
+    } finally {
+      delete process.env.REPRO_FUSED_ATTENTION;
+    }
     // q and k the same window (each query scored against itself and the others): gradients add up.
     const [B, H, S, D] = [1, 1, 4, 3];
     for (const setting of ['materialised', 'fused', 'copies'] as const) {

@@ -67,6 +67,7 @@ export interface AttentionOptions {
 export type AttentionImplementation = 'materialised' | 'fused' | 'copies';
 
 export function attentionImplementation(): AttentionImplementation {
+  if (process.env.REPRO_FUSED_ATTENTION !== undefined) throw new ReproError('REPRO_FUSED_ATTENTION was replaced by REPRO_ATTENTION=fused (or materialised, the default, or copies)');
   const setting = process.env.REPRO_ATTENTION;
   if (setting === undefined || setting === '') return 'materialised';
   if (setting === 'materialised' || setting === 'fused' || setting === 'copies') return setting;
