@@ -125,22 +125,16 @@ export interface StridedMatrix {
  */
 export type CausalGemm = 'none' | 'lower-output' | 'k-to-row' | 'k-from-row';
 
-/** C = alpha·op(A)·op(B) + beta·C for each of batch[0]·batch[1] entries, in float32. */
-export interface StridedGemmParams {
-  readonly transA: boolean;
-  readonly transB: boolean;
-  readonly m: number;
-  readonly n: number;
-  readonly k: number;
-  readonly alpha: number;
-  readonly beta: number;
+/**
+ * C = alpha·op(A)·op(B) + beta·C for each of batch[0]·batch[1] entries, in float32; sizes, flags
+ * and inputFormat as GemmParams.
+ */
+export interface StridedGemmParams extends Pick<GemmParams, 'transA' | 'transB' | 'm' | 'n' | 'k' | 'alpha' | 'beta' | 'inputFormat'> {
   readonly batch: readonly [number, number];
   readonly a: StridedMatrix;
   readonly b: StridedMatrix;
   readonly c: StridedMatrix;
   readonly causal: CausalGemm;
-  /** As GemmParams.inputFormat: the precision the operands already have. */
-  readonly inputFormat?: GemmParams['inputFormat'];
 }
 
 export interface LayerNormParams {
