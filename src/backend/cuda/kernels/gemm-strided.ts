@@ -5,23 +5,23 @@
  * it cannot skip the tiles a causal mask makes zero, which halves attention's score products.
  *
  * Geometry: a block computes a TM×64 tile of C (TM = 64, or 32 when the product has too few
- * 64-row tiles to occupy every multiprocessor, e.g. attention's [256, 64] outputs at the paper's size)
- * with 256 threads, thread (ty, tx) = (tid / 16, tid % 16) owning the RM×4 micro-tile
- * (RM = TM / 16) at rows RM·ty, columns 4·tx. k advances 32 at a time through
- * shared tiles stored k-major (As[kk][row], Bs[kk][col]), so each kk costs one float4 of A, one of
- * B and 16 FMAs. Two shared buffers: the next k-tile is loaded into registers while the current
+ * 64-row tiles to occupy every multiprocessor, e.g. attention's [256, 64] outputs at the paper's
+ * size) with 256 threads, thread (ty, tx) = (tid / 16, tid % 16) owning the RM×4 micro-tile
+ * (RM = TM / 16) at rows RM·ty, columns 4·tx. k advances 32 at a time through shared tiles stored
+ * k-major (As[kk][row], Bs[kk][col]), so each kk costs one read of RM floats of A, one float4 of B
+ * and 4·RM FMAs. Two shared buffers: the next k-tile is loaded into registers while the current
  * one is multiplied, then stored into the other buffer, so one __syncthreads per k-step suffices.
- * Each thread loads one float4 of each operand per k-step: 4 consecutive k of one row where the
- * operand is contiguous along k (A as stored m×k, B as stored n×k), else 4 consecutive rows
- * (columns) of one k. Vector global accesses only where the host vouched for 16-byte alignment.
+ * Loads come in float4s of 4 consecutive k of one row where the operand is contiguous along k (A
+ * as stored m×k, B as stored n×k), else of 4 consecutive rows (columns) of one k. Vector global
+ * accesses only where the host vouched for 16-byte alignment.
+ * A launch carries one or two independent products (GsProblem each), the second's batch entries
+ * after the first's in grid z, so two small products run side by side.
  */
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
 
 /** Columns of C per block, and its largest number of rows (the granularity of the causal skipping). */
 export const GEMM_STRIDED_TILE = 64;
-/** The rows of C a block may take: fewer rows give more blocks for products with few tiles. */
-export const GEMM_STRIDED_TILE_ROWS = [64, 32] as const;
 export const GEMM_STRIDED_THREADS = 256;
 /** 32-bit words of the kernel's GsProblem struct: 3 pointers, 6 int64 strides, 14 ints, 2 floats, 2 ints (144 bytes). */
 export const GEMM_STRIDED_PROBLEM_WORDS = 36;
