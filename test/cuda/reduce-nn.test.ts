@@ -3,7 +3,8 @@
  * Tolerances: sums accumulate in float64 on both sides, only the summation order differs, so
  * results agree to float32 rounding (rel 1e-5, plus 1e-6 of the largest value for sums that cancel
  * to near zero). Softmax and cross-entropy exponentiate in float32 on the GPU (rel 1e-5).
- * scatterAdd adds with float32 atomics in an unspecified order (same tolerance, stated per test).
+ * scatterAdd adds in id order in double, as the CPU twin does: bit-identical (with
+ * REPRO_CUDA_ATOMIC_SCATTER=1, float atomics in any order: SUMS).
  * layerNormGrad (rows ≤ 1024 columns) does the elementwise part in float32 and sums each
  * column over at most 32 rows in float32 before float64: still inside SUMS (rel 1e-5, plus 1e-6 of
  * the largest value).
@@ -175,17 +176,35 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
     for (const name of ['gx', 'gg', 'gb']) expectClose(gpu[name]!, c[name]!, SUMS, `layerNormGrad ${rows}x${cols} ${name}`);
   }
 
-  it('gather and scatterAdd (repeated ids; float32 atomics in any order, rel 1e-5)', () => {
+  it('gather and scatterAdd (repeated ids, a hot id, ids outside the table, a non-float32 scale): scatterAdd bit-identical to the CPU', () => {
+    for (const [rows, dim, count] of [[50, 40, 300], [13, 130, 1000], [5008, 128, 2048]] as const) {
+      const table = testValues(rows * dim, 101);
+      // Every 7th id, with a third of them on row 3 (a frequent character).
+      const ids = new Int32Array(count).map((_, i) => (i % 3 === 0 ? 3 : (i * 7) % rows));
+      // scatterAdd skips ids past the table's end (gather refuses them on the CPU).
+      const scatterIds = ids.slice();
+      scatterIds[5] = rows;
+      scatterIds[count - 1] = rows + 4;
+      const gOut = testValues(count * dim, 102);
+      const { cpu, gpu } = runBoth({ table, ids, scatterIds, gOut, out: new Float32Array(count * dim), gTable: testValues(rows * dim, 103) }, (b, s) => {
+        b.gather(s.table!, s.ids!, s.out!, count, dim);
+        b.scatterAdd(s.gOut!, s.scatterIds!, s.gTable!, count, dim, 1 / 3);
+      }, ['out', 'gTable']);
+      expectClose(gpu.out!, cpu.out!, { rel: 0 }, `gather ${rows}x${dim}`);
+      expect(Array.from(gpu.gTable!), `scatterAdd ${rows}x${dim}`).toEqual(Array.from(cpu.gTable!));
+    }
+  });
+
+  it('scatterAdd with REPRO_CUDA_ATOMIC_SCATTER=1: float atomics in any order (rel 1e-5)', () => {
     const rows = 50, dim = 40, count = 300;
-    const table = testValues(rows * dim, 101);
-    const ids = new Int32Array(count).map((_, i) => (i * 7) % rows);
-    const gOut = testValues(count * dim, 102);
-    const { cpu, gpu } = runBoth({ table, ids, gOut, out: new Float32Array(count * dim), gTable: testValues(rows * dim, 103) }, (b, s) => {
-      b.gather(s.table!, s.ids!, s.out!, count, dim);
-      b.scatterAdd(s.gOut!, s.ids!, s.gTable!, count, dim, 0.25);
-    }, ['out', 'gTable']);
-    expectClose(gpu.out!, cpu.out!, { rel: 0 }, 'gather');
-    expectClose(gpu.gTable!, cpu.gTable!, SUMS, 'scatterAdd');
+    const ids = new Int32Array(count).map((_, i) => (i % 3 === 0 ? 3 : (i * 7) % rows));
+    process.env.REPRO_CUDA_ATOMIC_SCATTER = '1';
+    try {
+      const { cpu, gpu } = runBoth({ ids, gOut: testValues(count * dim, 102), gTable: testValues(rows * dim, 103) }, (b, s) => b.scatterAdd(s.gOut!, s.ids!, s.gTable!, count, dim, 0.25), ['gTable']);
+      expectClose(gpu.gTable!, cpu.gTable!, SUMS, 'scatterAdd (atomic)');
+    } finally {
+      delete process.env.REPRO_CUDA_ATOMIC_SCATTER;
+    }
   });
 
   for (const masked of [false, true]) {

@@ -171,10 +171,17 @@ export function scatterAdd(rt: CudaRuntime, gradOut: Storage, ids: Storage, grad
   requireDType('scatterAdd', 'ids', ids, 'i32');
   checkCount('scatterAdd', 'ids', ids, count);
   checkCount('scatterAdd', 'gradOut', gradOut, count * dim);
-  const kernel = rt.kernel(NN_MODULE, 'scatter_add_rows', ['p', 'p', 'p', 'i', 'i', 'i', 'f']);
-  rt.launchLinear(kernel, count * dim, [
-    address(gradOut, 'scatterAdd'), address(ids, 'scatterAdd'), address(gradTable, 'scatterAdd'), count, dim, Math.floor(gradTable.size / dim), scale,
-  ]);
+  if (count === 0 || dim === 0) return;
+  const tableRows = Math.floor(gradTable.size / dim);
+  const args = [address(gradOut, 'scatterAdd'), address(ids, 'scatterAdd'), address(gradTable, 'scatterAdd'), count, dim, tableRows, scale];
+  if (process.env.REPRO_CUDA_ATOMIC_SCATTER === '1') {
+    rt.launchLinear(rt.kernel(NN_MODULE, 'scatter_add_atomic', ['p', 'p', 'p', 'i', 'i', 'i', 'f']), count * dim, args);
+    return;
+  }
+  const columnBlocks = Math.ceil(dim / 32);
+  if (columnBlocks > 65535) throw new RangeError(`scatterAdd: ${dim} columns need ${columnBlocks} column blocks, above the grid's 65535`);
+  // SA_ROWS (32) table rows per block, one warp each: fewer blocks, each scanning every id.
+  rt.launch(rt.kernel(NN_MODULE, 'scatter_add_ordered', ['p', 'p', 'p', 'i', 'i', 'i', 'd']), Math.max(1, Math.ceil(tableRows / 32)), columnBlocks, 32, args);
 }
 
 /** Threads per row of the cross-entropy kernels: a vocabulary-long row has work for 256 threads,

@@ -535,13 +535,50 @@ extern "C" __global__ void gather_rows(const float *table, const int *ids, float
   }
 }
 
-/** gradTable[ids[i], :] += scale·gradOut[i, :]; ids outside the table are skipped, as typed arrays do. */
-extern "C" __global__ void scatter_add_rows(const float *gradOut, const int *ids, float *gradTable, int count, int dim, int tableRows, float scale) {
+/**
+ * scatter_add_ordered with float atomics (REPRO_CUDA_ATOMIC_SCATTER=1): faster by a few tens of
+ * microseconds a step, but the adds land in whatever order the threads arrive, so runs differ in
+ * the last bits. Ids outside the table are skipped.
+ */
+extern "C" __global__ void scatter_add_atomic(const float *gradOut, const int *ids, float *gradTable, int count, int dim, int tableRows, float scale) {
   GRID_STRIDE(i, count * dim) {
     int row = i / dim, c = i - row * dim;
     int id = ids[row];
     if (id >= 0 && id < tableRows) atomicAdd(gradTable + (long long)id * dim + c, scale * gradOut[i]);
   }
+}
+
+/**
+ * gradTable[ids[i], :] += scale·gradOut[i, :] for i in order, deterministically: block (x, y), one
+ * warp, owns table rows [SA_ROWS·x, +SA_ROWS) and columns [32·y, +32); it walks the ids 32 at a
+ * time and adds each match in id order, in double and rounded to float once per add, as the CPU
+ * twin does, so the result is bit-identical to it and the same on every run (float atomics would
+ * add in whatever order the threads arrive). Ids outside the table are skipped, as typed arrays do.
+ */
+#define SA_ROWS 32
+extern "C" __global__ void scatter_add_ordered(const float *gradOut, const int *ids, float *gradTable, int count, int dim, int tableRows, double scale) {
+  __shared__ float acc[SA_ROWS][32];
+  const int lane = threadIdx.x;
+  const int r0 = blockIdx.x * SA_ROWS;
+  const int c = blockIdx.y * 32 + lane;
+  const bool column = c < dim;
+  #pragma unroll
+  for (int r = 0; r < SA_ROWS; ++r) acc[r][lane] = column && r0 + r < tableRows ? gradTable[(long long)(r0 + r) * dim + c] : 0.0f;
+  unsigned touched = 0;
+  for (int i0 = 0; i0 < count; i0 += 32) {
+    const int id = i0 + lane < count ? ids[i0 + lane] : -1;
+    unsigned mask = __ballot_sync(0xffffffffu, id >= r0 && id < r0 + SA_ROWS && id < tableRows);
+    while (mask) {
+      const int j = __ffs(mask) - 1;
+      mask &= mask - 1;
+      const int r = __shfl_sync(0xffffffffu, id, j) - r0;
+      touched |= 1u << r;
+      // Each lane updates its own column: no other thread touches acc[r][lane].
+      if (column) acc[r][lane] = (float)__dadd_rn((double)acc[r][lane], __dmul_rn(scale, (double)gradOut[(long long)(i0 + j) * dim + c]));
+    }
+  }
+  #pragma unroll
+  for (int r = 0; r < SA_ROWS; ++r) if (column && ((touched >> r) & 1u)) gradTable[(long long)(r0 + r) * dim + c] = acc[r][lane];
 }
 
 extern "C" __global__ void cross_entropy_rows(const float *logits, const int *labels, const float *mask, float *loss, float *logSumExp,
