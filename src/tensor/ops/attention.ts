@@ -5,7 +5,7 @@ import { formatShape, type Tensor } from '../tensor.ts';
 import { empty } from './creation.ts';
 import { gradientTarget, headsView, onto, operand, type HeadsView } from './heads.ts';
 
-export { headsView, heads, type HeadsView } from './heads.ts';
+export { copyHeads, headsView, heads, type HeadsView } from './heads.ts';
 
 export interface AttentionOpOptions {
   readonly causal: boolean;
@@ -43,8 +43,9 @@ export function attention(q: HeadsView, k: HeadsView, v: HeadsView, options: Att
   backend.attention({ ...shape, q: operand(q), k: operand(k), v: operand(v), out: operand(outView), logSumExp: logSumExp.storage });
   const sources = [...new Set([q.tensor, k.tensor, v.tensor])];
   return record(out, sources, (g, sinks) => {
-    // One gradient buffer per source tensor; q's, k's and v's windows land in their source's.
-    const targets = sources.map((source, i) => gradientTarget(source, sinks[i], [q, k, v].filter((x) => x.tensor === source)));
+    // One gradient buffer per source tensor; q's, k's and v's windows land in their source's (the
+    // kernels write, they do not add).
+    const targets = sources.map((source, i) => gradientTarget(source, sinks[i], [q, k, v].filter((x) => x.tensor === source), false));
     const targetOf = (x: HeadsView) => targets[sources.indexOf(x.tensor)]!.tensor;
     const delta = empty([B, H, S], 'f32', backend);
     backend.attentionGrad({

@@ -2,6 +2,7 @@ import type { AttentionOperand } from '../../backend/backend.ts';
 import type { GradSink } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
+import { asStrided } from './shape.ts';
 
 /**
  * A [B, H, S, D] window onto a tensor with a contiguous last (head) axis: element (b, h, s, d) at
@@ -31,6 +32,11 @@ export function heads(x: Tensor): HeadsView {
   if (x.rank !== 4) throw new Error(`attention: expected [B, H, S, D], got ${x.describe()}`);
   const [B, H, S, D] = x.shape;
   return headsView(x, [B, H, S, D], [H * S * D, S * D, D]);
+}
+
+/** A window's contents as a contiguous [B, H, S, D] tensor: one strided copy, whose gradient flows back into the window. */
+export function copyHeads(v: HeadsView): Tensor {
+  return asStrided(v.tensor, v.shape, [...v.strides, 1], v.offset);
 }
 
 export function operand(v: HeadsView): AttentionOperand {
@@ -71,12 +77,29 @@ export function windowCoverage(size: number, views: readonly HeadsView[]): { til
   return coverage;
 }
 
-/** Where a source's gradient goes: its sink when that is written (not accumulated), else a new tensor; zero-filled unless the windows cover it. */
-export function gradientTarget(source: Tensor, sink: GradSink | null | undefined, views: readonly HeadsView[]): { tensor: Tensor; sunk: boolean } {
+/** A source's gradient buffer, and the beta its windows' writes use. */
+export interface GradientTarget {
+  readonly tensor: Tensor;
+  /** 1: add into the buffer (it holds a gradient, or zeros two overlapping windows both add to). */
+  readonly beta: 0 | 1;
+  /** The buffer is the sink's: return SUNK for it. */
+  readonly sunk: boolean;
+}
+
+/**
+ * Where a source's gradient goes when an op writes it through windows. With `adds` (the op's
+ * kernels can add, as GEMMs with beta 1 do) an accumulating sink is added into, and windows of one
+ * source that leave gaps add onto zeros (they may overlap); otherwise an accumulating sink gets a
+ * new tensor, which autograd adds. A written sink, or a new tensor, is zero-filled unless the
+ * windows cover it exactly.
+ */
+export function gradientTarget(source: Tensor, sink: GradSink | null | undefined, views: readonly HeadsView[], adds: boolean): GradientTarget {
+  if (adds && sink?.accumulate) return { tensor: sink.target, beta: 1, sunk: true };
   const covered = windowCoverage(source.size, views).tiles;
+  const beta = adds && !covered && views.length > 1 ? 1 : 0;
   if (sink && !sink.accumulate) {
     if (!covered) source.backend.fill(sink.target.storage, 0, sink.target.size, 0);
-    return { tensor: sink.target, sunk: true };
+    return { tensor: sink.target, beta, sunk: true };
   }
-  return { tensor: covered ? empty(source.shape, 'f32', source.backend) : zeros(source.shape, 'f32', source.backend), sunk: false };
+  return { tensor: covered ? empty(source.shape, 'f32', source.backend) : zeros(source.shape, 'f32', source.backend), beta, sunk: false };
 }

@@ -1,8 +1,8 @@
 import type { CausalGemm, GemmParams, StridedGemmParams, StridedMatrix } from '../../backend/backend.ts';
-import { record, SUNK, type GradSink } from '../autograd.ts';
+import { record, SUNK } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
-import { empty, zeros } from './creation.ts';
-import { headsView, windowCoverage, type HeadsView } from './heads.ts';
+import { empty } from './creation.ts';
+import { gradientTarget, headsView, windowCoverage, type HeadsView } from './heads.ts';
 import type { MatmulOptions } from './matmul.ts';
 
 /** Which entries causal attention makes zero in the forward product and in each gradient product (see CausalGemm). */
@@ -61,7 +61,14 @@ export function matmulHeads(a: HeadsView, b: HeadsView, options: MatmulHeadsOpti
   const sources = [...new Set([a.tensor, b.tensor])];
   const gradFormat = options.gradFormat ?? options.inputFormat;
   return record(out, sources, (g, sinks) => {
-    const targets = sources.map((source, i) => gradientTarget(source, sinks[i], [a, b].filter((x) => x.tensor === source)));
+    const targets = sources.map((source, i) => {
+      const views = [a, b].filter((x) => x.tensor === source);
+      if (!source.requiresGrad) return null;
+      if (views.some((v) => !windowCoverage(source.size, [v]).injective)) {
+        throw new Error(`matmulHeads: a window that repeats elements of ${source.describe()} (a zero stride) cannot take a gradient; use T.matmul`);
+      }
+      return gradientTarget(source, sinks[i], views, true);
+    });
     const into = (x: HeadsView) => targets[sources.indexOf(x.tensor)]!;
     const gm = matrix(outView, g);
     // Both gradients are independent products: queued together, a backend may run them side by side.
@@ -82,33 +89,6 @@ export function matmulHeads(a: HeadsView, b: HeadsView, options: MatmulHeadsOpti
     const overlapping = a.tensor === b.tensor && !windowCoverage(a.tensor.size, [a, b]).injective;
     if (overlapping) for (const p of products) backend.gemmStrided(p);
     else if (products.length > 0) backend.gemmsStrided(products);
-    return targets.map((t) => (t.skip ? null : t.sunk ? SUNK : t.tensor));
+    return targets.map((t) => (t === null ? null : t.sunk ? SUNK : t.tensor));
   });
-}
-
-interface Target {
-  readonly tensor: Tensor;
-  readonly beta: number;
-  readonly sunk: boolean;
-  readonly skip: boolean;
-}
-
-/**
- * A source's gradient buffer and the beta its windows' products use: an accumulating sink is added
- * into (beta 1); otherwise the buffer is zero-filled where the windows leave gaps, and when two
- * windows share the source (they may overlap) both add onto that.
- */
-function gradientTarget(source: Tensor, sink: GradSink | null | undefined, views: readonly HeadsView[]): Target {
-  if (!source.requiresGrad) return { tensor: source, beta: 0, sunk: false, skip: true };
-  const { tiles } = windowCoverage(source.size, views);
-  if (views.some((v) => !windowCoverage(source.size, [v]).injective)) {
-    throw new Error(`matmulHeads: a window that repeats elements of ${source.describe()} (a zero stride) cannot take a gradient; use T.matmul`);
-  }
-  if (sink?.accumulate) return { tensor: sink.target, beta: 1, sunk: true, skip: false };
-  const beta = tiles ? 0 : views.length > 1 ? 1 : 0;
-  if (sink) {
-    if (!tiles) source.backend.fill(sink.target.storage, 0, sink.target.size, 0);
-    return { tensor: sink.target, beta, sunk: true, skip: false };
-  }
-  return { tensor: tiles ? empty(source.shape, 'f32', source.backend) : zeros(source.shape, 'f32', source.backend), beta, sunk: false, skip: false };
 }
