@@ -109,8 +109,7 @@ export function scaledDotProductAttentionHeads(q: T.HeadsView, k: T.HeadsView, v
   if (options.causal && keys !== S) throw new Error(`scaledDotProductAttention: causal needs as many keys as queries, got ${keys} and ${S}`);
   const implementation = implementationFor(q, k, v, p, options.training ?? true);
   if (implementation === 'copies') {
-    const gather = (x: T.HeadsView) => T.asStrided(x.tensor, x.shape, [...x.strides, 1], x.offset);
-    return T.permute(unfusedAttention(gather(q), gather(k), gather(v), scaling, options), [0, 2, 1, 3]);
+    return T.permute(unfusedAttention(T.copyHeads(q), T.copyHeads(k), T.copyHeads(v), scaling, options), [0, 2, 1, 3]);
   }
   const sc = attentionScales(scaling, { keys, headDim: D, causal: options.causal, dropout: p, mult: options.mult });
   // The unfused chain's factors: q·kᵀ gradients temperature·σ, the probabilities' gradient 1, v's σ.

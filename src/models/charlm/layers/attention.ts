@@ -49,7 +49,7 @@ export class AttentionLayer {
     const qkv = f.tap(`${this.prefix}.qkv`, this.qkv.forward(x));
     // Part i of qkv ([B, L, 3, H, D]) as an [H, B, L, D] window. Only q is copied out (it gets the bias).
     const window = (t: T.Tensor, i: number) => T.headsView(t, [H, B, L, D], [D, L * 3 * H * D, 3 * H * D], i * H * D);
-    const gathered = T.asStrided(qkv, [H, B, L, D], [D, L * 3 * H * D, 3 * H * D, 1], 0);
+    const gathered = T.copyHeads(window(qkv, 0));
     // The query bias is shared by all B·L positions (gradient ×1/N or N^-½).
     const bias = T.reshape(policy.parameter(this.queryBias), [H, 1, 1, D]);
     const q = f.tap(`${this.prefix}.query`, policy.output(T.add(gathered, bias, { gradScaleB: plan.sharedVectorGradScale(B * L) })));
