@@ -25,7 +25,7 @@ T.setDefaultBackend(backend);
 T.setRandomContext(new T.RandomContext(1));
 const all = [...referenceCases(true), ...(await benchCharLmCases(true))];
 const keys = values.only!.split(';');
-const KERNELS = ['fill', 'unary', 'unaryGrad', 'binary', 'where', 'copy', 'reduce', 'gemm', 'gemms', 'highwayStep', 'highwayStepGrad', 'softmax', 'softmaxGrad', 'layerNorm', 'layerNormGrad', 'gather', 'scatterAdd', 'crossEntropy', 'crossEntropyGrad', 'random', 'quantise', 'increment', 'adamw', 'adamwMulti', 'sgdm', 'attention', 'attentionGrad'];
+const KERNELS = ['fill', 'unary', 'unaryGrad', 'binary', 'where', 'copy', 'reduce', 'gemm', 'gemms', 'gemmStrided', 'gemmsStrided', 'lambUpdate', 'lambApply', 'highwaySequence', 'highwaySequenceGrad', 'highwayStep', 'highwayStepGrad', 'softmax', 'softmaxGrad', 'layerNorm', 'layerNormGrad', 'gather', 'scatterAdd', 'crossEntropy', 'crossEntropyGrad', 'random', 'quantise', 'increment', 'adamw', 'adamwMulti', 'sgdm', 'attention', 'attentionGrad'];
 
 function hostTimer(): Timer {
   let times: number[] = [];
@@ -83,7 +83,9 @@ for (const key of keys) {
           ? `${name}:${args[0]}`
           : name === 'gemm'
             ? `gemm ${first.m}x${first.n}x${first.k}${first.batch! > 1 ? ` b${first.batch}` : ''}${first.transA ? ' tA' : ''}${first.transB ? ' tB' : ''}${first.inputFormat ? ` ${first.inputFormat}` : ''}`
-            : name,
+            : name === 'gemmStrided' || name === 'gemmsStrided'
+              ? `${name}${[args[0]].flat().map((p) => ` ${(p as { m: number }).m}x${(p as { n: number }).n}x${(p as { k: number }).k}${(p as { inputFormat?: string }).inputFormat ? ` ${(p as { inputFormat?: string }).inputFormat}` : ''}`).join(' +')}`
+              : name,
       );
       return timer.around(() => original.apply(backend, args));
     };

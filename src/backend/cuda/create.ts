@@ -4,7 +4,7 @@ import { KernelCompiler } from './compiler.ts';
 import { bindCublas, bindCublasLt, checkCublas, CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH, type CublasApi, type CublasLtApi } from './cublas-api.ts';
 import { openDevice, type OpenDevice } from './device.ts';
 import { checkDriver, CU_EVENT_DISABLE_TIMING, CU_STREAM_NON_BLOCKING, type Handle } from './driver-api.ts';
-import { CudaGemm, type GemmHost, type GemmOptions } from './gemm.ts';
+import { CudaGemm, PACK16_KINDS, type GemmHost, type GemmOptions } from './gemm.ts';
 import { CONVERT16_MODULE, CONVERT8_MODULE } from './kernels/convert.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
 import { GEMM_SMALL_MODULE } from './kernels/gemm-small.ts';
@@ -48,8 +48,8 @@ export interface CreatedBackend {
 
 const GEMM_KERNELS: Record<string, { module: KernelModuleSource; kinds: readonly ParamKind[] }> = {
   scale_matrices: { module: ELEMENTWISE_MODULE, kinds: ['p', 'i', 'i', 'i', 'l', 'i', 'f'] },
-  pack_f16: { module: CONVERT16_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
-  pack_bf16: { module: CONVERT16_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
+  pack_f16: { module: CONVERT16_MODULE, kinds: PACK16_KINDS },
+  pack_bf16: { module: CONVERT16_MODULE, kinds: PACK16_KINDS },
   pack_e4m3: { module: CONVERT8_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
   gemm_small: { module: GEMM_SMALL_MODULE, kinds: ['p', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', 'l', 'l', 'l', 'i', 'i', 'i', 'f', 'f'] },
   sum_chunks: { module: GEMM_SMALL_MODULE, kinds: ['p', 'p', 'i', 'i', 'i', 'l', 'i', 'i', 'f'] },

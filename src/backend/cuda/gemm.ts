@@ -41,7 +41,7 @@ import {
   type CublasLtApi,
 } from './cublas-api.ts';
 import type { Handle } from './driver-api.ts';
-import type { Kernel } from './launch.ts';
+import type { Kernel, ParamKind } from './launch.ts';
 
 /** What the GEMM needs from the backend. */
 export interface GemmHost {
@@ -57,6 +57,34 @@ export interface GemmHost {
 export interface GemmOptions {
   readonly allowTf32: boolean;
   readonly nativeFp8: boolean;
+}
+
+/** Parameter kinds of pack_f16 and pack_bf16 (kernels/convert.ts). */
+export const PACK16_KINDS: readonly ParamKind[] = ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i', 'i', 'i', 'i'];
+
+/** Windows to pack: `batches` row-major rows×cols matrices, entry p·batch1 + q at address + p·strides[0] + q·strides[1] (elements). */
+export interface PackSource {
+  readonly address: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly ld: number;
+  readonly strides: readonly [number, number];
+  readonly batch1: number;
+  readonly batches: number;
+}
+
+/** Packs windows densely (ld = cols) into 16-bit values at `dst`. */
+export function launchPack16(host: Pick<GemmHost, 'kernel' | 'launchLinear'>, kernelName: 'pack_f16' | 'pack_bf16', src: PackSource, dst: number): void {
+  const totalRows = src.rows * src.batches;
+  if (totalRows === 0 || src.cols === 0) return;
+  if (totalRows > 0x7fffffff) throw new RangeError(`${kernelName}: ${totalRows} rows exceed the kernel's 32-bit row index`);
+  const vec = src.cols % 4 === 0 && src.address % 16 === 0 && dst % 8 === 0 && [src.ld, src.strides[0], src.strides[1]].every((s) => s % 4 === 0);
+  const groups = vec ? src.cols / 4 : src.cols;
+  // Threads per row: a power of two covering the row's groups, at most a block.
+  const laneShift = Math.min(8, Math.ceil(Math.log2(groups)));
+  host.launchLinear(host.kernel(kernelName), totalRows * 2 ** laneShift, [
+    src.address, dst, src.rows, src.cols, src.ld, src.strides[0], src.strides[1], src.batch1, totalRows, vec ? 1 : 0, laneShift,
+  ]);
 }
 
 /** A row-major operand as stored: `rows`×`cols` with leading dimension `ld`. */
@@ -264,9 +292,7 @@ export class CudaGemm {
     const batches = operand.stride === 0 ? 1 : batch;
     const perBatch = operand.rows * operand.cols;
     const block = this.host.allocateScratch(Math.max(1, perBatch * batches * bytesPerValue));
-    this.host.launchLinear(this.host.kernel(kernelName), perBatch * batches, [
-      operand.address, block.address, operand.rows, operand.cols, operand.ld, 1, operand.stride, batches,
-    ]);
+    launchPack16(this.host, kernelName, { ...operand, strides: [operand.stride, 0], batch1: 1, batches }, block.address);
     return {
       block,
       packed: { address: block.address, rows: operand.rows, cols: operand.cols, ld: Math.max(1, operand.cols), stride: operand.stride === 0 ? 0 : perBatch },

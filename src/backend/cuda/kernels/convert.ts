@@ -1,7 +1,8 @@
 /**
- * Packing of GEMM operands into 16-bit and 8-bit scratch for the tensor-core paths: dst[b][r][c] =
- * convert(src[b·batchStride + r·rowStride + c·colStride]), rounding to nearest-even. The engine
- * has already quantised the values to the format, so the conversion is exact in intended use.
+ * Packing of GEMM operands into 16-bit and 8-bit scratch for the tensor-core paths, rounding to
+ * nearest-even. The engine has already quantised the values to the format, so the conversion is
+ * exact in intended use. The 8-bit packs: dst[b][r][c] = convert(src[b·batchStride + r·rowStride
+ * + c·colStride]).
  */
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
@@ -28,18 +29,38 @@ __device__ __forceinline__ unsigned short to_bf16_bits(float v) {
   b += 0x7fffu + ((b >> 16) & 1u);
   return (unsigned short)(b >> 16);
 }
-extern "C" __global__ void pack_f16(const float *src, unsigned short *dst, int rows, int cols, long long rowStride, long long colStride,
-                                    long long batchStride, int batches) {
-${PACK_LOOP}
-    dst[i] = to_half_bits(v);
-  }
+/**
+ * pack_f16 / pack_bf16: rows of a two-level batch of row-major windows, dst[b][r][c] =
+ * convert(src[p·batchStride0 + q·batchStride1 + r·rowStride + c]) with b = p·batch1 + q, written
+ * densely (ld = cols). 2^laneShift threads share a row, so no thread divides per element; with
+ * vec (cols % 4 == 0, 16-byte aligned rows) each reads a float4 and writes four halves at once.
+ * Rows are grid-strided: any grid covers any size.
+ */
+#define PACK16(NAME, CONVERT) \
+extern "C" __global__ void NAME(const float *__restrict__ src, unsigned short *__restrict__ dst, int rows, int cols, long long rowStride, \
+                                long long batchStride0, long long batchStride1, int batch1, int totalRows, int vec, int laneShift) { \
+  const int lanes = 1 << laneShift; \
+  const int t = blockIdx.x * blockDim.x + threadIdx.x; \
+  const int lane = t & (lanes - 1); \
+  const int slots = (gridDim.x * blockDim.x) >> laneShift; \
+  for (int row = t >> laneShift; row < totalRows; row += slots) { \
+    const int b = row / rows, r = row - b * rows; \
+    const int pb = b / batch1, qb = b - pb * batch1; \
+    const float *s = src + pb * batchStride0 + qb * batchStride1 + (long long)r * rowStride; \
+    unsigned short *d = dst + (long long)row * cols; \
+    if (vec) { \
+      for (int c = lane << 2; c < cols; c += lanes << 2) { \
+        const float4 v = *reinterpret_cast<const float4 *>(s + c); \
+        *reinterpret_cast<uint2 *>(d + c) = \
+            make_uint2((u32)CONVERT(v.x) | ((u32)CONVERT(v.y) << 16), (u32)CONVERT(v.z) | ((u32)CONVERT(v.w) << 16)); \
+      } \
+    } else { \
+      for (int c = lane; c < cols; c += lanes) d[c] = CONVERT(s[c]); \
+    } \
+  } \
 }
-extern "C" __global__ void pack_bf16(const float *src, unsigned short *dst, int rows, int cols, long long rowStride, long long colStride,
-                                     long long batchStride, int batches) {
-${PACK_LOOP}
-    dst[i] = to_bf16_bits(v);
-  }
-}
+PACK16(pack_f16, to_half_bits)
+PACK16(pack_bf16, to_bf16_bits)
 `;
 
 const SOURCE8 = String.raw`
