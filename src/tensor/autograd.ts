@@ -1,3 +1,4 @@
+import type { Backend, GemmParams } from '../backend/backend.ts';
 import { connectTape } from './scope.ts';
 import { formatShape, sameShape, type Tensor } from './tensor.ts';
 
@@ -10,6 +11,8 @@ import { formatShape, sameShape, type Tensor } from './tensor.ts';
 export interface GradSink {
   readonly target: Tensor;
   readonly accumulate: boolean;
+  /** The target is a leaf's own gradient: nothing reads it before backward() returns. */
+  readonly leaf: boolean;
 }
 
 /** Returned in an input's slot by a backward function that wrote that gradient into its sink. */
@@ -70,6 +73,54 @@ export function record(output: Tensor, inputs: readonly Tensor[], backward: Back
  */
 export function backward(root: Tensor, seed?: Tensor, accumulate: AccumulateFn = defaultAccumulate): void {
   if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require a gradient`);
+  if (deferred) throw new Error('backward: called from inside a backward pass');
+  deferred = { products: new Map(), leaves: new Set(), keep: [] };
+  try {
+    propagate(root, seed, accumulate);
+    runDeferred();
+  } finally {
+    for (const t of deferred.keep) t.dispose();
+    deferred = null;
+  }
+}
+
+/**
+ * Weight-gradient products handed over by ops (deferLeafProduct) during the current backward
+ * pass, with the leaves they write and the tensors they read; null outside one.
+ */
+let deferred: { products: Map<Backend, GemmParams[]>; leaves: Set<Tensor>; keep: Tensor[] } | null = null;
+
+/**
+ * Lets a backward function hand over a product that writes only `leaf`'s gradient (a sink with
+ * leaf: true), instead of running it now. The products run together when the pass ends, as one
+ * backend.gemms call, where a backend may run those of one shape as a single batched launch: at
+ * small sizes their number, not their arithmetic, is what costs (eight layers' weight gradients
+ * of one shape, one launch instead of eight). `keep` are aliases of the tensors the product reads,
+ * disposed once it has run. A later op that would write the same leaf's gradient runs the
+ * pending products first, so every gradient is summed in the order of the undeferred pass.
+ * Returns false (and keeps nothing) outside a backward pass: run the product then.
+ */
+export function deferLeafProduct(leaf: Tensor, product: GemmParams, keep: readonly Tensor[]): boolean {
+  if (!deferred) return false;
+  const list = deferred.products.get(leaf.backend);
+  if (list) list.push(product);
+  else deferred.products.set(leaf.backend, [product]);
+  deferred.leaves.add(leaf);
+  deferred.keep.push(...keep);
+  return true;
+}
+
+function runDeferred(): void {
+  if (!deferred || deferred.products.size === 0) return;
+  const pending = deferred.products;
+  deferred.products = new Map();
+  deferred.leaves.clear();
+  for (const [backend, products] of pending) backend.gemms(products);
+  for (const t of deferred.keep) t.dispose();
+  deferred.keep = [];
+}
+
+function propagate(root: Tensor, seed: Tensor | undefined, accumulate: AccumulateFn): void {
   const grads = new Map<number, Tensor>();
   grads.set(root.id, seed ?? onesLike(root));
   const sinksAllowed = accumulate === defaultAccumulate;
@@ -78,6 +129,7 @@ export function backward(root: Tensor, seed?: Tensor, accumulate: AccumulateFn =
     const gradOut = grads.get(entry.output.id);
     if (!gradOut) continue;
     grads.delete(entry.output.id);
+    if (deferred!.leaves.size > 0 && entry.inputs.some((input) => deferred!.leaves.has(input))) runDeferred();
     const sinks = sinksAllowed ? entry.inputs.map((input, k) => sinkFor(entry.inputs, k, input, grads, gradOut)) : NO_SINKS;
     const inputGrads = entry.backward(gradOut, sinks);
     if (gradOut !== seed) gradOut.dispose();
@@ -129,11 +181,11 @@ function sinkFor(inputs: readonly Tensor[], k: number, input: Tensor, grads: Map
       ({ tensor, zero } = input.gradState());
     }
     if (!tensor || tensor.shared === gradOut.shared) return null;
-    return { target: tensor, accumulate: !zero };
+    return { target: tensor, accumulate: !zero, leaf: true };
   }
   const existing = grads.get(input.id);
   if (!existing || !existing.shared.exclusive || existing.shared === gradOut.shared) return null;
-  return { target: existing, accumulate: true };
+  return { target: existing, accumulate: true, leaf: false };
 }
 
 export type AccumulateFn = (leaf: Tensor, grad: Tensor) => void;

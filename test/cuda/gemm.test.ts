@@ -293,6 +293,47 @@ describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
     expectWithin(sequential.c2 as Float32Array, runGemm(cpuBackend, p2), allowance(p2, 1e-5), p2.c, 'second product');
   });
 
+  it('gemms runs several FP32 products of one shape as one batched call, equal to the CPU twin, eagerly and in a captured graph', () => {
+    // Four products of one shape (offsets, padding, beta 0.3) and one of another: the four become one
+    // cublasSgemmBatched call, the fifth runs alone. 96·80·160 multiply-adds each: above gemm_small.
+    const shape = { ...base, m: 96, n: 80, k: 160 };
+    const same = [0, 1, 2, 3].map((i) => prepare({ ...shape, transA: true, transB: false }, 401 + i));
+    const other = prepare({ ...shape, transA: false, transB: true, k: 144 }, 409);
+    const all = [...same, other];
+    const buffers: Record<string, Float32Array> = {};
+    all.forEach((p, i) => Object.assign(buffers, { [`a${i}`]: p.a, [`b${i}`]: p.b, [`c${i}`]: p.c }));
+    const outputs = all.map((_, i) => `c${i}`);
+    const run = (graph: boolean) =>
+      runOn(gpu, buffers, (s) => {
+        const params = all.map((p, i) => ({ ...p.params, a: s[`a${i}`]!, b: s[`b${i}`]!, c: s[`c${i}`]! }));
+        if (!graph) gpu.gemms(params);
+        else {
+          const captured = gpu.captureGraph(() => gpu.gemms(params));
+          captured.replay();
+          gpu.synchronize();
+          captured.dispose();
+        }
+      }, outputs);
+    const before = gpu.gemmEngine.counts.grouped;
+    const eager = run(false);
+    expect(gpu.gemmEngine.counts.grouped).toBe(before + 1);
+    all.forEach((p, i) => expectWithin(eager[`c${i}`] as Float32Array, runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `product ${i}`));
+    const replayed = run(true);
+    for (const name of outputs) expect(Array.from(replayed[name]!), name).toEqual(Array.from(eager[name]!));
+  });
+
+  it('a grouped call over a long k splits it into chunks summed in order: equal to the CPU twin, with beta', () => {
+    // k = 1024: four 256-deep chunks per product (gemm.ts groupChunks), partial products summed into C.
+    const shape = { ...base, m: 40, n: 36, k: 1024 };
+    const prepared = [0, 1, 2].map((i) => prepare({ ...shape, transA: true, transB: false }, 431 + i));
+    const buffers: Record<string, Float32Array> = {};
+    prepared.forEach((p, i) => Object.assign(buffers, { [`a${i}`]: p.a, [`b${i}`]: p.b, [`c${i}`]: p.c }));
+    const before = gpu.gemmEngine.counts.grouped;
+    const out = runOn(gpu, buffers, (s) => gpu.gemms(prepared.map((p, i) => ({ ...p.params, a: s[`a${i}`]!, b: s[`b${i}`]!, c: s[`c${i}`]! }))), prepared.map((_, i) => `c${i}`));
+    expect(gpu.gemmEngine.counts.grouped).toBe(before + 1);
+    prepared.forEach((p, i) => expectWithin(out[`c${i}`] as Float32Array, runGemm(cpuBackend, p), allowance(p, 1e-5), p.c, `split product ${i}`));
+  });
+
   it('rejects an operand view past the end of its storage', () => {
     const p = prepare({ ...base, transA: false, transB: false }, 281);
     expect(() =>

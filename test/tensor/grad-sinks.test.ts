@@ -102,4 +102,46 @@ describe('gradient sinks (ops writing straight into leaf and partial gradients)'
     expect(calls.filter((c) => c === 'fill')).toHaveLength(1); // the seed of backward(), not the gradient
     expect(Array.from(w.grad!.toFloat32Array())).toEqual(new Array(16).fill(8));
   });
+
+  it('hands the weight-gradient products of a layer stack to the backend together at the end of the pass, same gradients', () => {
+    const widths = 5;
+    const layers = [0, 1, 2, 3].map((i) => seeded([widths, widths], 20 + i));
+    const input = T.persistent(() => T.tensor(Float32Array.from({ length: 6 * widths }, (_, i) => Math.cos(i * 0.37)), [6, widths]));
+    // The first layer's weight is used twice (here and in the last layer): its second product must
+    // not overwrite the first, which is still pending when the last layer's backward runs.
+    const weights = [...layers, layers[0]!];
+    const grads = (withSinks: boolean): Float32Array[] => {
+      for (const w of layers) w.zeroGrad();
+      T.tidy(() => {
+        let h = input;
+        for (const w of weights) h = T.tanh(T.matmul(h, w));
+        const loss = T.sum(T.square(h));
+        if (withSinks) T.backward(loss);
+        else T.backward(loss, undefined, referenceAccumulate);
+      });
+      const out = layers.map((w) => w.grad!.toFloat32Array());
+      if (!withSinks) for (const w of layers) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
+      return out;
+    };
+    const reference = grads(false);
+    const backend = input.backend;
+    const original = backend.gemms.bind(backend);
+    const batches: number[] = [];
+    backend.gemms = (params) => {
+      batches.push(params.length);
+      original(params);
+    };
+    let deferred: Float32Array[];
+    try {
+      deferred = grads(true);
+    } finally {
+      backend.gemms = original;
+    }
+    // Four input gradients one by one as the pass goes down; the first layer's weight coming round
+    // again runs the four pending weight gradients in one call before its own, which runs at the end.
+    expect(batches).toEqual([1, 1, 1, 1, 4, 1]);
+    reference.forEach((r, i) => {
+      for (let j = 0; j < r.length; j++) expect(deferred[i]![j]).toBeCloseTo(r[j]!, 5);
+    });
+  });
 });

@@ -7,7 +7,7 @@ import { checkDriver, CU_EVENT_DISABLE_TIMING, CU_STREAM_NON_BLOCKING, type Hand
 import { CudaGemm, PACK16_KINDS, type GemmHost, type GemmOptions } from './gemm.ts';
 import { CONVERT16_MODULE, CONVERT8_MODULE } from './kernels/convert.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
-import { GEMM_SMALL_MODULE } from './kernels/gemm-small.ts';
+import { GEMM_SMALL_MODULE, POINTER_WORDS } from './kernels/gemm-small.ts';
 import type { ParamKind } from './launch.ts';
 import { isLoaded, loadCudaLibrary, type LoadedLibrary } from './load-library.ts';
 import { KernelRegistry, type KernelModuleSource } from './modules.ts';
@@ -52,6 +52,8 @@ const GEMM_KERNELS: Record<string, { module: KernelModuleSource; kinds: readonly
   pack_bf16: { module: CONVERT16_MODULE, kinds: PACK16_KINDS },
   pack_e4m3: { module: CONVERT8_MODULE, kinds: ['p', 'p', 'i', 'i', 'l', 'l', 'l', 'i'] },
   gemm_small: { module: GEMM_SMALL_MODULE, kinds: ['p', 'p', 'p', 'i', 'i', 'i', 'i', 'i', 'i', 'l', 'l', 'l', 'i', 'i', 'i', 'f', 'f'] },
+  write_words: { module: GEMM_SMALL_MODULE, kinds: [`s${POINTER_WORDS}`, 'i', 'p'] },
+  sum_chunks_table: { module: GEMM_SMALL_MODULE, kinds: ['p', 'p', 'i', 'i', 'i', 'i', 'i', 'f'] },
   sum_chunks: { module: GEMM_SMALL_MODULE, kinds: ['p', 'p', 'i', 'i', 'i', 'l', 'i', 'i', 'f'] },
 };
 
@@ -129,6 +131,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CreatedBack
     allocateScratch: (bytes) => runtime.allocateScratch(bytes),
     releaseScratch: (block) => runtime.releaseScratch(block),
     launchLinear: (kernel, count, args) => runtime.launchLinear(kernel, count, args),
+    launchBlock: (kernel, args) => kernel.launch(runtime.stream, 1, 1, 128, 0, args),
     kernel: (name) => {
       const spec = GEMM_KERNELS[name]!;
       return runtime.kernel(spec.module, name, spec.kinds);

@@ -52,6 +52,10 @@ export interface CublasApi {
   cublasSetStream_v2(handle: Handle, stream: Handle): number;
   cublasSetMathMode(handle: Handle, mode: number): number;
   cublasSetWorkspace_v2(handle: Handle, workspace: number, bytes: number): number;
+  cublasSgemmBatched(
+    handle: Handle, transA: number, transB: number, m: number, n: number, k: number, alpha: Float32Array,
+    a: number, lda: number, b: number, ldb: number, beta: Float32Array, c: number, ldc: number, batch: number,
+  ): number;
   cublasSgemmStridedBatched(
     handle: Handle, transA: number, transB: number, m: number, n: number, k: number,
     alpha: Float32Array, a: number, lda: number, strideA: number, b: number, ldb: number, strideB: number,
@@ -98,6 +102,9 @@ const CUBLAS_PROTOTYPES: Record<keyof CublasApi, string> = {
   cublasSetStream_v2: 'int cublasSetStream_v2(void *handle, void *stream)',
   cublasSetMathMode: 'int cublasSetMathMode(void *handle, int mode)',
   cublasSetWorkspace_v2: 'int cublasSetWorkspace_v2(void *handle, uint64_t workspace, size_t bytes)',
+  cublasSgemmBatched:
+    'int cublasSgemmBatched(void *handle, int transA, int transB, int m, int n, int k, void *alpha, ' +
+    'uint64_t a, int lda, uint64_t b, int ldb, void *beta, uint64_t c, int ldc, int batch)',
   cublasSgemmStridedBatched:
     'int cublasSgemmStridedBatched(void *handle, int transA, int transB, int m, int n, int k, void *alpha, ' +
     'uint64_t a, int lda, long long strideA, uint64_t b, int ldb, long long strideB, void *beta, ' +

@@ -42,6 +42,7 @@ import {
 } from './cublas-api.ts';
 import type { Handle } from './driver-api.ts';
 import type { Kernel, ParamKind } from './launch.ts';
+import { POINTER_WORDS } from './kernels/gemm-small.ts';
 
 /** What the GEMM needs from the backend. */
 export interface GemmHost {
@@ -51,7 +52,9 @@ export interface GemmHost {
   releaseScratch(block: Block): void;
   /** Launches a grid-stride kernel over `count` items. */
   launchLinear(kernel: Kernel, count: number, args: readonly (number | Int32Array)[]): void;
-  kernel(name: 'scale_matrices' | 'pack_f16' | 'pack_bf16' | 'pack_e4m3' | 'gemm_small' | 'sum_chunks'): Kernel;
+  /** Launches one block of 128 threads. */
+  launchBlock(kernel: Kernel, args: readonly (number | Int32Array)[]): void;
+  kernel(name: 'scale_matrices' | 'pack_f16' | 'pack_bf16' | 'pack_e4m3' | 'gemm_small' | 'sum_chunks' | 'write_words' | 'sum_chunks_table'): Kernel;
 }
 
 export interface GemmOptions {
@@ -118,7 +121,7 @@ export class CudaGemm {
   /** Why a requested native FP8 product ran on another path (each reason once). */
   readonly fallbacks = new Set<string>();
   /** Products by the path that ran them, for tests and the doctor. */
-  readonly counts = { fp32: 0, tf32: 0, fp16: 0, bf16: 0, fp8: 0, scale: 0, small: 0, packs: 0, splitK: 0 };
+  readonly counts = { fp32: 0, tf32: 0, fp16: 0, bf16: 0, fp8: 0, scale: 0, small: 0, packs: 0, splitK: 0, grouped: 0 };
   /** While splitK runs a product: where its partial products go instead of C. */
   private partsAddress: number | null = null;
   /** During runAll: 16-bit packs of operands, shared by the products that read the same one. */
@@ -160,7 +163,12 @@ export class CudaGemm {
     const packs = new Map<string, { block: Block; packed: Operand }>();
     this.sharedPacks = packs;
     try {
-      for (const p of params) this.run(p);
+      const single: GemmParams[] = [];
+      for (const group of groupByShape(params, (p) => this.groupable(p))) {
+        if (group.length > 1) this.grouped(group);
+        else single.push(group[0]!);
+      }
+      for (const p of single) this.run(p);
     } finally {
       this.sharedPacks = null;
       for (const { block } of packs.values()) this.host.releaseScratch(block);
@@ -182,6 +190,81 @@ export class CudaGemm {
     }
     if (this.splitK(p, format)) return;
     this.dispatch(p, format);
+  }
+
+  /**
+   * Unbatched FP32 products that cuBLAS would run on their own (not gemm_small's): several of one
+   * shape run as one cublasSgemmBatched call. At the paper's size a weight gradient ([128, 384]
+   * over k = 2048) fills few multiprocessors and cuBLAS adds a split-k reduction kernel to it;
+   * the eight layers' products side by side fill the GPU in one launch.
+   */
+  private groupable(p: GemmParams): boolean {
+    const format = p.inputFormat ?? 'fp32';
+    return (format === 'fp32' || format === 'tf32') && p.batch === 1 && p.alpha !== 0 && p.k > 0 && p.m > 0 && p.n > 0 && !(this.smallProducts && p.m * p.n * p.k <= SMALL_GEMM_MACS);
+  }
+
+  /**
+   * Products of one shape (groupByShape) as one cublasSgemmBatched call over device pointer arrays.
+   * A long k is cut into GROUP_SPLIT_K chunks that run as extra batch entries (without it each
+   * block of a 2048-deep weight gradient walks all of k: 64-100 µs a group on the H200), written
+   * to scratch and summed in chunk order by one sum_chunks_table launch.
+   */
+  private grouped(group: readonly GemmParams[]): void {
+    for (const p of group) validate(p);
+    const p0 = group[0]!;
+    const count = group.length;
+    const chunks = groupChunks(p0.k);
+    const kc = p0.k / chunks;
+    const size = p0.m * p0.n;
+    const parts = chunks > 1 ? this.host.allocateScratch(4 * size * count * chunks) : null;
+    // Column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: cuBLAS's A array holds our B operands, its B array our A's.
+    const bPointers: number[] = [];
+    const aPointers: number[] = [];
+    const cPointers: number[] = [];
+    group.forEach((p, e) => {
+      const a = this.host.addressOf(p.a) + 4 * p.aOffset;
+      const b = this.host.addressOf(p.b) + 4 * p.bOffset;
+      for (let c = 0; c < chunks; c++) {
+        // Chunk c of k: columns c·kc… of op(A) and rows c·kc… of op(B), as stored.
+        aPointers.push(a + 4 * c * kc * (p.transA ? p.lda : 1));
+        bPointers.push(b + 4 * c * kc * (p.transB ? 1 : p.ldb));
+        cPointers.push(parts ? parts.address + 4 * size * (e * chunks + c) : this.host.addressOf(p.c) + 4 * p.cOffset);
+      }
+    });
+    const finals = parts ? group.map((p) => this.host.addressOf(p.c) + 4 * p.cOffset) : [];
+    const pointers = [...bPointers, ...aPointers, ...cPointers, ...finals];
+    const entries = count * chunks;
+    const table = this.host.allocateScratch(8 * pointers.length);
+    try {
+      const write = this.host.kernel('write_words');
+      const perLaunch = POINTER_WORDS / 2;
+      for (let first = 0; first < pointers.length; first += perLaunch) {
+        const chunk = pointers.slice(first, first + perLaunch);
+        const words = new Int32Array(POINTER_WORDS);
+        chunk.forEach((address, i) => {
+          words[2 * i] = address % TWO_32 | 0;
+          words[2 * i + 1] = Math.floor(address / TWO_32);
+        });
+        this.host.launchBlock(write, [words, 2 * chunk.length, table.address + 8 * first]);
+      }
+      this.alpha[0] = p0.alpha;
+      this.beta[0] = parts ? 0 : p0.beta;
+      const code = this.cublas.cublasSgemmBatched(
+        this.handle, p0.transB ? CUBLAS_OP_T : CUBLAS_OP_N, p0.transA ? CUBLAS_OP_T : CUBLAS_OP_N, p0.n, p0.m, kc,
+        this.alpha, table.address, p0.ldb, table.address + 8 * entries, p0.lda, this.beta, table.address + 16 * entries, parts ? p0.n : p0.ldc, entries,
+      );
+      checkCublas('cublasSgemmBatched', code);
+      if (parts) {
+        this.host.launchLinear(this.host.kernel('sum_chunks_table'), size * count, [
+          parts.address, table.address + 24 * entries, p0.m, p0.n, p0.ldc, count, chunks, p0.beta,
+        ]);
+      }
+    } finally {
+      this.host.releaseScratch(table);
+      if (parts) this.host.releaseScratch(parts);
+    }
+    this.counts.fp32 += count;
+    this.counts.grouped++;
   }
 
   private dispatch(p: GemmParams, format: NonNullable<GemmParams['inputFormat']>): void {
@@ -446,6 +529,38 @@ export class CudaGemm {
     }
     return { desc, layouts: [aLayout, bLayout, cLayout], algo };
   }
+}
+
+const TWO_32 = 4294967296;
+
+/** k-chunks of a grouped product: 4 (or 2) when each stays at least GROUP_MIN_CHUNK deep. */
+export function groupChunks(k: number): number {
+  return [4, 2].find((c) => k % c === 0 && k / c >= GROUP_MIN_CHUNK) ?? 1;
+}
+export const GROUP_MIN_CHUNK = 256;
+
+/**
+ * Groups of products that may run as one batched call (same flags, sizes, leading dimensions,
+ * factors and format), in first-appearance order; products `groupable` rejects stay alone.
+ */
+export function groupByShape(params: readonly GemmParams[], groupable: (p: GemmParams) => boolean): GemmParams[][] {
+  const groups = new Map<string, GemmParams[]>();
+  const out: GemmParams[][] = [];
+  for (const p of params) {
+    if (!groupable(p)) {
+      out.push([p]);
+      continue;
+    }
+    const key = [p.transA, p.transB, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.alpha, p.beta, p.inputFormat ?? 'fp32'].join(',');
+    const group = groups.get(key);
+    if (group) group.push(p);
+    else {
+      const made = [p];
+      groups.set(key, made);
+      out.push(made);
+    }
+  }
+  return out;
 }
 
 function checkCount(name: string, value: number): void {

@@ -1,7 +1,14 @@
 import type { GemmParams } from '../../backend/backend.ts';
-import { record, SUNK, type GradSink } from '../autograd.ts';
+import { deferLeafProduct, record, SUNK, type GradSink } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
-import { empty } from './creation.ts';
+import { alias, empty } from './creation.ts';
+
+/**
+ * Leaf-gradient products of at most this many multiply-adds are handed to autograd to run at the
+ * end of the backward pass (deferLeafProduct), where a backend may batch those of one shape; larger
+ * ones fill the GPU alone, and deferring them would only keep their operands alive longer.
+ */
+export const DEFER_MAX_MACS = 2 ** 28;
 
 export interface MatmulOptions {
   /** Use a stored as [..., k, m] (resp. b as [..., n, k]). */
@@ -122,7 +129,14 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     // The input and weight gradients are independent products: queued together, a backend may
     // run them side by side.
     const independent: GemmParams[] = [];
-    const queue = (x: Tensor, y: Tensor, target: Tensor, shape: GemmShape) => independent.push(gemmParams(x, y, target, shape));
+    const queue = (x: Tensor, y: Tensor, target: Tensor, shape: GemmShape, sink?: GradSink | null) => {
+      const params = gemmParams(x, y, target, shape);
+      // FP32 only: a 16-bit product shares the packed incoming gradient with its neighbour.
+      const fp32 = (shape.inputFormat ?? 'fp32') === 'fp32';
+      const leaf = sink?.leaf ? (sink === sinks[0] ? a : b) : null;
+      if (leaf && fp32 && shape.batch === 1 && shape.m * shape.n * shape.k <= DEFER_MAX_MACS && deferLeafProduct(leaf, params, [alias(x), alias(y)])) return;
+      independent.push(params);
+    };
     if (a.requiresGrad) {
       // stored-A gradient: [m,k] = g·op(B)ᵀ, or for transA [k,m] = op(B)·gᵀ
       const shared = !L.aBatched && L.bBatched;
@@ -142,8 +156,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         gradA = t;
         const strideG = m * n;
         const strideB = L.bBatched ? k * n : 0;
-        if (!transA) queue(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat });
-        else queue(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat });
+        if (!transA) queue(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat }, sinks[0]);
+        else queue(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat }, sinks[0]);
       }
     }
     if (b.requiresGrad) {
@@ -152,8 +166,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         // Fold the batch into the GEMM: A is [batch·m, k] contiguous, g is [batch·m, n].
         const { t, beta } = target(b, sinks[1]);
         gradB = t;
-        if (!transB) queue(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat });
-        else queue(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat });
+        if (!transB) queue(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat }, sinks[1]);
+        else queue(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat }, sinks[1]);
       } else if (shared) {
         gradB = zeroed(b, sinks[1]);
         for (let i = 0; i < batch; i++) {
@@ -165,8 +179,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         gradB = t;
         const strideA = L.aBatched ? m * k : 0;
         const strideG = m * n;
-        if (!transB) queue(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, beta, inputFormat: gradFormat });
-        else queue(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, beta, inputFormat: gradFormat });
+        if (!transB) queue(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, beta, inputFormat: gradFormat }, sinks[1]);
+        else queue(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, beta, inputFormat: gradFormat }, sinks[1]);
       }
     }
     if (independent.length > 0) g.backend.gemms(independent);

@@ -8,6 +8,9 @@
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
 
+/** 32-bit words write_words carries per launch (256 device pointers; kernel parameters may take 4 KB). */
+export const POINTER_WORDS = 512;
+
 const SOURCE = String.raw`
 // One warp per output element: the lanes split k and reduce with shuffles, so an 8×128 output
 // with k = 256 still spreads over the whole GPU instead of 4 blocks of long serial loops.
@@ -52,6 +55,30 @@ extern "C" __global__ void sum_chunks(const float *parts, float *c, int m, int n
     float *out = c + q * strideC + (e / n) * ldc + e % n;
     *out = beta == 0.0f ? acc : acc + beta * *out;
   }
+}
+
+// C_e = Σ_c parts[e·chunks + c] (+ beta·C_e) for the products of a grouped split-k call (gemm.ts,
+// grouped): as sum_chunks, with each product's C at its own address (cTable[e]).
+extern "C" __global__ void sum_chunks_table(const float *parts, const u64 *cTable, int m, int n, int ldc, int count, int chunks, float beta) {
+  const long long size = (long long)m * n;
+  const long long total = size * count;
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (long long)gridDim.x * blockDim.x) {
+    const long long e = idx / size, r = idx - e * size;
+    const float *part = parts + e * chunks * size + r;
+    float acc = 0.0f;
+    for (int k = 0; k < chunks; k++) acc += part[k * size];
+    float *out = reinterpret_cast<float *>(cTable[e]) + (r / n) * ldc + r % n;
+    *out = beta == 0.0f ? acc : acc + beta * *out;
+  }
+}
+
+// dst[i] = words[i] for i < count: device pointer arrays for cublasSgemmBatched, written by a
+// kernel (its arguments are captured with it) rather than a host copy, so a CUDA graph replays them.
+struct PointerWords {
+  u32 w[${POINTER_WORDS}];
+};
+extern "C" __global__ void write_words(PointerWords words, int count, u32 *dst) {
+  for (int i = threadIdx.x; i < count; i += blockDim.x) dst[i] = words.w[i];
 }
 `;
 
