@@ -170,6 +170,11 @@ export interface LayerNormGradParams {
    * buffer that already holds the skip path's gradient, with no separate add.
    */
   readonly accumulateGradX: boolean;
+  /**
+   * With accumulateGradX: gradX = gradXAddend + result, the prior gradient read from this buffer
+   * (same size) instead of from gradX, e.g. where gradX's own storage is still read by someone else.
+   */
+  readonly gradXAddend?: Storage | null;
   /** gradGamma += and gradBeta += instead of =, for parameters shared across calls (or micro-batches). */
   readonly accumulateParams: boolean;
 }

@@ -13,6 +13,13 @@ export interface GradSink {
   readonly accumulate: boolean;
   /** The target is a leaf's own gradient: nothing reads it before backward() returns. */
   readonly leaf: boolean;
+  /**
+   * Only for ops recorded with `addendSinks` (and accumulate true): the gradient so far is in
+   * addend, not in target, whose contents are stale; write addend + this op's gradient into
+   * target. Offered where the gradient so far shares its storage with a tensor still to be read
+   * (e.g. a residual branch's gradient a deferred product holds), so it cannot be added into.
+   */
+  readonly addend?: Tensor;
 }
 
 /** Returned in an input's slot by a backward function that wrote that gradient into its sink. */
@@ -30,6 +37,8 @@ interface TapeEntry {
   readonly output: Tensor;
   readonly inputs: readonly Tensor[];
   readonly backward: BackwardFn;
+  /** The backward function honours GradSink.addend. */
+  readonly addendSinks: boolean;
 }
 
 const tape: TapeEntry[] = [];
@@ -58,11 +67,11 @@ export function noGrad<T>(fn: () => T): T {
 }
 
 /** Records an op on the tape when any input needs a gradient; marks the output accordingly. */
-export function record(output: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
+export function record(output: Tensor, inputs: readonly Tensor[], backward: BackwardFn, options: { addendSinks?: boolean } = {}): Tensor {
   output.isLeaf = false;
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return output;
   output.requiresGrad = true;
-  tape.push({ output, inputs, backward });
+  tape.push({ output, inputs, backward, addendSinks: options.addendSinks ?? false });
   return output;
 }
 
@@ -130,15 +139,20 @@ function propagate(root: Tensor, seed: Tensor | undefined, accumulate: Accumulat
     if (!gradOut) continue;
     grads.delete(entry.output.id);
     if (deferred!.leaves.size > 0 && entry.inputs.some((input) => deferred!.leaves.has(input))) runDeferred();
-    const sinks = sinksAllowed ? entry.inputs.map((input, k) => sinkFor(entry.inputs, k, input, grads, gradOut)) : NO_SINKS;
+    const sinks = sinksAllowed ? entry.inputs.map((input, k) => sinkFor(entry, k, input, grads, gradOut)) : NO_SINKS;
     const inputGrads = entry.backward(gradOut, sinks);
     if (gradOut !== seed) gradOut.dispose();
     entry.inputs.forEach((input, k) => {
       const g = inputGrads[k];
       if (!g) return;
       if (g === SUNK) {
-        if (!sinks[k]) throw new Error(`backward: an op claimed to write the gradient of ${input.describe()} into a sink it was not given`);
+        const sink = sinks[k];
+        if (!sink) throw new Error(`backward: an op claimed to write the gradient of ${input.describe()} into a sink it was not given`);
         if (input.isLeaf) input.markGradWritten();
+        if (sink.addend) {
+          sink.addend.dispose();
+          grads.set(input.id, sink.target);
+        }
         return;
       }
       if (!input.requiresGrad) {
@@ -154,10 +168,21 @@ function propagate(root: Tensor, seed: Tensor | undefined, accumulate: Accumulat
         return;
       }
       const existing = grads.get(input.id);
-      if (existing) {
+      if (!existing) grads.set(input.id, g);
+      else if (existing.shared.exclusive) {
         addInPlace(existing, g);
         g.dispose();
-      } else grads.set(input.id, g);
+      } else if (g.shared.exclusive) {
+        // existing shares its storage (an alias another gradient, or a deferred product, still
+        // reads): adding into it would change what they see. Add into g instead.
+        addInPlace(g, existing);
+        existing.dispose();
+        grads.set(input.id, g);
+      } else {
+        grads.set(input.id, sumOf(existing, g));
+        existing.dispose();
+        g.dispose();
+      }
     });
   }
   for (const g of grads.values()) g.dispose();
@@ -171,7 +196,8 @@ const NO_SINKS: readonly (GradSink | null)[] = [];
  * intermediate's partial gradient that no other tensor shares. Inputs that appear twice in one op
  * (x·x) get none, since the op would write the same target twice.
  */
-function sinkFor(inputs: readonly Tensor[], k: number, input: Tensor, grads: Map<number, Tensor>, gradOut: Tensor): GradSink | null {
+function sinkFor(entry: TapeEntry, k: number, input: Tensor, grads: Map<number, Tensor>, gradOut: Tensor): GradSink | null {
+  const inputs = entry.inputs;
   if (!input.requiresGrad || inputs.indexOf(input) !== k || inputs.lastIndexOf(input) !== k) return null;
   if (input.isLeaf) {
     let { tensor, zero } = input.gradState();
@@ -184,8 +210,9 @@ function sinkFor(inputs: readonly Tensor[], k: number, input: Tensor, grads: Map
     return { target: tensor, accumulate: !zero, leaf: true };
   }
   const existing = grads.get(input.id);
-  if (!existing || !existing.shared.exclusive || existing.shared === gradOut.shared) return null;
-  return { target: existing, accumulate: true, leaf: false };
+  if (!existing || existing.shared === gradOut.shared) return null;
+  if (existing.shared.exclusive) return { target: existing, accumulate: true, leaf: false };
+  return entry.addendSinks ? { target: emptyLike(existing), accumulate: true, leaf: false, addend: existing } : null;
 }
 
 export type AccumulateFn = (leaf: Tensor, grad: Tensor) => void;
@@ -194,6 +221,12 @@ let onesLike: (t: Tensor) => Tensor = () => {
   throw new Error('autograd not initialised');
 };
 let addInPlace: (target: Tensor, value: Tensor) => void = () => {
+  throw new Error('autograd not initialised');
+};
+let emptyLike: (t: Tensor) => Tensor = () => {
+  throw new Error('autograd not initialised');
+};
+let sumOf: (a: Tensor, b: Tensor) => Tensor = () => {
   throw new Error('autograd not initialised');
 };
 let defaultAccumulate: AccumulateFn = () => {
@@ -207,6 +240,10 @@ let createLeafGrad: (leaf: Tensor) => Tensor = () => {
 export function connectAutogradOps(ops: {
   onesLike: (t: Tensor) => Tensor;
   addInPlace: (target: Tensor, value: Tensor) => void;
+  /** a + b as a new tensor of a's shape. */
+  sumOf: (a: Tensor, b: Tensor) => Tensor;
+  /** An uninitialised float32 tensor of t's shape. */
+  emptyLike: (t: Tensor) => Tensor;
   accumulateGrad: AccumulateFn;
   /** A persistent, uninitialised gradient tensor for a leaf. */
   createLeafGrad: (leaf: Tensor) => Tensor;
@@ -214,5 +251,7 @@ export function connectAutogradOps(ops: {
   createLeafGrad = ops.createLeafGrad;
   onesLike = ops.onesLike;
   addInPlace = ops.addInPlace;
+  sumOf = ops.sumOf;
+  emptyLike = ops.emptyLike;
   defaultAccumulate = ops.accumulateGrad;
 }

@@ -105,6 +105,17 @@ describe('layerNormGrad accumulate flags (CPU)', () => {
     expect(Array.from(written.gb)).toEqual(Array.from(fromZero.gb));
   });
 
+  it('gradXAddend: with accumulateGradX, the prior gradient is read from it and gradX is only written', () => {
+    const addend = values(rows * cols, 17);
+    const gradX = storage(new Float32Array(rows * cols).fill(Number.NaN));
+    backend.layerNormGrad({
+      x, gamma, mean, rstd, gradOut: gy, gradX, gradGamma: null, gradBeta: null, rows, cols,
+      gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3, accumulateGradX: true, gradXAddend: storage(addend), accumulateParams: false,
+    });
+    const inPlace = run({ ...prior, gx: addend.slice() }, true, false);
+    expect(Array.from(read(gradX))).toEqual(Array.from(inPlace.gx));
+  });
+
   for (const [accX, accP] of [[true, false], [false, true], [true, true]] as const) {
     it(`accumulateGradX ${accX}, accumulateParams ${accP}: adds to the buffers it names`, () => {
       const out = run(prior, accX, accP);

@@ -145,14 +145,17 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
       for (const affine of [true, false]) {
         for (const [accumulateGradX, accumulateParams] of [[false, false], [true, true], [true, false]] as const) {
           it(`${rows}x${cols} ${affine ? 'with' : 'without'} gamma, accumulate gradX ${accumulateGradX} params ${accumulateParams}`, () => {
-            layerNormGradCase(rows, cols, affine, accumulateGradX, accumulateParams);
+            layerNormGradCase(rows, cols, affine, accumulateGradX, accumulateParams, false);
           });
         }
+        it(`${rows}x${cols} ${affine ? 'with' : 'without'} gamma, accumulating from a separate addend buffer`, () => {
+          layerNormGradCase(rows, cols, affine, true, false, true);
+        });
       }
     }
   });
 
-  function layerNormGradCase(rows: number, cols: number, affine: boolean, accumulateGradX: boolean, accumulateParams: boolean): void {
+  function layerNormGradCase(rows: number, cols: number, affine: boolean, accumulateGradX: boolean, accumulateParams: boolean, separateAddend: boolean): void {
     const size = rows * cols;
     const x = testValues(size, 95, 3).map((v, i) => v + (i % cols === 0 ? 5 : 1));
     const gamma = positiveValues(cols, 96);
@@ -164,16 +167,18 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
       {
         x, gamma, mean: stats.mean!, rstd: stats.rstd!, gy: testValues(size, 97),
         // Non-zero starting buffers, so a write and an accumulate differ.
-        gx: testValues(size, 98), gg: testValues(cols, 99), gb: testValues(cols, 100),
+        gx: testValues(size, 98), gg: testValues(cols, 99), gb: testValues(cols, 100), addend: testValues(size, 104),
       },
       (b, s) => b.layerNormGrad({
         x: s.x!, gamma: affine ? s.gamma! : null, mean: s.mean!, rstd: s.rstd!, gradOut: s.gy!, gradX: s.gx!,
         gradGamma: affine ? s.gg! : null, gradBeta: s.gb!, rows, cols, gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3,
-        accumulateGradX, accumulateParams,
+        accumulateGradX, accumulateParams, gradXAddend: separateAddend ? s.addend! : null,
       }),
-      ['gx', 'gg', 'gb'],
+      ['gx', 'gg', 'gb', 'addend'],
     );
     for (const name of ['gx', 'gg', 'gb']) expectClose(gpu[name]!, c[name]!, SUMS, `layerNormGrad ${rows}x${cols} ${name}`);
+    // The addend is only read.
+    expect(Array.from(gpu.addend!)).toEqual(Array.from(testValues(size, 104)));
   }
 
   it('gather and scatterAdd (repeated ids, a hot id, ids outside the table, a non-float32 scale): scatterAdd bit-identical to the CPU', () => {

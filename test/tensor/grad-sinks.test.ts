@@ -144,4 +144,70 @@ describe('gradient sinks (ops writing straight into leaf and partial gradients)'
       for (let j = 0; j < r.length; j++) expect(deferred[i]![j]).toBeCloseTo(r[j]!, 5);
     });
   });
+
+  it('a deferred weight gradient reads its incoming gradient as it was, though a residual path later adds into the same storage', () => {
+    // y = x + tanh(x)·w1: add's backward hands x and the branch one storage (aliases); w1's product
+    // waits for the end of the pass while tanh's gradient of x is added to x's.
+    const w0 = seeded([4, 4], 30);
+    const w1 = seeded([4, 4], 31);
+    const input = T.persistent(() => T.tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i * 0.7)), [3, 4]));
+    const grads = (withSinks: boolean): Float32Array[] => {
+      for (const w of [w0, w1]) w.zeroGrad();
+      T.tidy(() => {
+        const x = T.tanh(T.matmul(input, w0));
+        const y = T.add(x, T.matmul(T.tanh(x), w1));
+        const loss = T.sum(T.square(y));
+        if (withSinks) T.backward(loss);
+        else T.backward(loss, undefined, referenceAccumulate);
+      });
+      const out = [w0, w1].map((w) => w.grad!.toFloat32Array());
+      if (!withSinks) for (const w of [w0, w1]) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
+      return out;
+    };
+    const reference = grads(false);
+    const deferred = grads(true);
+    reference.forEach((r, i) => {
+      for (let j = 0; j < r.length; j++) expect(deferred[i]![j]).toBeCloseTo(r[j]!, 5);
+    });
+  });
+
+  it('a layer norm adds the residual gradient a deferred product still reads in its own kernel, into a fresh buffer', () => {
+    // y = x + LN(x)·w1: x's gradient so far (from the add) shares storage with the branch's, which
+    // w1's deferred product reads; LN's gradient goes to a new buffer with it added (no add kernel).
+    const w0 = seeded([4, 4], 32);
+    const w1 = seeded([4, 4], 33);
+    const input = T.persistent(() => T.tensor(Float32Array.from({ length: 12 }, (_, i) => Math.cos(i * 0.9)), [3, 4]));
+    const grads = (withSinks: boolean): { values: Float32Array[]; adds: number } => {
+      for (const w of [w0, w1]) w.zeroGrad();
+      const backend = input.backend;
+      const original = backend.binary.bind(backend);
+      let adds = 0;
+      backend.binary = (kind, ...rest) => {
+        if (kind === 'add') adds++;
+        original(kind, ...rest);
+      };
+      try {
+        T.tidy(() => {
+          const x = T.tanh(T.matmul(input, w0));
+          const y = T.add(x, T.matmul(T.layerNorm(x, null, null), w1));
+          const loss = T.sum(T.square(y));
+          const before = adds;
+          if (withSinks) T.backward(loss);
+          else T.backward(loss, undefined, referenceAccumulate);
+          adds -= before;
+        });
+      } finally {
+        backend.binary = original;
+      }
+      const values = [w0, w1].map((w) => w.grad!.toFloat32Array());
+      if (!withSinks) for (const w of [w0, w1]) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
+      return { values, adds };
+    };
+    const reference = grads(false);
+    const deferred = grads(true);
+    expect(deferred.adds).toBe(0);
+    reference.values.forEach((r, i) => {
+      for (let j = 0; j < r.length; j++) expect(deferred.values[i]![j]).toBeCloseTo(r[j]!, 5);
+    });
+  });
 });

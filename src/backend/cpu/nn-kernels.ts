@@ -77,6 +77,8 @@ export function layerNorm(p: LayerNormParams): void {
 
 export function layerNormGrad(p: LayerNormGradParams): void {
   const x = f32(p.x), mean = f32(p.mean), rstd = f32(p.rstd), gy = f32(p.gradOut), gx = f32(p.gradX);
+  const prior = p.gradXAddend ? f32(p.gradXAddend) : gx;
+  if (p.gradXAddend && p.gradXAddend.size < p.rows * p.cols) throw new RangeError(`layerNormGrad: gradXAddend holds ${p.gradXAddend.size} values, needs ${p.rows * p.cols}`);
   const gamma = p.gamma ? f32(p.gamma) : null;
   const { rows, cols } = p;
   const gGamma = p.gradGamma ? new Float64Array(cols) : null;
@@ -99,7 +101,7 @@ export function layerNormGrad(p: LayerNormGradParams): void {
       const xhat = (x[base + c] - mu) * rs;
       const d = gy[base + c] * (gamma ? gamma[c] : 1);
       const v = p.gradXScale * rs * (d - meanD - xhat * meanDX);
-      gx[base + c] = p.accumulateGradX ? gx[base + c] + v : v;
+      gx[base + c] = p.accumulateGradX ? prior[base + c] + v : v;
     }
   }
   for (const [sums, storage, scale] of [[gGamma, p.gradGamma, p.gradGammaScale], [gBeta, p.gradBeta, p.gradBetaScale]] as const) {

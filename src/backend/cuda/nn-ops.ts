@@ -102,12 +102,15 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   if (cols === 0) return;
   const params = p.gradGamma !== null || p.gradBeta !== null;
   const accumulateX = p.accumulateGradX ? 1 : 0;
+  if (p.gradXAddend) checkCount(op, 'gradXAddend', p.gradXAddend, size);
+  // With accumulateGradX the kernels add the prior gradient read from here (gradX itself by default).
+  const addend = p.gradXAddend ?? p.gradX;
   const k = warpWidth(cols, 32);
   let parts = 0;
   let scratch: Block | null = null;
   if (k !== null) {
     // One pass: gradX and the per-block gamma/beta partial sums from a single read of x and gy.
-    const vector = cols % 4 === 0 && [p.x, p.gradOut, p.gradX, ...(p.gamma ? [p.gamma] : [])].every((s) => address(s, op) % 16 === 0);
+    const vector = cols % 4 === 0 && [p.x, p.gradOut, p.gradX, addend, ...(p.gamma ? [p.gamma] : [])].every((s) => address(s, op) % 16 === 0);
     const kernel = vector ? `layer_norm_grad_fused_v${Math.max(4, k)}` : `layer_norm_grad_fused_s${k}`;
     // Blocks a multiprocessor holds: the kernels' __launch_bounds__ (registers allow one at 32 columns a lane).
     const tileRows = fusedTileRows(rows, rt.multiprocessors * (k >= 32 ? 1 : 2));
@@ -116,16 +119,16 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
     const partialGamma = scratch ? scratch.address : 0;
     const partialBeta = scratch ? scratch.address + parts * cols * 8 : 0;
     if (parts > 0) {
-      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i']), parts, 1, 32 * LN_WARPS, [
+      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i']), parts, 1, 32 * LN_WARPS, [
         address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
-        partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX,
+        address(addend, op), partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX,
       ]);
     }
   } else {
-    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i'] as const;
+    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i'] as const;
     rt.launchRows(rt.kernel(NN_MODULE, 'layer_norm_grad_rows', kinds), rows, cols, [
       address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
-      rows, cols, p.gradXScale, accumulateX,
+      address(addend, op), rows, cols, p.gradXScale, accumulateX,
     ]);
     if (params && rows > 0) {
       const chunkRows = Math.max(PARAM_CHUNK_ROWS, Math.ceil(rows / MAX_GRID_Y));

@@ -27,6 +27,12 @@ export function addInPlace(target: Tensor, value: Tensor): void {
 connectAutogradOps({
   onesLike,
   addInPlace,
+  emptyLike: (t) => empty(t.shape, 'f32', t.backend),
+  sumOf(a, b) {
+    const out = empty(a.shape, 'f32', a.backend);
+    a.backend.binary('add', a.view(), broadcastView(b, a.shape), out.storage, a.shape, 1, 1);
+    return out;
+  },
   accumulateGrad(leaf, grad) {
     const { tensor, zero } = leaf.gradState();
     if (tensor && zero) {

@@ -96,6 +96,7 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
       gradGammaScale: gradScaleGamma,
       gradBetaScale: gradScaleBeta,
       accumulateGradX: xSink?.accumulate ?? false,
+      gradXAddend: xSink?.addend?.storage ?? null,
       accumulateParams,
     });
     const param = (t: Tensor | null): Tensor | typeof SUNK | null => (t && paramsSunk ? SUNK : t);
@@ -103,7 +104,7 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
     if (gamma) result.push(param(gg));
     if (beta) result.push(param(gb));
     return result;
-  });
+  }, { addendSinks: true });
 }
 
 /** Looks up rows of `table` ([V, d]) for int32 ids of any shape; gradient scatter-adds. */

@@ -98,11 +98,12 @@ extern "C" __global__ void layer_norm_rows(const float *x, const float *gamma, c
  * beta gradients come from layer_norm_param_partials.
  */
 extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
-                                                float *gx, int rows, int cols, double gradXScale, int accumulate) {
+                                                float *gx, const float *addend, int rows, int cols, double gradXScale, int accumulate) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + (long long)r * cols;
     const float *gyr = gy + (long long)r * cols;
     float *gxr = gx + (long long)r * cols;
+    const float *addr = addend + (long long)r * cols;
     double mu = (double)mean[r], rs = (double)rstd[r];
     double sumD = 0.0, sumDX = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
@@ -117,7 +118,7 @@ extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gam
       double xhat = ((double)xr[c] - mu) * rs;
       double d = (double)gyr[c] * (gamma ? (double)gamma[c] : 1.0);
       float v = (float)(gradXScale * rs * (d - meanD - xhat * meanDX));
-      gxr[c] = accumulate ? gxr[c] + v : v;
+      gxr[c] = accumulate ? addr[c] + v : v;
     }
     __syncthreads();
   }
@@ -275,7 +276,7 @@ __device__ __forceinline__ void ln_load(const float *row, int lane, int cols, fl
 }
 
 template <int K, bool VEC>
-__device__ __forceinline__ void ln_store(float *row, int lane, int cols, const float *v, int accumulate) {
+__device__ __forceinline__ void ln_store(float *row, const float *addend, int lane, int cols, const float *v, int accumulate) {
   if (VEC) {
     #pragma unroll
     for (int j = 0; j < K / 4; ++j) {
@@ -284,7 +285,7 @@ __device__ __forceinline__ void ln_store(float *row, int lane, int cols, const f
       float4 o = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
       float4 *dst = reinterpret_cast<float4 *>(row + c);
       if (accumulate) {
-        float4 prior = *dst;
+        float4 prior = *reinterpret_cast<const float4 *>(addend + c);
         o.x += prior.x; o.y += prior.y; o.z += prior.z; o.w += prior.w;
       }
       *dst = o;
@@ -293,7 +294,7 @@ __device__ __forceinline__ void ln_store(float *row, int lane, int cols, const f
     #pragma unroll
     for (int k = 0; k < K; ++k) {
       int c = ln_column<VEC>(lane, k);
-      if (c < cols) row[c] = accumulate ? row[c] + v[k] : v[k];
+      if (c < cols) row[c] = accumulate ? addend[c] + v[k] : v[k];
     }
   }
 }
@@ -329,8 +330,8 @@ __device__ __forceinline__ void ln_block_partial(const float (&acc)[K], float (*
 
 template <int K, bool VEC>
 __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
-                                                      float *gx, double *partialGamma, double *partialBeta, int rows, int cols, int tileRows,
-                                                      double gradXScale, int accumulate) {
+                                                      float *gx, const float *addend, double *partialGamma, double *partialBeta, int rows, int cols,
+                                                      int tileRows, double gradXScale, int accumulate) {
   __shared__ __align__(16) float sharedSums[LN_WARPS][32 * K];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int first = blockIdx.x * tileRows;
@@ -375,7 +376,7 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
     float scale = (float)(gradXScale * (double)rs);
     #pragma unroll
     for (int k = 0; k < K; ++k) xv[k] = scale * fmaf(-xv[k], meanDX, gv[k] - meanD);
-    ln_store<K, VEC>(gx + (long long)r * cols, lane, cols, xv, accumulate);
+    ln_store<K, VEC>(gx + (long long)r * cols, addend + (long long)r * cols, lane, cols, xv, accumulate);
   }
   if (!params) return;
   ln_block_partial<K, VEC>(accGamma, sharedSums, partialGamma, cols, lane, warp);
@@ -384,9 +385,9 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
 
 #define LN_GRAD_FUSED(K, VEC, MIN_BLOCKS, SUFFIX) \
   extern "C" __global__ void __launch_bounds__(32 * LN_WARPS, MIN_BLOCKS) layer_norm_grad_fused_##SUFFIX( \
-      const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, double *partialGamma, \
-      double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate) { \
-    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate); \
+      const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, const float *addend, \
+      double *partialGamma, double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate) { \
+    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, addend, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate); \
   }
 LN_GRAD_FUSED(4, true, 2, v4)
 LN_GRAD_FUSED(8, true, 2, v8)
