@@ -121,8 +121,8 @@ describe.skipIf(!cuda)(`CUDA gemmStrided ${noCudaReason}`, () => {
     const size = 128;
     let seed = 500;
     for (const rows of [64, 32]) {
-      // 64 rows once the 64-row blocks reach every multiprocessor; 32 for a batch of 2.
-      const batch = rows === 64 ? Math.ceil(sms / 4) : 2;
+      // 64 rows once there are two 64-row blocks per multiprocessor (4 per 128×128 entry); 32 for a batch of 2.
+      const batch = rows === 64 ? Math.ceil(sms / 2) : 2;
       expect(stridedGemmTileRows(size, size, batch, sms), `batch ${batch}`).toBe(rows);
       // Each causal mode once per height, with the transposes taken in turn (the float64 reference is slow).
       (['none', 'lower-output', 'k-to-row', 'k-from-row'] as const).forEach((causal, i) => {

@@ -210,4 +210,45 @@ describe('gradient sinks (ops writing straight into leaf and partial gradients)'
       for (let j = 0; j < r.length; j++) expect(deferred.values[i]![j]).toBeCloseTo(r[j]!, 5);
     });
   });
+
+  it('scaled backward factors (a unit-scaled residual split) write into sinks: same gradients, no add kernel', () => {
+    const w0 = seeded([4, 4], 34);
+    const w1 = seeded([4, 4], 35);
+    const input = T.persistent(() => T.tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i * 1.3)), [3, 4]));
+    const run = (withSinks: boolean): { values: Float32Array[]; adds: number } => {
+      for (const w of [w0, w1]) w.zeroGrad();
+      const backend = input.backend;
+      const original = backend.binary.bind(backend);
+      let adds = 0;
+      backend.binary = (kind, ...rest) => {
+        if (kind === 'add') adds++;
+        original(kind, ...rest);
+      };
+      try {
+        T.tidy(() => {
+          const x = T.tanh(T.matmul(input, w0));
+          // residual_split: forward x twice, backward factors 0.6 and 0.8; residual_add with forward factors.
+          const residual = T.scaleBwd(x, 0.6);
+          const skip = T.scaleBwd(x, 0.8);
+          const y = T.add(T.matmul(T.layerNorm(residual, null, null), w1), skip, { scaleA: 0.6, scaleB: 0.8, gradScaleA: 1, gradScaleB: 1 });
+          const loss = T.sum(T.square(y));
+          const before = adds;
+          if (withSinks) T.backward(loss);
+          else T.backward(loss, undefined, referenceAccumulate);
+          adds -= before;
+        });
+      } finally {
+        backend.binary = original;
+      }
+      const values = [w0, w1].map((w) => w.grad!.toFloat32Array());
+      if (!withSinks) for (const w of [w0, w1]) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
+      return { values, adds };
+    };
+    const reference = run(false);
+    const sunk = run(true);
+    expect(sunk.adds).toBe(0);
+    reference.values.forEach((r, i) => {
+      for (let j = 0; j < r.length; j++) expect(sunk.values[i]![j]).toBeCloseTo(r[j]!, 5);
+    });
+  });
 });

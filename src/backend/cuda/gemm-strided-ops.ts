@@ -41,14 +41,16 @@ function prepare(name: string, s: StridedMatrix, rows: number, cols: number, bat
 }
 
 /**
- * Rows of C per block: 64, unless that leaves multiprocessors without a block. Attention's
- * [256, 64] products over 16 (sequence, head) pairs make only 64 blocks of 64 rows, each walking
- * up to 256 keys; 32-row blocks took them from about 15 to 11 µs on the H200 (Nsight Compute; 16-row
- * ones, tried, were slower everywhere: too little arithmetic per shared-memory read).
+ * Rows of C per block: 64, unless that leaves fewer than two blocks per multiprocessor (the
+ * kernel's register use lets two run on one at a time). Attention's products at the paper's size
+ * (16 sequence-head pairs) run in one wave, so a block's latency is the kernel's: 32-row blocks,
+ * twice as many doing half the work, took the [256, 64] products from about 15 to 11 µs on the
+ * H200 and the [256, 256] scores from 14 to about 10 (paper-size reference step 2.04 → 2.01 ms;
+ * 16-row blocks, tried, were slower everywhere: too little arithmetic per shared-memory read).
  */
 export function stridedGemmTileRows(m: number, n: number, batch: number, multiprocessors: number): number {
   const blocks = Math.ceil(m / GEMM_STRIDED_TILE) * Math.ceil(n / GEMM_STRIDED_TILE) * batch;
-  return blocks >= multiprocessors ? 64 : 32;
+  return blocks >= 2 * multiprocessors ? 64 : 32;
 }
 
 /** A checked product as the kernel's GsProblem struct, with its grid; null when it has no outputs. */

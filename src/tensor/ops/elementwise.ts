@@ -180,12 +180,27 @@ export function scaled(x: Tensor, fwdScale = 1, bwdScale = 1): Tensor {
     out = empty(x.shape, 'f32', x.backend);
     x.backend.unary('copy', x.storage, out.storage, x.size, 1, fwdScale);
   }
-  return record(out, [x], (g) => {
-    if (bwdScale === 1) return [alias(g)];
-    const gx = empty(g.shape, 'f32', g.backend);
-    g.backend.unary('copy', g.storage, gx.storage, g.size, 1, bwdScale);
-    return [gx];
-  });
+  return record(
+    out,
+    [x],
+    (g, [sink]) => {
+      if (bwdScale === 1) return [alias(g)];
+      // Into the sink where there is one: the residual paths of unit-scaled models then cost one
+      // kernel each instead of a scaled copy and an add.
+      if (sink?.addend) {
+        g.backend.binary('add', sink.addend.view(), g.view(), sink.target.storage, g.shape, 1, bwdScale);
+        return [SUNK];
+      }
+      if (sink) {
+        g.backend.copy(g.view(), sink.target.view(), g.shape, bwdScale, sink.accumulate);
+        return [SUNK];
+      }
+      const gx = empty(g.shape, 'f32', g.backend);
+      g.backend.unary('copy', g.storage, gx.storage, g.size, 1, bwdScale);
+      return [gx];
+    },
+    { addendSinks: true },
+  );
 }
 
 export const scaleFwd = (x: Tensor, s: number) => scaled(x, s, 1);
