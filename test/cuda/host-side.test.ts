@@ -1,7 +1,8 @@
 /**
  * Host-side pieces of the CUDA backend that need no GPU: dimension collapsing, the injectivity
  * test behind plain vs atomic accumulation, the NVRTC target choice, the quantise grid words, and
- * library discovery through REPRO_CUDA_LIB_DIR, and the fused attention kernels' geometry.
+ * library discovery through REPRO_CUDA_LIB_DIR, the fused attention kernels' geometry, and the
+ * GEMM engine's grouping, k-chunking and 16-bit pack geometry.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ import { collapse, contiguousStrides, divisionMagic, isInjective, packStrided, v
 import { parseFormat } from '../../src/formats/registry.ts';
 import { attentionGeometry, attentionSharedBytes } from '../../src/backend/cuda/kernels/attention.ts';
 import { ReproError } from '../../src/errors.ts';
+import type { GemmParams } from '../../src/backend/backend.ts';
+import { groupByShape, groupChunks, launchPack16 } from '../../src/backend/cuda/gemm.ts';
 
 describe('strided view preparation', () => {
   it('drops size-1 axes and merges axes contiguous in every view', () => {
@@ -133,5 +136,56 @@ describe('fused attention kernel geometry', () => {
       if (before === undefined) delete process.env.REPRO_ATTENTION_ROWS_PER_THREAD;
       else process.env.REPRO_ATTENTION_ROWS_PER_THREAD = before;
     }
+  });
+});
+
+describe('GEMM host decisions (no GPU needed)', () => {
+  const product = (over: Partial<GemmParams>): GemmParams => {
+    const storage = { size: 1 << 20, dtype: 'f32' } as unknown as GemmParams['a'];
+    return {
+      transA: true, transB: false, m: 128, n: 384, k: 2048, alpha: 1, beta: 0, a: storage, aOffset: 0, lda: 128,
+      b: storage, bOffset: 0, ldb: 384, c: storage, cOffset: 0, ldc: 384, batch: 1, strideA: 0, strideB: 0, strideC: 0, ...over,
+    };
+  };
+
+  it('groupByShape keeps first-appearance order, groups equal shapes and factors, leaves the rest alone', () => {
+    const a1 = product({});
+    const b1 = product({ n: 512, ldb: 512, ldc: 512 });
+    const a2 = product({ aOffset: 7 });
+    const lone = product({ beta: 1 });
+    const refused = product({ m: 7 });
+    const groups = groupByShape([a1, b1, refused, a2, lone], (p) => p.m !== 7);
+    expect(groups).toEqual([[a1, a2], [b1], [refused], [lone]]);
+  });
+
+  it('groupChunks cuts k into 4 or 2 chunks of at least 256', () => {
+    expect(groupChunks(2048)).toBe(4);
+    expect(groupChunks(1024)).toBe(4);
+    expect(groupChunks(512)).toBe(2);
+    expect(groupChunks(300)).toBe(1);
+    expect(groupChunks(2050)).toBe(2);
+  });
+
+  it('16-bit packs: float4 rows where cols, strides and addresses allow, a power of two of threads per row', () => {
+    const launches: (number | Int32Array)[][] = [];
+    let counted = 0;
+    const host = {
+      kernel: () => ({}) as never,
+      launchLinear: (_kernel: unknown, count: number, args: readonly (number | Int32Array)[]) => {
+        counted = count;
+        launches.push([...args]);
+      },
+    };
+    const source = { address: 4096, rows: 8192, cols: 512, ld: 512, strides: [0, 0] as [number, number], batch1: 1, batches: 1 };
+    launchPack16(host, 'pack_bf16', source, 8192);
+    // vec, laneShift: 128 float4 groups a row → 128 threads.
+    expect(launches[0]!.slice(-2)).toEqual([1, 7]);
+    expect(counted).toBe(8192 * 128);
+    launchPack16(host, 'pack_f16', { ...source, cols: 33, ld: 40 }, 8192);
+    expect(launches[1]!.slice(-2)).toEqual([0, 6]);
+    launchPack16(host, 'pack_f16', { ...source, address: 4100 }, 8192);
+    expect(launches[2]!.slice(-2)).toEqual([0, 8]);
+    launchPack16(host, 'pack_f16', { ...source, rows: 0 }, 8192);
+    expect(launches).toHaveLength(3);
   });
 });
