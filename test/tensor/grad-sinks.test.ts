@@ -58,6 +58,57 @@ function gradients(withSinks: boolean, steps: number): Float32Array[] {
   return out;
 }
 
+/** A constant input of sines, [rows, cols]. */
+function constant(size: number, step: number, shape: number[]): T.Tensor {
+  return T.persistent(() => T.tensor(Float32Array.from({ length: size }, (_, i) => Math.sin(i * step)), shape));
+}
+
+/**
+ * Runs `loss` backward on the reference path (sinks off) and with sinks, and expects the same
+ * gradients of `leaves`. Returns, for the sinks run, the sizes of the backend's gemms calls and
+ * how many add kernels the backward pass launched.
+ */
+function expectSameGradients(leaves: T.Tensor[], loss: () => T.Tensor): { batches: number[]; adds: number } {
+  const backend = leaves[0]!.backend;
+  const run = (withSinks: boolean): { values: Float32Array[]; batches: number[]; adds: number } => {
+    for (const w of leaves) w.zeroGrad();
+    const originalBinary = backend.binary.bind(backend);
+    const originalGemms = backend.gemms.bind(backend);
+    const batches: number[] = [];
+    let adds = 0;
+    let counting = false;
+    backend.binary = (kind, ...rest) => {
+      if (counting && kind === 'add') adds++;
+      originalBinary(kind, ...rest);
+    };
+    backend.gemms = (params) => {
+      if (counting) batches.push(params.length);
+      originalGemms(params);
+    };
+    try {
+      T.tidy(() => {
+        const value = loss();
+        counting = true;
+        if (withSinks) T.backward(value);
+        else T.backward(value, undefined, referenceAccumulate);
+        counting = false;
+      });
+    } finally {
+      backend.binary = originalBinary;
+      backend.gemms = originalGemms;
+    }
+    const values = leaves.map((w) => w.grad!.toFloat32Array());
+    if (!withSinks) for (const w of leaves) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
+    return { values, batches, adds };
+  };
+  const reference = run(false);
+  const sunk = run(true);
+  reference.values.forEach((r, i) => {
+    for (let j = 0; j < r.length; j++) expect(sunk.values[i]![j]).toBeCloseTo(r[j]!, 5);
+  });
+  return { batches: sunk.batches, adds: sunk.adds };
+}
+
 describe('gradient sinks (ops writing straight into leaf and partial gradients)', () => {
   it('give the same gradients as fresh tensors merged by autograd, step after step', () => {
     const reference = gradients(false, 1);
@@ -104,45 +155,19 @@ describe('gradient sinks (ops writing straight into leaf and partial gradients)'
   });
 
   it('hands the weight-gradient products of a layer stack to the backend together at the end of the pass, same gradients', () => {
-    const widths = 5;
-    const layers = [0, 1, 2, 3].map((i) => seeded([widths, widths], 20 + i));
-    const input = T.persistent(() => T.tensor(Float32Array.from({ length: 6 * widths }, (_, i) => Math.cos(i * 0.37)), [6, widths]));
+    const layers = [0, 1, 2, 3].map((i) => seeded([5, 5], 20 + i));
+    const input = constant(30, 0.37, [6, 5]);
     // The first layer's weight is used twice (here and in the last layer): its second product must
     // not overwrite the first, which is still pending when the last layer's backward runs.
     const weights = [...layers, layers[0]!];
-    const grads = (withSinks: boolean): Float32Array[] => {
-      for (const w of layers) w.zeroGrad();
-      T.tidy(() => {
-        let h = input;
-        for (const w of weights) h = T.tanh(T.matmul(h, w));
-        const loss = T.sum(T.square(h));
-        if (withSinks) T.backward(loss);
-        else T.backward(loss, undefined, referenceAccumulate);
-      });
-      const out = layers.map((w) => w.grad!.toFloat32Array());
-      if (!withSinks) for (const w of layers) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
-      return out;
-    };
-    const reference = grads(false);
-    const backend = input.backend;
-    const original = backend.gemms.bind(backend);
-    const batches: number[] = [];
-    backend.gemms = (params) => {
-      batches.push(params.length);
-      original(params);
-    };
-    let deferred: Float32Array[];
-    try {
-      deferred = grads(true);
-    } finally {
-      backend.gemms = original;
-    }
+    const { batches } = expectSameGradients(layers, () => {
+      let h = input;
+      for (const w of weights) h = T.tanh(T.matmul(h, w));
+      return T.sum(T.square(h));
+    });
     // Four input gradients one by one as the pass goes down; the first layer's weight coming round
     // again runs the four pending weight gradients in one call before its own, which runs at the end.
     expect(batches).toEqual([1, 1, 1, 1, 4, 1]);
-    reference.forEach((r, i) => {
-      for (let j = 0; j < r.length; j++) expect(deferred[i]![j]).toBeCloseTo(r[j]!, 5);
-    });
   });
 
   it('a deferred weight gradient reads its incoming gradient as it was, though a residual path later adds into the same storage', () => {
@@ -150,24 +175,10 @@ describe('gradient sinks (ops writing straight into leaf and partial gradients)'
     // waits for the end of the pass while tanh's gradient of x is added to x's.
     const w0 = seeded([4, 4], 30);
     const w1 = seeded([4, 4], 31);
-    const input = T.persistent(() => T.tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i * 0.7)), [3, 4]));
-    const grads = (withSinks: boolean): Float32Array[] => {
-      for (const w of [w0, w1]) w.zeroGrad();
-      T.tidy(() => {
-        const x = T.tanh(T.matmul(input, w0));
-        const y = T.add(x, T.matmul(T.tanh(x), w1));
-        const loss = T.sum(T.square(y));
-        if (withSinks) T.backward(loss);
-        else T.backward(loss, undefined, referenceAccumulate);
-      });
-      const out = [w0, w1].map((w) => w.grad!.toFloat32Array());
-      if (!withSinks) for (const w of [w0, w1]) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
-      return out;
-    };
-    const reference = grads(false);
-    const deferred = grads(true);
-    reference.forEach((r, i) => {
-      for (let j = 0; j < r.length; j++) expect(deferred[i]![j]).toBeCloseTo(r[j]!, 5);
+    const input = constant(12, 0.7, [3, 4]);
+    expectSameGradients([w0, w1], () => {
+      const x = T.tanh(T.matmul(input, w0));
+      return T.sum(T.square(T.add(x, T.matmul(T.tanh(x), w1))));
     });
   });
 
@@ -176,79 +187,26 @@ describe('gradient sinks (ops writing straight into leaf and partial gradients)'
     // w1's deferred product reads; LN's gradient goes to a new buffer with it added (no add kernel).
     const w0 = seeded([4, 4], 32);
     const w1 = seeded([4, 4], 33);
-    const input = T.persistent(() => T.tensor(Float32Array.from({ length: 12 }, (_, i) => Math.cos(i * 0.9)), [3, 4]));
-    const grads = (withSinks: boolean): { values: Float32Array[]; adds: number } => {
-      for (const w of [w0, w1]) w.zeroGrad();
-      const backend = input.backend;
-      const original = backend.binary.bind(backend);
-      let adds = 0;
-      backend.binary = (kind, ...rest) => {
-        if (kind === 'add') adds++;
-        original(kind, ...rest);
-      };
-      try {
-        T.tidy(() => {
-          const x = T.tanh(T.matmul(input, w0));
-          const y = T.add(x, T.matmul(T.layerNorm(x, null, null), w1));
-          const loss = T.sum(T.square(y));
-          const before = adds;
-          if (withSinks) T.backward(loss);
-          else T.backward(loss, undefined, referenceAccumulate);
-          adds -= before;
-        });
-      } finally {
-        backend.binary = original;
-      }
-      const values = [w0, w1].map((w) => w.grad!.toFloat32Array());
-      if (!withSinks) for (const w of [w0, w1]) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
-      return { values, adds };
-    };
-    const reference = grads(false);
-    const deferred = grads(true);
-    expect(deferred.adds).toBe(0);
-    reference.values.forEach((r, i) => {
-      for (let j = 0; j < r.length; j++) expect(deferred.values[i]![j]).toBeCloseTo(r[j]!, 5);
+    const input = constant(12, 0.9, [3, 4]);
+    const { adds } = expectSameGradients([w0, w1], () => {
+      const x = T.tanh(T.matmul(input, w0));
+      return T.sum(T.square(T.add(x, T.matmul(T.layerNorm(x, null, null), w1))));
     });
+    expect(adds).toBe(0);
   });
 
   it('scaled backward factors (a unit-scaled residual split) write into sinks: same gradients, no add kernel', () => {
     const w0 = seeded([4, 4], 34);
     const w1 = seeded([4, 4], 35);
-    const input = T.persistent(() => T.tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i * 1.3)), [3, 4]));
-    const run = (withSinks: boolean): { values: Float32Array[]; adds: number } => {
-      for (const w of [w0, w1]) w.zeroGrad();
-      const backend = input.backend;
-      const original = backend.binary.bind(backend);
-      let adds = 0;
-      backend.binary = (kind, ...rest) => {
-        if (kind === 'add') adds++;
-        original(kind, ...rest);
-      };
-      try {
-        T.tidy(() => {
-          const x = T.tanh(T.matmul(input, w0));
-          // residual_split: forward x twice, backward factors 0.6 and 0.8; residual_add with forward factors.
-          const residual = T.scaleBwd(x, 0.6);
-          const skip = T.scaleBwd(x, 0.8);
-          const y = T.add(T.matmul(T.layerNorm(residual, null, null), w1), skip, { scaleA: 0.6, scaleB: 0.8, gradScaleA: 1, gradScaleB: 1 });
-          const loss = T.sum(T.square(y));
-          const before = adds;
-          if (withSinks) T.backward(loss);
-          else T.backward(loss, undefined, referenceAccumulate);
-          adds -= before;
-        });
-      } finally {
-        backend.binary = original;
-      }
-      const values = [w0, w1].map((w) => w.grad!.toFloat32Array());
-      if (!withSinks) for (const w of [w0, w1]) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
-      return { values, adds };
-    };
-    const reference = run(false);
-    const sunk = run(true);
-    expect(sunk.adds).toBe(0);
-    reference.values.forEach((r, i) => {
-      for (let j = 0; j < r.length; j++) expect(sunk.values[i]![j]).toBeCloseTo(r[j]!, 5);
+    const input = constant(12, 1.3, [3, 4]);
+    const { adds } = expectSameGradients([w0, w1], () => {
+      const x = T.tanh(T.matmul(input, w0));
+      // residual_split: forward x twice, backward factors 0.6 and 0.8; residual_add with forward factors.
+      const residual = T.scaleBwd(x, 0.6);
+      const skip = T.scaleBwd(x, 0.8);
+      const y = T.add(T.matmul(T.layerNorm(residual, null, null), w1), skip, { scaleA: 0.6, scaleB: 0.8, gradScaleA: 1, gradScaleB: 1 });
+      return T.sum(T.square(y));
     });
+    expect(adds).toBe(0);
   });
 });
