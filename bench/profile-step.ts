@@ -46,6 +46,20 @@ function hostTimer(): Timer {
   };
 }
 
+type ProductShape = { m: number; n: number; k: number; batch?: number | readonly number[]; inputFormat?: string; transA?: boolean; transB?: boolean };
+
+/** A kernel call's row label: its kind, and for products their shapes and formats. */
+function callLabel(name: string, first: unknown): string {
+  if (typeof first === 'string') return `${name}:${first}`;
+  const shape = (p: ProductShape) => `${p.m}x${p.n}x${p.k}${p.inputFormat ? ` ${p.inputFormat}` : ''}`;
+  if (name === 'gemm') {
+    const p = first as ProductShape;
+    return `gemm ${p.m}x${p.n}x${p.k}${(p.batch as number) > 1 ? ` b${p.batch}` : ''}${p.transA ? ' tA' : ''}${p.transB ? ' tB' : ''}${p.inputFormat ? ` ${p.inputFormat}` : ''}`;
+  }
+  if (name === 'gemmStrided' || name === 'gemmsStrided') return `${name} ${([first].flat() as ProductShape[]).map(shape).join(' + ')}`;
+  return name;
+}
+
 const timer = backend.name === 'cuda' ? eventTimer(backend as unknown as CudaBackend) : hostTimer();
 const steps = Number(values.steps);
 
@@ -77,16 +91,7 @@ for (const key of keys) {
     const original = target[name];
     originals.set(name, original);
     target[name] = (...args: unknown[]) => {
-      const first = args[0] as { m?: number; n?: number; k?: number; batch?: number; inputFormat?: string; transA?: boolean; transB?: boolean };
-      labels.push(
-        typeof args[0] === 'string'
-          ? `${name}:${args[0]}`
-          : name === 'gemm'
-            ? `gemm ${first.m}x${first.n}x${first.k}${first.batch! > 1 ? ` b${first.batch}` : ''}${first.transA ? ' tA' : ''}${first.transB ? ' tB' : ''}${first.inputFormat ? ` ${first.inputFormat}` : ''}`
-            : name === 'gemmStrided' || name === 'gemmsStrided'
-              ? `${name}${[args[0]].flat().map((p) => ` ${(p as { m: number }).m}x${(p as { n: number }).n}x${(p as { k: number }).k}${(p as { inputFormat?: string }).inputFormat ? ` ${(p as { inputFormat?: string }).inputFormat}` : ''}`).join(' +')}`
-              : name,
-      );
+      labels.push(callLabel(name, args[0]));
       return timer.around(() => original.apply(backend, args));
     };
   }

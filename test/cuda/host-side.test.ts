@@ -18,6 +18,7 @@ import { attentionGeometry, attentionSharedBytes } from '../../src/backend/cuda/
 import { ReproError } from '../../src/errors.ts';
 import type { GemmParams } from '../../src/backend/backend.ts';
 import { groupByShape, groupChunks, launchPack16 } from '../../src/backend/cuda/gemm.ts';
+import { writeWideWords } from '../../src/backend/cuda/launch.ts';
 
 describe('strided view preparation', () => {
   it('drops size-1 axes and merges axes contiguous in every view', () => {
@@ -156,6 +157,15 @@ describe('GEMM host decisions (no GPU needed)', () => {
     const refused = product({ m: 7 });
     const groups = groupByShape([a1, b1, refused, a2, lone], (p) => p.m !== 7);
     expect(groups).toEqual([[a1, a2], [b1], [refused], [lone]]);
+  });
+
+  it('writeWideWords lays 64-bit values out as (low, high) 32-bit pairs', () => {
+    const words = new Int32Array(7).fill(-1);
+    writeWideWords(words, [0x7f12_3456_789a, 3, 2 ** 32], 1);
+    expect(Array.from(words)).toEqual([-1, 0x3456789a, 0x7f12, 3, 0, 0, 1]);
+    const high = new Int32Array(2);
+    writeWideWords(high, [0xffff_ffff]);
+    expect(Array.from(high)).toEqual([-1, 0]);
   });
 
   it('groupChunks cuts k into 4 or 2 chunks of at least 256', () => {

@@ -1,12 +1,10 @@
 /** Host wrappers of the fused attention kernels (kernels/attention.ts). */
 import type { AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape, Storage } from '../backend.ts';
 import { ATTENTION_PADDED_DIMS, ATTENTION_THREADS, attentionGeometry, attentionModule, attentionSharedBytes } from './kernels/attention.ts';
-import type { Kernel } from './launch.ts';
-import type { ParamKind } from './launch.ts';
+import { writeWideWords, type Kernel, type ParamKind } from './launch.ts';
 import { addressAt, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
 
-const TWO_32 = 4294967296;
 /** The Operand struct: a float pointer and three int64 strides. */
 const OPERAND = 's8' as const;
 const FORWARD_KINDS: readonly ParamKind[] = [OPERAND, OPERAND, OPERAND, OPERAND, 'p', 'i', 'i', 'i', 'i', 'f', 'f', 'i'];
@@ -35,10 +33,7 @@ function operand(op: string, name: string, o: AttentionOperand, p: AttentionShap
   const reach = (p.batch - 1) * sb + (p.heads - 1) * sh + (rows - 1) * ss + p.headDim;
   checkCount(op, name, o.storage, reach, o.offset);
   const words = new Int32Array(8);
-  [addressAt(o.storage, o.offset, op), sb, sh, ss].forEach((v, i) => {
-    words[2 * i] = v % TWO_32 | 0;
-    words[2 * i + 1] = Math.floor(v / TWO_32);
-  });
+  writeWideWords(words, [addressAt(o.storage, o.offset, op), sb, sh, ss]);
   return words;
 }
 

@@ -6,7 +6,7 @@
 import type { StridedGemmParams, StridedMatrix } from '../backend.ts';
 import { checkStridedGemm } from '../strided-gemm-rules.ts';
 import { GEMM_STRIDED_CAUSAL, GEMM_STRIDED_MODULE, GEMM_STRIDED_PROBLEM_WORDS, GEMM_STRIDED_THREADS, GEMM_STRIDED_TILE } from './kernels/gemm-strided.ts';
-import type { ParamKind } from './launch.ts';
+import { writeWideWords, type ParamKind } from './launch.ts';
 import { addressAt, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
 
@@ -61,7 +61,6 @@ interface PackedProblem {
   readonly batches: number;
 }
 
-const TWO_32 = 4294967296;
 
 function pack(rt: CudaRuntime, p: StridedGemmParams): PackedProblem | null {
   checkStridedGemm(p);
@@ -85,10 +84,7 @@ function pack(rt: CudaRuntime, p: StridedGemmParams): PackedProblem | null {
   const words = new Int32Array(GEMM_STRIDED_PROBLEM_WORDS);
   const floats = new Float32Array(words.buffer);
   const wide = [a.address, b.address, c.address, a.strides[0], a.strides[1], b.strides[0], b.strides[1], c.strides[0], c.strides[1]];
-  wide.forEach((v, i) => {
-    words[2 * i] = v % TWO_32 | 0;
-    words[2 * i + 1] = Math.floor(v / TWO_32);
-  });
+  writeWideWords(words, wide);
   words.set([p.m, p.n, p.k, p.a.ld, p.b.ld, p.c.ld, batch1, p.transA ? 1 : 0, p.transB ? 1 : 0, GEMM_STRIDED_CAUSAL[p.causal], a.vector ? 1 : 0, b.vector ? 1 : 0, c.vector ? 1 : 0, tileRows], 18);
   floats[32] = p.alpha;
   floats[33] = p.beta;

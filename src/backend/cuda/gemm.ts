@@ -41,7 +41,7 @@ import {
   type CublasLtApi,
 } from './cublas-api.ts';
 import type { Handle } from './driver-api.ts';
-import type { Kernel, ParamKind } from './launch.ts';
+import { writeWideWords, type Kernel, type ParamKind } from './launch.ts';
 import { POINTER_WORDS } from './kernels/gemm-small.ts';
 
 /** What the GEMM needs from the backend. */
@@ -241,10 +241,7 @@ export class CudaGemm {
       for (let first = 0; first < pointers.length; first += perLaunch) {
         const chunk = pointers.slice(first, first + perLaunch);
         const words = new Int32Array(POINTER_WORDS);
-        chunk.forEach((address, i) => {
-          words[2 * i] = address % TWO_32 | 0;
-          words[2 * i + 1] = Math.floor(address / TWO_32);
-        });
+        writeWideWords(words, chunk);
         this.host.launchBlock(write, [words, 2 * chunk.length, table.address + 8 * first]);
       }
       this.alpha[0] = p0.alpha;
@@ -530,8 +527,6 @@ export class CudaGemm {
     return { desc, layouts: [aLayout, bLayout, cLayout], algo };
   }
 }
-
-const TWO_32 = 4294967296;
 
 /** k-chunks of a grouped product: 4 (or 2) when each stays at least GROUP_MIN_CHUNK deep. */
 export function groupChunks(k: number): number {

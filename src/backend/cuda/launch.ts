@@ -24,6 +24,18 @@ const TWO_32 = 4294967296;
 // A 64-bit integer ('l') is written like a pointer: low and high words, two's complement.
 const SCALAR_KINDS: Record<string, number> = { p: KIND_POINTER, l: KIND_POINTER, i: KIND_INT, u: KIND_UINT, f: KIND_FLOAT, d: KIND_DOUBLE };
 
+/**
+ * Writes non-negative integers below 2^53 (device addresses, element strides) into `words` as
+ * (low, high) 32-bit pairs from word `first` on: how a 64-bit field of a by-value struct argument
+ * ('sN') is laid out.
+ */
+export function writeWideWords(words: Int32Array, values: readonly number[], first = 0): void {
+  values.forEach((v, i) => {
+    words[first + 2 * i] = v % TWO_32 | 0;
+    words[first + 2 * i + 1] = Math.floor(v / TWO_32);
+  });
+}
+
 export class Kernel {
   private readonly kinds: Uint8Array;
   /** Offset of each slot in 32-bit words. */
