@@ -66,20 +66,31 @@ function constant(size: number, step: number, shape: number[]): T.Tensor {
 /**
  * Runs `loss` backward on the reference path (sinks off) and with sinks, and expects the same
  * gradients of `leaves`. Returns, for the sinks run, the sizes of the backend's gemms calls and
- * how many add kernels the backward pass launched.
+ * how many add and copy kernels the backward pass launched.
  */
-function expectSameGradients(leaves: T.Tensor[], loss: () => T.Tensor): { batches: number[]; adds: number } {
+function expectSameGradients(leaves: T.Tensor[], loss: () => T.Tensor): { batches: number[]; adds: number; copies: number } {
   const backend = leaves[0]!.backend;
-  const run = (withSinks: boolean): { values: Float32Array[]; batches: number[]; adds: number } => {
+  const run = (withSinks: boolean): { values: Float32Array[]; batches: number[]; adds: number; copies: number } => {
     for (const w of leaves) w.zeroGrad();
     const originalBinary = backend.binary.bind(backend);
     const originalGemms = backend.gemms.bind(backend);
+    const originalCopy = backend.copy.bind(backend);
+    const originalUnary = backend.unary.bind(backend);
     const batches: number[] = [];
     let adds = 0;
+    let copies = 0;
     let counting = false;
     backend.binary = (kind, ...rest) => {
       if (counting && kind === 'add') adds++;
       originalBinary(kind, ...rest);
+    };
+    backend.copy = (...args) => {
+      if (counting) copies++;
+      originalCopy(...args);
+    };
+    backend.unary = (kind, ...rest) => {
+      if (counting && kind === 'copy') copies++;
+      originalUnary(kind, ...rest);
     };
     backend.gemms = (params) => {
       if (counting) batches.push(params.length);
@@ -96,17 +107,19 @@ function expectSameGradients(leaves: T.Tensor[], loss: () => T.Tensor): { batche
     } finally {
       backend.binary = originalBinary;
       backend.gemms = originalGemms;
+      backend.copy = originalCopy;
+      backend.unary = originalUnary;
     }
     const values = leaves.map((w) => w.grad!.toFloat32Array());
     if (!withSinks) for (const w of leaves) w.grad!.backend.fill(w.grad!.storage, 0, w.grad!.size, 0);
-    return { values, batches, adds };
+    return { values, batches, adds, copies };
   };
   const reference = run(false);
   const sunk = run(true);
   reference.values.forEach((r, i) => {
     for (let j = 0; j < r.length; j++) expect(sunk.values[i]![j]).toBeCloseTo(r[j]!, 5);
   });
-  return { batches: sunk.batches, adds: sunk.adds };
+  return { batches: sunk.batches, adds: sunk.adds, copies: sunk.copies };
 }
 
 describe('gradient sinks (ops writing straight into leaf and partial gradients)', () => {
@@ -199,7 +212,7 @@ describe('gradient sinks (ops writing straight into leaf and partial gradients)'
     const w0 = seeded([4, 4], 34);
     const w1 = seeded([4, 4], 35);
     const input = constant(12, 1.3, [3, 4]);
-    const { adds } = expectSameGradients([w0, w1], () => {
+    const { adds, copies } = expectSameGradients([w0, w1], () => {
       const x = T.tanh(T.matmul(input, w0));
       // residual_split: forward x twice, backward factors 0.6 and 0.8; residual_add with forward factors.
       const residual = T.scaleBwd(x, 0.6);
@@ -208,5 +221,22 @@ describe('gradient sinks (ops writing straight into leaf and partial gradients)'
       return T.sum(T.square(y));
     });
     expect(adds).toBe(0);
+    // The sum's broadcast gradient and the skip path's scaled copy: the branch's factor is applied
+    // inside the layer norm's kernel, with no scaled copy of its own.
+    expect(copies).toBe(2);
+  });
+
+  it('a layer norm of a backward-scaled alias gives its source the scaled gradient, nested factors multiplied', () => {
+    const x = seeded([3, 4], 36);
+    const upstream = constant(12, 0.7, [3, 4]);
+    const gradientOf = (wrap: (t: T.Tensor) => T.Tensor, factor: number): number[] => {
+      x.zeroGrad();
+      T.tidy(() => T.backward(T.sum(T.mul(T.layerNorm(wrap(x), null, null), upstream))));
+      return Array.from(x.grad!.toFloat32Array(), (v) => v * factor);
+    };
+    const plain = gradientOf((t) => t, 1);
+    const folded = gradientOf((t) => T.scaleBwd(T.scaleBwd(t, 0.5), 0.6), 1 / 0.3);
+    expect(plain.some((v) => Math.abs(v) > 1e-3)).toBe(true);
+    folded.forEach((v, i) => expect(v).toBeCloseTo(plain[i]!, 5));
   });
 });

@@ -169,14 +169,34 @@ export function neg(x: Tensor): Tensor {
   return scale(x, -1);
 }
 
+const backwardScaledAliases = new WeakMap<Tensor, { source: Tensor; scale: number }>();
+
+/**
+ * For a tensor made by scaled(x, 1, s) (forward the identity, e.g. a unit-scaled residual
+ * split): x and s, nested aliases multiplied out; otherwise the tensor itself and 1. An op whose
+ * backward kernel takes a gradient factor can read x directly and apply s in that kernel, which
+ * saves the alias's scaled gradient copy; the gradient is the same as through the alias.
+ */
+export function backwardScaleOf(t: Tensor): { source: Tensor; scale: number } {
+  let source = t;
+  let scale = 1;
+  for (let link = backwardScaledAliases.get(source); link; link = backwardScaledAliases.get(source)) {
+    source = link.source;
+    scale *= link.scale;
+  }
+  return { source, scale };
+}
+
 /**
  * The unit-scaling primitive: forward y = fwdScale·x, backward gradX = bwdScale·gradY (not the
  * true derivative). A factor of 1 costs no kernel: the tensor is aliased.
  */
 export function scaled(x: Tensor, fwdScale = 1, bwdScale = 1): Tensor {
   let out: Tensor;
-  if (fwdScale === 1) out = alias(x);
-  else {
+  if (fwdScale === 1) {
+    out = alias(x);
+    if (bwdScale !== 1) backwardScaledAliases.set(out, { source: x, scale: bwdScale });
+  } else {
     out = empty(x.shape, 'f32', x.backend);
     x.backend.unary('copy', x.storage, out.storage, x.size, 1, fwdScale);
   }

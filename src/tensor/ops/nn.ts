@@ -3,7 +3,7 @@ import { randomContext } from '../random.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
 import { sum } from './reduce.ts';
-import { div } from './elementwise.ts';
+import { backwardScaleOf, div } from './elementwise.ts';
 
 export interface SoftmaxOptions {
   /** y = scale·softmax(inScale·x) */
@@ -55,9 +55,14 @@ export interface LayerNormOptions {
   gradScaleBeta?: number;
 }
 
-/** Layer normalisation over the last axis, statistics in float32 (biased variance). */
-export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, options: LayerNormOptions = {}): Tensor {
+/**
+ * Layer normalisation over the last axis, statistics in float32 (biased variance). Of a
+ * backward-scaled alias (scaleBwd, e.g. a unit-scaled residual branch) it normalises the alias's
+ * source and applies the factor inside its gradient kernel.
+ */
+export function layerNorm(input: Tensor, gamma: Tensor | null, beta: Tensor | null, options: LayerNormOptions = {}): Tensor {
   const { eps = 1e-5, gradScaleGamma = 1, gradScaleBeta = 1 } = options;
+  const { source: x, scale: gradXScale } = backwardScaleOf(input);
   const cols = x.shape[x.rank - 1];
   const rows = x.size / cols;
   for (const p of [gamma, beta]) {
@@ -92,7 +97,7 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
       gradBeta: gb?.storage ?? null,
       rows,
       cols,
-      gradXScale: 1,
+      gradXScale,
       gradGammaScale: gradScaleGamma,
       gradBetaScale: gradScaleBeta,
       accumulateGradX: xSink?.accumulate ?? false,
