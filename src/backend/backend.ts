@@ -148,6 +148,18 @@ export interface LayerNormParams {
   readonly rows: number;
   readonly cols: number;
   readonly eps: number;
+  /**
+   * A residual add fused in: x is first written as scaleA·a + scaleB·b (a and b of x's size,
+   * the same arithmetic as binary 'add'), then normalised.
+   */
+  readonly sumOf?: LayerNormSumOf | null;
+}
+
+export interface LayerNormSumOf {
+  readonly a: Storage;
+  readonly b: Storage;
+  readonly scaleA: number;
+  readonly scaleB: number;
 }
 
 export interface LayerNormGradParams {
@@ -177,6 +189,11 @@ export interface LayerNormGradParams {
   readonly gradXAddend?: Storage | null;
   /** gradGamma += and gradBeta += instead of =, for parameters shared across calls (or micro-batches). */
   readonly accumulateParams: boolean;
+  /**
+   * Also writes scale·gradX (the final value, addend included) to target: the gradient a fused
+   * residual add hands its scaled skip path, with no kernel of its own (T.addLayerNorm).
+   */
+  readonly gradXCopy?: { readonly target: Storage; readonly scale: number } | null;
 }
 
 export interface CrossEntropyParams {

@@ -92,6 +92,25 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
     });
   }
 
+  it('layerNorm with a residual add fused in (sumOf): the sum bit-identical to the binary add kernel, the norm as the CPU twin', () => {
+    // Warp kernels (96 columns, 64, a partial lane group at 40) and the block kernel (1500).
+    for (const [rows, cols] of [[70, 96], [600, 64], [33, 40], [5, 1500]] as const) {
+      const size = rows * cols;
+      const a = testValues(size, 95, 3);
+      const bv = testValues(size, 96, 2);
+      const gamma = positiveValues(cols, 97);
+      const beta = testValues(cols, 98);
+      const buffers = { a, b: bv, gamma, beta, x: new Float32Array(size), added: new Float32Array(size), out: new Float32Array(size), mean: new Float32Array(rows), rstd: new Float32Array(rows) };
+      const { cpu: c, gpu } = runBoth(buffers, (b, s) => {
+        b.layerNorm({ x: s.x!, gamma: s.gamma!, beta: s.beta!, out: s.out!, mean: s.mean!, rstd: s.rstd!, rows, cols, eps: 1e-5, sumOf: { a: s.a!, b: s.b!, scaleA: 0.6, scaleB: 0.8 } });
+        b.binary('add', { storage: s.a!, offset: 0, strides: [cols, 1] }, { storage: s.b!, offset: 0, strides: [cols, 1] }, s.added!, [rows, cols], 0.6, 0.8);
+      }, ['x', 'added', 'out', 'mean', 'rstd']);
+      expect(Array.from(gpu.x!), `sum ${rows}x${cols}`).toEqual(Array.from(gpu.added!));
+      expectClose(gpu.x!, c.x!, { rel: 1e-6, absOfMax: 1e-7 }, `sum ${rows}x${cols} against the CPU`);
+      for (const name of ['out', 'mean', 'rstd']) expectClose(gpu[name]!, c[name]!, SUMS, `fused layerNorm ${rows}x${cols} ${name}`);
+    }
+  });
+
   function layerNormCase(affine: boolean, rows: number, cols: number): void {
     const size = rows * cols;
     const x = testValues(size, 91, 3).map((v, i) => v + (i % cols === 0 ? 5 : 1));
@@ -148,7 +167,7 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
             layerNormGradCase(rows, cols, affine, accumulateGradX, accumulateParams, false);
           });
         }
-        it(`${rows}x${cols} ${affine ? 'with' : 'without'} gamma, accumulating from a separate addend buffer`, () => {
+        it(`${rows}x${cols} ${affine ? 'with' : 'without'} gamma, accumulating from a separate addend buffer, with a scaled copy of gradX`, () => {
           layerNormGradCase(rows, cols, affine, true, false, true);
         });
       }
@@ -167,16 +186,19 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
       {
         x, gamma, mean: stats.mean!, rstd: stats.rstd!, gy: testValues(size, 97),
         // Non-zero starting buffers, so a write and an accumulate differ.
-        gx: testValues(size, 98), gg: testValues(cols, 99), gb: testValues(cols, 100), addend: testValues(size, 104),
+        gx: testValues(size, 98), gg: testValues(cols, 99), gb: testValues(cols, 100), addend: testValues(size, 104), copy: new Float32Array(size),
       },
       (b, s) => b.layerNormGrad({
         x: s.x!, gamma: affine ? s.gamma! : null, mean: s.mean!, rstd: s.rstd!, gradOut: s.gy!, gradX: s.gx!,
         gradGamma: affine ? s.gg! : null, gradBeta: s.gb!, rows, cols, gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3,
         accumulateGradX, accumulateParams, gradXAddend: separateAddend ? s.addend! : null,
+        gradXCopy: separateAddend ? { target: s.copy!, scale: 0.25 } : null,
       }),
-      ['gx', 'gg', 'gb', 'addend'],
+      ['gx', 'gg', 'gb', 'addend', 'copy'],
     );
     for (const name of ['gx', 'gg', 'gb']) expectClose(gpu[name]!, c[name]!, SUMS, `layerNormGrad ${rows}x${cols} ${name}`);
+    // The copy is 0.25 (exact in float32) times the final gradX, addend included.
+    if (separateAddend) expect(Array.from(gpu.copy!)).toEqual(Array.from(gpu.gx!, (v) => v * 0.25));
     // The addend is only read.
     expect(Array.from(gpu.addend!)).toEqual(Array.from(testValues(size, 104)));
   }

@@ -53,8 +53,12 @@ export function layerNorm(p: LayerNormParams): void {
   const gamma = p.gamma ? f32(p.gamma) : null;
   const beta = p.beta ? f32(p.beta) : null;
   const { rows, cols, eps } = p;
+  const sumOf = p.sumOf ? { a: f32(p.sumOf.a), b: f32(p.sumOf.b), sa: p.sumOf.scaleA, sb: p.sumOf.scaleB } : null;
+  if (sumOf && (sumOf.a.length < rows * cols || sumOf.b.length < rows * cols)) throw new RangeError(`layerNorm: sumOf operands hold fewer than ${rows * cols} values`);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
+    // The same expression as the binary add kernel, rounded once on the store.
+    if (sumOf) for (let i = base; i < base + cols; i++) x[i] = sumOf.sa * sumOf.a[i] + sumOf.sb * sumOf.b[i];
     let sum = 0;
     for (let c = 0; c < cols; c++) sum += x[base + c];
     const mu = sum / cols;
@@ -78,6 +82,9 @@ export function layerNorm(p: LayerNormParams): void {
 export function layerNormGrad(p: LayerNormGradParams): void {
   const x = f32(p.x), mean = f32(p.mean), rstd = f32(p.rstd), gy = f32(p.gradOut), gx = f32(p.gradX);
   const prior = p.gradXAddend ? f32(p.gradXAddend) : gx;
+  const copy = p.gradXCopy ? f32(p.gradXCopy.target) : null;
+  const copyScale = p.gradXCopy?.scale ?? 1;
+  if (copy && copy.length < p.rows * p.cols) throw new RangeError(`layerNormGrad: gradXCopy holds ${copy.length} values, needs ${p.rows * p.cols}`);
   if (p.gradXAddend && p.gradXAddend.size < p.rows * p.cols) throw new RangeError(`layerNormGrad: gradXAddend holds ${p.gradXAddend.size} values, needs ${p.rows * p.cols}`);
   const gamma = p.gamma ? f32(p.gamma) : null;
   const { rows, cols } = p;
@@ -102,6 +109,7 @@ export function layerNormGrad(p: LayerNormGradParams): void {
       const d = gy[base + c] * (gamma ? gamma[c] : 1);
       const v = p.gradXScale * rs * (d - meanD - xhat * meanDX);
       gx[base + c] = p.accumulateGradX ? prior[base + c] + v : v;
+      if (copy) copy[base + c] = copyScale * gx[base + c];
     }
   }
   for (const [sums, storage, scale] of [[gGamma, p.gradGamma, p.gradGammaScale], [gBeta, p.gradBeta, p.gradBetaScale]] as const) {

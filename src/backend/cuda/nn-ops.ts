@@ -80,9 +80,15 @@ export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
   checkCount(op, 'rstd', p.rstd, p.rows);
   if (p.gamma) checkCount(op, 'gamma', p.gamma, p.cols);
   if (p.beta) checkCount(op, 'beta', p.beta, p.cols);
-  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd'] as const;
+  const sumOf = p.sumOf ?? null;
+  if (sumOf) {
+    checkCount(op, 'sumOf.a', sumOf.a, size);
+    checkCount(op, 'sumOf.b', sumOf.b, size);
+  }
+  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'p', 'p', 'f', 'f'] as const;
   const args = [
     address(p.x, op), optional(p.gamma, op), optional(p.beta, op), address(p.out, op), address(p.mean, op), address(p.rstd, op), p.rows, p.cols, p.eps,
+    optional(sumOf?.a ?? null, op), optional(sumOf?.b ?? null, op), sumOf?.scaleA ?? 1, sumOf?.scaleB ?? 1,
   ];
   const k = warpWidth(p.cols, 32);
   if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `layer_norm_warp_${k}`, kinds), p.rows, args);
@@ -103,6 +109,8 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   const params = p.gradGamma !== null || p.gradBeta !== null;
   const accumulateX = p.accumulateGradX ? 1 : 0;
   if (p.gradXAddend) checkCount(op, 'gradXAddend', p.gradXAddend, size);
+  if (p.gradXCopy) checkCount(op, 'gradXCopy', p.gradXCopy.target, size);
+  const copy = [optional(p.gradXCopy?.target ?? null, op), p.gradXCopy?.scale ?? 1] as const;
   // With accumulateGradX the kernels add the prior gradient read from here (gradX itself by default).
   const addend = p.gradXAddend ?? p.gradX;
   const k = warpWidth(cols, 32);
@@ -110,7 +118,7 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   let scratch: Block | null = null;
   if (k !== null) {
     // One pass: gradX and the per-block gamma/beta partial sums from a single read of x and gy.
-    const vector = cols % 4 === 0 && [p.x, p.gradOut, p.gradX, addend, ...(p.gamma ? [p.gamma] : [])].every((s) => address(s, op) % 16 === 0);
+    const vector = cols % 4 === 0 && [p.x, p.gradOut, p.gradX, addend, ...(p.gamma ? [p.gamma] : []), ...(p.gradXCopy ? [p.gradXCopy.target] : [])].every((s) => address(s, op) % 16 === 0);
     const kernel = vector ? `layer_norm_grad_fused_v${Math.max(4, k)}` : `layer_norm_grad_fused_s${k}`;
     // Blocks a multiprocessor holds: the kernels' __launch_bounds__ (registers allow one at 32 columns a lane).
     const tileRows = fusedTileRows(rows, rt.multiprocessors * (k >= 32 ? 1 : 2));
@@ -119,16 +127,16 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
     const partialGamma = scratch ? scratch.address : 0;
     const partialBeta = scratch ? scratch.address + parts * cols * 8 : 0;
     if (parts > 0) {
-      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i']), parts, 1, 32 * LN_WARPS, [
+      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i', 'p', 'f']), parts, 1, 32 * LN_WARPS, [
         address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
-        address(addend, op), partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX,
+        address(addend, op), partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX, ...copy,
       ]);
     }
   } else {
-    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i'] as const;
+    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i', 'p', 'f'] as const;
     rt.launchRows(rt.kernel(NN_MODULE, 'layer_norm_grad_rows', kinds), rows, cols, [
       address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
-      address(addend, op), rows, cols, p.gradXScale, accumulateX,
+      address(addend, op), rows, cols, p.gradXScale, accumulateX, ...copy,
     ]);
     if (params && rows > 0) {
       const chunkRows = Math.max(PARAM_CHUNK_ROWS, Math.ceil(rows / MAX_GRID_Y));

@@ -21,6 +21,11 @@ export interface ReferenceGptOptions {
   readonly scaling: nn.Scaling;
   readonly precision: nn.PrecisionPolicy;
   readonly seed: number;
+  /**
+   * Each residual add runs inside the kernel of the layer norm that reads its result
+   * (nn.addLayerNorm; default). false: separate add and norm kernels, the same values.
+   */
+  readonly fuseResidualNorms?: boolean;
 }
 
 interface Layer {
@@ -83,12 +88,35 @@ export class ReferenceGpt {
     return precision.matmul([x, precision.parameter(w)], ([a, b], formats) => nn.linear(a, b, null, scaling, { weightLayout: 'out-in', formats }));
   }
 
-  private residual(x: T.Tensor, index: number, branch: (h: T.Tensor) => T.Tensor): T.Tensor {
-    const { scaling } = this.options;
-    if (scaling.mode === 'regular') return T.add(x, branch(x));
-    const tau = this.residualTau(index, 2 * this.options.depth);
-    const { residual, skip } = nn.residualSplit(x, tau, scaling);
-    return nn.residualAdd(branch(residual), skip, tau, scaling);
+  /**
+   * Residual `index`'s add (x + out, or the unit-scaled residual_add's weights) and the backward
+   * factors of its residual_split (1 when regular): the branch's is applied by the layer norm that
+   * opens the branch, the skip path's by the add (its gradScaleB).
+   */
+  private residual(index: number): { add: T.AddOptions; branchGrad: number; skipGrad: number } {
+    const { scaling, depth } = this.options;
+    if (scaling.mode === 'regular') return { add: {}, branchGrad: 1, skipGrad: 1 };
+    const tau = this.residualTau(index, 2 * depth);
+    const w = nn.residualWeights(tau, scaling);
+    return { add: nn.residualAddOptions(tau, scaling), branchGrad: w.branch, skipGrad: w.skip };
+  }
+
+  /**
+   * The residual stream after sublayer `index` (its branch output `out` added to the stream `x`)
+   * and the layer norm that reads it: the next branch's, or the final norm after the last.
+   */
+  private residualThenNorm(x: T.Tensor, out: T.Tensor, index: number, gain: T.Tensor, bias: T.Tensor, eps: number): { x: T.Tensor; normed: T.Tensor } {
+    const { scaling, precision, depth } = this.options;
+    const here = this.residual(index);
+    const add: T.AddOptions = { ...here.add, gradScaleB: here.skipGrad };
+    const [g, b] = [precision.parameter(gain), precision.parameter(bias)];
+    const options = { eps, gradScaleX: index + 1 < 2 * depth ? this.residual(index + 1).branchGrad : 1 };
+    if (this.options.fuseResidualNorms ?? true) {
+      const { sum, normed } = nn.addLayerNorm(out, x, add, g, b, scaling, options);
+      return { x: sum, normed: precision.output(normed) };
+    }
+    const sum = T.add(out, x, add);
+    return { x: sum, normed: precision.output(nn.layerNorm(sum, g, b, scaling, options)) };
   }
 
   private attention(h: T.Tensor, layer: Layer): T.Tensor {
@@ -116,16 +144,22 @@ export class ReferenceGpt {
     const { scaling, precision, hidden: d, vocab } = this.options;
     const [B, S] = inputs.shape;
     const eps = 1e-5;
-    const ln = (x: T.Tensor, g: T.Tensor, b: T.Tensor) =>
-      precision.output(nn.layerNorm(x, precision.parameter(g), precision.parameter(b), scaling, { eps }));
     const tokens = nn.embedding(precision.parameter(this.tokenEmbedding), inputs, scaling);
     const positions = T.reshape(precision.parameter(this.positionEmbedding), [1, S, d]);
     let x = precision.output(scaling.mode === 'unit' ? nn.add(tokens, positions, scaling) : T.add(tokens, positions));
-    this.layers.forEach((layer, l) => {
-      x = this.residual(x, 2 * l, (h) => this.attention(ln(h, layer.ln1Gain, layer.ln1Bias), layer));
-      x = this.residual(x, 2 * l + 1, (h) => this.ffn(ln(h, layer.ln2Gain, layer.ln2Bias), layer));
+    // Sublayers in order, attention then FFN in each layer, each opened by its layer norm; the
+    // final norm follows the last. Every norm but the first is computed with the residual add before it.
+    const sublayers = this.layers.flatMap((layer) => [
+      { gain: layer.ln1Gain, bias: layer.ln1Bias, branch: (h: T.Tensor) => this.attention(h, layer) },
+      { gain: layer.ln2Gain, bias: layer.ln2Bias, branch: (h: T.Tensor) => this.ffn(h, layer) },
+    ]);
+    const [g0, b0] = [precision.parameter(sublayers[0]!.gain), precision.parameter(sublayers[0]!.bias)];
+    let normed = precision.output(nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad }));
+    sublayers.forEach((sublayer, i) => {
+      const next = sublayers[i + 1] ?? { gain: this.finalGain, bias: this.finalBias };
+      ({ x, normed } = this.residualThenNorm(x, sublayer.branch(normed), i, next.gain, next.bias, eps));
     });
-    const final = ln(x, this.finalGain, this.finalBias);
+    const final = normed;
     const logits = precision.matmul([final, precision.parameter(this.readout)], ([a, w], formats) =>
       nn.linearReadout(a, w, null, scaling, { weightLayout: 'out-in', formats }),
     );

@@ -11,11 +11,34 @@ export function normParamGradScale(scaling: Scaling, rows: number): number {
   return scaling.rules === 'paper-charlm' ? 1 / rows : rows ** -0.5;
 }
 
-/** Layer norm over the last axis (FP32 statistics). Unit: output and input grad unscaled; gain/bias grads rows^-½ or 1/rows (paper-charlm). */
-export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: { eps: number }): T.Tensor {
+/**
+ * Layer norm over the last axis (FP32 statistics). Unit: output and input grad unscaled; gain/bias
+ * grads rows^-½ or 1/rows (paper-charlm). `gradScaleX` multiplies the input gradient (a residual
+ * branch's backward factor, applied in the norm's kernel instead of by residual_split).
+ */
+export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: { eps: number; gradScaleX?: number }): T.Tensor {
   const rows = x.size / x.shape[x.rank - 1];
   const g = normParamGradScale(scaling, rows);
-  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g });
+  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX });
+}
+
+/**
+ * layerNorm(T.add(a, b, add)) in one forward kernel (a residual add and the layer norm that reads
+ * its result); returns the sum too. `gradScaleX` multiplies the norm's input gradient (unit: the
+ * backward factor of the residual branch the norm opens). Same scale rule as layerNorm.
+ */
+export function addLayerNorm(
+  a: T.Tensor,
+  b: T.Tensor,
+  add: T.AddOptions,
+  gamma: T.Tensor | null,
+  beta: T.Tensor | null,
+  scaling: Scaling,
+  options: { eps: number; gradScaleX?: number },
+): { sum: T.Tensor; normed: T.Tensor } {
+  const rows = a.size / a.shape[a.rank - 1];
+  const g = normParamGradScale(scaling, rows);
+  return T.addLayerNorm(a, b, add, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX });
 }
 
 /**

@@ -43,9 +43,14 @@ export function residualSplit(x: T.Tensor, tau: number, scaling: Scaling): { res
  * the true gradient.
  */
 export function residualAdd(residual: T.Tensor, skip: T.Tensor, tau: number, scaling: Scaling): T.Tensor {
+  return T.add(residual, skip, residualAddOptions(tau, scaling));
+}
+
+/** residualAdd's factors as T.add options (for kernels that fuse the add, e.g. nn.addLayerNorm). */
+export function residualAddOptions(tau: number, scaling: Scaling): T.AddOptions {
   const w = residualWeights(tau, scaling);
-  if (scaling.mode === 'regular') return T.add(residual, skip, { scaleA: w.branch, scaleB: w.skip });
-  return T.add(residual, skip, { scaleA: w.branch, scaleB: w.skip, gradScaleA: 1, gradScaleB: 1 });
+  if (scaling.mode === 'regular') return { scaleA: w.branch, scaleB: w.skip };
+  return { scaleA: w.branch, scaleB: w.skip, gradScaleA: 1, gradScaleB: 1 };
 }
 
 /**

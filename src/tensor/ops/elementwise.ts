@@ -43,11 +43,30 @@ export function add(aIn: Operand, bIn: Operand, options: AddOptions = {}): Tenso
   const { scaleA = 1, scaleB = 1 } = options;
   const gradScaleA = options.gradScaleA ?? scaleA;
   const gradScaleB = options.gradScaleB ?? scaleB;
-  const out = binaryKernel('add', 'add', a, b, scaleA, scaleB);
-  return record(out, [a, b], (g, sinks) => [
-    a.requiresGrad ? addGrad(g, a, gradScaleA, sinks[0]) : null,
-    b.requiresGrad ? addGrad(g, b, gradScaleB, sinks[1]) : null,
-  ]);
+  return recordAdd(binaryKernel('add', 'add', a, b, scaleA, scaleB), a, b, { gradScaleA, gradScaleB });
+}
+
+/**
+ * Records `out` (computed as scaleA·a + scaleB·b, e.g. by a fused kernel) as add's autograd
+ * entry. `readyGradB(g)` may return b's gradient (gradScaleB·g) already written by another kernel;
+ * it is used when b has no sink, else disposed.
+ */
+export function recordAdd(
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  { gradScaleA, gradScaleB }: { gradScaleA: number; gradScaleB: number },
+  readyGradB: (g: Tensor) => Tensor | null = () => null,
+): Tensor {
+  return record(out, [a, b], (g, sinks) => {
+    const ready = readyGradB(g);
+    const gradB = (): Tensor | typeof SUNK => {
+      if (ready && !sinks[1]) return ready;
+      ready?.dispose();
+      return addGrad(g, b, gradScaleB, sinks[1]);
+    };
+    return [a.requiresGrad ? addGrad(g, a, gradScaleA, sinks[0]) : null, b.requiresGrad ? gradB() : (ready?.dispose(), null)];
+  });
 }
 
 /** scale·g summed to x's shape, put into the sink with one kernel where that saves one. */

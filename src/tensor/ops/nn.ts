@@ -3,7 +3,8 @@ import { randomContext } from '../random.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
 import { sum } from './reduce.ts';
-import { backwardScaleOf, div } from './elementwise.ts';
+import { backwardScaleOf, div, recordAdd, type AddOptions } from './elementwise.ts';
+import type { LayerNormSumOf } from '../../backend/backend.ts';
 
 export interface SoftmaxOptions {
   /** y = scale·softmax(inScale·x) */
@@ -53,6 +54,8 @@ export interface LayerNormOptions {
   /** Backward multipliers of the affine parameters' gradients (unit scaling). */
   gradScaleGamma?: number;
   gradScaleBeta?: number;
+  /** Backward multiplier of x's gradient (unit scaling: the backward factor of a residual branch). */
+  gradScaleX?: number;
 }
 
 /**
@@ -61,8 +64,69 @@ export interface LayerNormOptions {
  * source and applies the factor inside its gradient kernel.
  */
 export function layerNorm(input: Tensor, gamma: Tensor | null, beta: Tensor | null, options: LayerNormOptions = {}): Tensor {
-  const { eps = 1e-5, gradScaleGamma = 1, gradScaleBeta = 1 } = options;
-  const { source: x, scale: gradXScale } = backwardScaleOf(input);
+  const { source: x, scale } = backwardScaleOf(input);
+  return layerNormKernel(x, gamma, beta, options, scale, null);
+}
+
+/**
+ * layerNorm(add(a, b, add)) with the add done inside the norm's forward kernel (a residual add and
+ * the layer norm that reads its result): one kernel instead of two. Returns both results, recorded
+ * as the two ops they stand for, so gradients are those of the unfused pair. a and b have one shape.
+ */
+export function addLayerNorm(
+  a: Tensor,
+  b: Tensor,
+  add: AddOptions,
+  gamma: Tensor | null,
+  beta: Tensor | null,
+  options: LayerNormOptions = {},
+): { sum: Tensor; normed: Tensor } {
+  if (a.backend !== b.backend) throw new Error(`addLayerNorm: operands live on different backends (${a.backend.name}, ${b.backend.name})`);
+  if (formatShape(a.shape) !== formatShape(b.shape)) throw new Error(`addLayerNorm: operands ${a.describe()} and ${b.describe()} differ in shape`);
+  const { scaleA = 1, scaleB = 1 } = add;
+  const gradScaleA = add.gradScaleA ?? scaleA;
+  const gradScaleB = add.gradScaleB ?? scaleB;
+  const sum = empty(a.shape, 'f32', a.backend);
+  const sumOf: LayerNormSumOf = { a: a.storage, b: b.storage, scaleA, scaleB };
+  // b's gradient, gradScaleB times the sum's, costs a kernel of its own unless the factor is 1 (an
+  // alias) or b's gradient lands in a sink. Otherwise (a unit-scaled skip path) the norm's backward
+  // kernel writes it: it runs just before the add's backward and writes the sum's whole gradient.
+  let written: { source: Tensor; copy: Tensor } | null = null;
+  const copyGradX = gradScaleB !== 1 && b.requiresGrad && !b.isLeaf && a !== b
+    ? { scale: gradScaleB, deliver: (source: Tensor, copy: Tensor) => void (written = { source, copy }) }
+    : null;
+  const readyGradB = (g: Tensor): Tensor | null => {
+    const w = written;
+    written = null;
+    if (!w) return null;
+    if (w.source.shared === g.shared) return w.copy;
+    w.copy.dispose();
+    return null;
+  };
+  const recordSum = (out: Tensor) => recordAdd(out, a, b, { gradScaleA, gradScaleB }, readyGradB);
+  const normed = layerNormKernel(sum, gamma, beta, options, 1, { sumOf, recordSum, copyGradX });
+  return { sum, normed };
+}
+
+/**
+ * The layer norm kernel and its autograd entry, on x's source (gradient factor xScale). With
+ * `fused`, the kernel first writes x as the sum, and x is recorded (recordSum) before the norm.
+ */
+function layerNormKernel(
+  x: Tensor,
+  gamma: Tensor | null,
+  beta: Tensor | null,
+  options: LayerNormOptions,
+  xScale: number,
+  fused: {
+    sumOf: LayerNormSumOf;
+    recordSum: (sum: Tensor) => Tensor;
+    /** Also write scale·(x's gradient) and hand it, with the tensor holding x's gradient, to deliver. */
+    copyGradX: { scale: number; deliver: (source: Tensor, copy: Tensor) => void } | null;
+  } | null,
+): Tensor {
+  const { eps = 1e-5, gradScaleGamma = 1, gradScaleBeta = 1, gradScaleX = 1 } = options;
+  const gradXScale = xScale * gradScaleX;
   const cols = x.shape[x.rank - 1];
   const rows = x.size / cols;
   for (const p of [gamma, beta]) {
@@ -71,7 +135,9 @@ export function layerNorm(input: Tensor, gamma: Tensor | null, beta: Tensor | nu
   const out = empty(x.shape, 'f32', x.backend);
   const mean = empty([rows], 'f32', x.backend);
   const rstd = empty([rows], 'f32', x.backend);
-  x.backend.layerNorm({ x: x.storage, gamma: gamma?.storage ?? null, beta: beta?.storage ?? null, out: out.storage, mean: mean.storage, rstd: rstd.storage, rows, cols, eps });
+  x.backend.layerNorm({ x: x.storage, gamma: gamma?.storage ?? null, beta: beta?.storage ?? null, out: out.storage, mean: mean.storage, rstd: rstd.storage, rows, cols, eps, sumOf: fused?.sumOf ?? null });
+  // The sum's entry goes on the tape before the norm's, as if add had run first.
+  if (fused) fused.recordSum(x);
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   return record(out, inputs, (g, sinks) => {
     const [xSink, ...paramSinks] = sinks;
@@ -86,6 +152,8 @@ export function layerNorm(input: Tensor, gamma: Tensor | null, beta: Tensor | nu
     };
     const gg = paramGrad(gamma, 0);
     const gb = paramGrad(beta, gamma ? 1 : 0);
+    const copyGradX = fused?.copyGradX ?? null;
+    const copy = copyGradX ? empty(x.shape, 'f32', x.backend) : null;
     x.backend.layerNormGrad({
       x: x.storage,
       gamma: gamma?.storage ?? null,
@@ -103,7 +171,9 @@ export function layerNorm(input: Tensor, gamma: Tensor | null, beta: Tensor | nu
       accumulateGradX: xSink?.accumulate ?? false,
       gradXAddend: xSink?.addend?.storage ?? null,
       accumulateParams,
+      gradXCopy: copy && copyGradX ? { target: copy.storage, scale: copyGradX.scale } : null,
     });
+    if (copy && copyGradX) copyGradX.deliver(gx, copy);
     const param = (t: Tensor | null): Tensor | typeof SUNK | null => (t && paramsSunk ? SUNK : t);
     const result: (Tensor | typeof SUNK | null)[] = [xSink ? SUNK : gx];
     if (gamma) result.push(param(gg));

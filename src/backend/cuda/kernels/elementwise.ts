@@ -50,7 +50,8 @@ const DERIVATIVE: Record<UnaryKind, string> = {
 
 /** (a, b) → value, with scaled operands x = sa·a, y = sb·b where the kind says so. */
 const BINARY: Record<BinaryKind, string> = {
-  add: 'sa * a + sb * b',
+  // Spelled out so that layer_norm's fused residual add (residual_sum in nn.ts) rounds the same way.
+  add: '__fmaf_rn(sa, a, __fmul_rn(sb, b))',
   mul: 's * a * b',
   div: '(s * a) / b',
   max: 'nan_max(sa * a, sb * b)',

@@ -65,11 +65,23 @@ extern "C" __global__ void softmax_grad_rows(const float *y, const float *gy, fl
   }
 }
 
-extern "C" __global__ void layer_norm_rows(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
-                                           int rows, int cols, double eps) {
+/** binary_add's arithmetic, rounded the same way (one fused multiply-add). */
+__device__ __forceinline__ float residual_sum(float sa, float a, float sb, float b) { return __fmaf_rn(sa, a, __fmul_rn(sb, b)); }
+
+/**
+ * With addA non-null, x is first written as sa·addA + sb·addB (the expression of binary_add): a
+ * residual add fused into the layer norm that reads its result. Each thread reads back only the
+ * columns it wrote.
+ */
+extern "C" __global__ void layer_norm_rows(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
+                                           int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float *xr = x + (long long)r * cols;
+    float *xr = x + (long long)r * cols;
     float *outr = out + (long long)r * cols;
+    if (addA) {
+      const float *ar = addA + (long long)r * cols, *br = addB + (long long)r * cols;
+      for (int c = threadIdx.x; c < cols; c += blockDim.x) xr[c] = residual_sum(sa, ar[c], sb, br[c]);
+    }
     double sum = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += (double)xr[c];
     double mu = block_sum(sum) / cols;
@@ -98,7 +110,8 @@ extern "C" __global__ void layer_norm_rows(const float *x, const float *gamma, c
  * beta gradients come from layer_norm_param_partials.
  */
 extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
-                                                float *gx, const float *addend, int rows, int cols, double gradXScale, int accumulate) {
+                                                float *gx, const float *addend, int rows, int cols, double gradXScale, int accumulate,
+                                                float *gxCopy, float copyScale) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + (long long)r * cols;
     const float *gyr = gy + (long long)r * cols;
@@ -118,7 +131,9 @@ extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gam
       double xhat = ((double)xr[c] - mu) * rs;
       double d = (double)gyr[c] * (gamma ? (double)gamma[c] : 1.0);
       float v = (float)(gradXScale * rs * (d - meanD - xhat * meanDX));
-      gxr[c] = accumulate ? addr[c] + v : v;
+      float o = accumulate ? addr[c] + v : v;
+      gxr[c] = o;
+      if (gxCopy) gxCopy[(long long)r * cols + c] = copyScale * o;
     }
     __syncthreads();
   }
@@ -201,21 +216,38 @@ __device__ __forceinline__ void softmax_grad_warp(const float *y, const float *g
   }
 }
 
+/** With addA non-null, x is first written as sa·addA + sb·addB (see layer_norm_rows). */
 template <int K>
-__device__ __forceinline__ void layer_norm_warp(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
-                                                int rows, int cols, double eps) {
+__device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
+                                                int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb) {
   int lane = threadIdx.x & 31;
   WARP_ROWS_LOOP(r) {
-    const float *xr = x + (long long)r * cols;
+    float *xr = x + (long long)r * cols;
     float *outr = out + (long long)r * cols;
     float v[K];
     double sum = 0.0;
-    #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      int c = lane + 32 * k;
-      v[k] = c < cols ? xr[c] : 0.0f;
-      sum += (double)v[k];
+    if (addA) {
+      // All loads before the first store: x may alias nothing, but the compiler cannot know that.
+      const float *ar = addA + (long long)r * cols, *br = addB + (long long)r * cols;
+      #pragma unroll
+      for (int k = 0; k < K; ++k) {
+        int c = lane + 32 * k;
+        v[k] = c < cols ? residual_sum(sa, ar[c], sb, br[c]) : 0.0f;
+      }
+      #pragma unroll
+      for (int k = 0; k < K; ++k) {
+        int c = lane + 32 * k;
+        if (c < cols) xr[c] = v[k];
+      }
+    } else {
+      #pragma unroll
+      for (int k = 0; k < K; ++k) {
+        int c = lane + 32 * k;
+        v[k] = c < cols ? xr[c] : 0.0f;
+      }
     }
+    #pragma unroll
+    for (int k = 0; k < K; ++k) sum += (double)v[k];
     double mu = warp_sum(sum) / cols;
     double sq = 0.0;
     #pragma unroll
@@ -275,8 +307,9 @@ __device__ __forceinline__ void ln_load(const float *row, int lane, int cols, fl
   }
 }
 
+/** Stores this lane's values (plus the addend's with accumulate), and copyScale times them to copyRow if non-null. */
 template <int K, bool VEC>
-__device__ __forceinline__ void ln_store(float *row, const float *addend, int lane, int cols, const float *v, int accumulate) {
+__device__ __forceinline__ void ln_store(float *row, const float *addend, int lane, int cols, const float *v, int accumulate, float *copyRow, float copyScale) {
   if (VEC) {
     #pragma unroll
     for (int j = 0; j < K / 4; ++j) {
@@ -289,12 +322,16 @@ __device__ __forceinline__ void ln_store(float *row, const float *addend, int la
         o.x += prior.x; o.y += prior.y; o.z += prior.z; o.w += prior.w;
       }
       *dst = o;
+      if (copyRow) *reinterpret_cast<float4 *>(copyRow + c) = make_float4(copyScale * o.x, copyScale * o.y, copyScale * o.z, copyScale * o.w);
     }
   } else {
     #pragma unroll
     for (int k = 0; k < K; ++k) {
       int c = ln_column<VEC>(lane, k);
-      if (c < cols) row[c] = accumulate ? addend[c] + v[k] : v[k];
+      if (c >= cols) continue;
+      float o = accumulate ? addend[c] + v[k] : v[k];
+      row[c] = o;
+      if (copyRow) copyRow[c] = copyScale * o;
     }
   }
 }
@@ -331,7 +368,7 @@ __device__ __forceinline__ void ln_block_partial(const float (&acc)[K], float (*
 template <int K, bool VEC>
 __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
                                                       float *gx, const float *addend, double *partialGamma, double *partialBeta, int rows, int cols,
-                                                      int tileRows, double gradXScale, int accumulate) {
+                                                      int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale) {
   __shared__ __align__(16) float sharedSums[LN_WARPS][32 * K];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int first = blockIdx.x * tileRows;
@@ -376,7 +413,7 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
     float scale = (float)(gradXScale * (double)rs);
     #pragma unroll
     for (int k = 0; k < K; ++k) xv[k] = scale * fmaf(-xv[k], meanDX, gv[k] - meanD);
-    ln_store<K, VEC>(gx + (long long)r * cols, addend + (long long)r * cols, lane, cols, xv, accumulate);
+    ln_store<K, VEC>(gx + (long long)r * cols, addend + (long long)r * cols, lane, cols, xv, accumulate, gxCopy ? gxCopy + (long long)r * cols : nullptr, copyScale);
   }
   if (!params) return;
   ln_block_partial<K, VEC>(accGamma, sharedSums, partialGamma, cols, lane, warp);
@@ -386,8 +423,8 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
 #define LN_GRAD_FUSED(K, VEC, MIN_BLOCKS, SUFFIX) \
   extern "C" __global__ void __launch_bounds__(32 * LN_WARPS, MIN_BLOCKS) layer_norm_grad_fused_##SUFFIX( \
       const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, const float *addend, \
-      double *partialGamma, double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate) { \
-    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, addend, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate); \
+      double *partialGamma, double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale) { \
+    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, addend, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate, gxCopy, copyScale); \
   }
 LN_GRAD_FUSED(4, true, 2, v4)
 LN_GRAD_FUSED(8, true, 2, v8)
@@ -478,8 +515,9 @@ extern "C" __global__ void softmax_warp_1(const float *x, float *out, int rows, 
 extern "C" __global__ void softmax_grad_warp_1(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<1>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_1(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
-  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+extern "C" __global__ void layer_norm_warp_1(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb) {
+  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
 }
 extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<2>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -487,8 +525,9 @@ extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, 
 extern "C" __global__ void softmax_grad_warp_2(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<2>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_2(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
-  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+extern "C" __global__ void layer_norm_warp_2(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb) {
+  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
 }
 extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<4>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -496,8 +535,9 @@ extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, 
 extern "C" __global__ void softmax_grad_warp_4(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<4>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_4(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
-  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+extern "C" __global__ void layer_norm_warp_4(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb) {
+  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
 }
 extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<8>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -505,8 +545,9 @@ extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, 
 extern "C" __global__ void softmax_grad_warp_8(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<8>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_8(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
-  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+extern "C" __global__ void layer_norm_warp_8(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb) {
+  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
 }
 extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<16>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -514,8 +555,9 @@ extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows,
 extern "C" __global__ void softmax_grad_warp_16(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<16>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_16(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
-  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+extern "C" __global__ void layer_norm_warp_16(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb) {
+  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
 }
 extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<32>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -523,8 +565,9 @@ extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows,
 extern "C" __global__ void softmax_grad_warp_32(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<32>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_32(const float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps) {
-  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps);
+extern "C" __global__ void layer_norm_warp_32(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb) {
+  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
 }
 
 /** out[i, :] = table[ids[i], :]; an id outside the table gives a NaN row (the CPU twin throws). */
