@@ -14,7 +14,7 @@ export interface Layout {
 }
 
 /** A product's sizes and flags: StridedGemmParams without its operands. */
-export type Shape = Pick<StridedGemmParams, 'transA' | 'transB' | 'm' | 'n' | 'k' | 'alpha' | 'beta' | 'batch' | 'causal'>;
+export type Shape = Pick<StridedGemmParams, 'transA' | 'transB' | 'm' | 'n' | 'k' | 'alpha' | 'beta' | 'batch' | 'causal' | 'inputFormat'>;
 
 export interface Problem {
   readonly shape: Shape;

@@ -19,6 +19,21 @@ const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] 
 const SIZES = [1, 5, 33, 64, 70, 130];
 const name = (s: Shape) => `${s.transA ? 'T' : 'N'}${s.transB ? 'T' : 'N'} ${s.m}×${s.n}×${s.k} batch ${s.batch.join('·')} α ${s.alpha} β ${s.beta} ${s.causal}`;
 
+/** Nearest-even rounding to BF16 (finite inputs). */
+function roundToBf16(v: number): number {
+  const bits = new Uint32Array(new Float32Array([v]).buffer)[0]!;
+  const rounded = ((bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000) >>> 0;
+  return new Float32Array(new Uint32Array([rounded]).buffer)[0]!;
+}
+
+/** Nearest rounding to FP16's 11 significant bits (inputs in [−1, 1), above FP16's normal range's floor or zero). */
+function roundToFp16(v: number): number {
+  if (v === 0) return 0;
+  const exponent = Math.floor(Math.log2(Math.abs(v)));
+  const step = 2 ** (Math.max(exponent, -14) - 10);
+  return Math.round(v / step) * step;
+}
+
 describe.skipIf(!cuda)(`CUDA gemmStrided ${noCudaReason}`, () => {
   const gpu = cuda!;
   const cublasProducts = () => Object.values(gpu.gemmEngine.counts).reduce((sum, v) => sum + v, 0);
@@ -163,6 +178,31 @@ describe.skipIf(!cuda)(`CUDA gemmStrided ${noCudaReason}`, () => {
         product(7, { transA: true, transB: false, ...dims(S, D, S, 'k-from-row', 0.7, 1) }, scores('gscores'), qkv('qkv', 0), qkv('gqkv', 1)),
       ];
       for (const problem of problems) compare(problem, 'kernel', `B ${B} S ${S} H ${H} D ${D}: ${name(problem.shape)}`);
+    }
+  });
+
+  it('16-bit operands on tensor cores (TF32 mma, exact for BF16 and FP16 values): every causal mode, transpose and tile height', () => {
+    // Products of 16-bit values are exact in float32; only the accumulation differs (its order,
+    // and rounding inside the tensor cores), hence a looser bound than the FMA path's.
+    const TENSOR_CORE_REL = 4e-5;
+    const sms = gpu.runtime.multiprocessors;
+    let seed = 700;
+    for (const inputFormat of ['bf16', 'fp16'] as const) {
+      const round = inputFormat === 'bf16' ? roundToBf16 : roundToFp16;
+      (['none', 'lower-output', 'k-to-row', 'k-from-row'] as const).forEach((causal, i) => {
+        // A batch of 2 takes 32-row tiles, one of `sms` 64-row tiles (stridedGemmTileRows).
+        for (const batch of [2, sms]) {
+          const [transA, transB] = TRANSPOSES[(i + batch) % 4]!;
+          const size = 130;
+          const other = causal === 'none' ? { n: 67, k: 45 } : causal === 'lower-output' ? { n: size, k: 37 } : { n: 29, k: size };
+          const shape: Shape = { transA, transB, m: size, ...other, alpha: 0.7, beta: 0.5, batch: [batch, 1], causal, inputFormat };
+          const problem = paddedProblem(shape, { pad: 0, offset: 4, gap: 4, seed: seed++, align: 4 });
+          for (const operand of ['a', 'b'] as const) problem.buffers[operand] = problem.buffers[operand]!.map(round);
+          keepPromise(problem);
+          const got = run(gpu, problem, true);
+          expectMatches(problem, reference(problem), got, run(cpuBackend, problem), TENSOR_CORE_REL, `${inputFormat} ${name(shape)}`);
+        }
+      });
     }
   });
 

@@ -234,8 +234,8 @@ export class CudaBackend implements Backend {
 
   /**
    * Products whose two batch levels merge into one stride (and no causal skipping) go to gemm()
-   * and cuBLAS; the rest to gemm_strided, in FP32 whatever inputFormat says: the operands are
-   * already quantised, so only the accumulation order differs.
+   * and cuBLAS; the rest to gemm_strided, on tensor cores in TF32 for any inputFormat but FP32
+   * (the operands are already quantised, and exact in TF32, so only the accumulation differs).
    */
   gemmStrided(params: StridedGemmParams): void {
     this.gemmsStrided([params]);

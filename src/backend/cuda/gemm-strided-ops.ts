@@ -53,12 +53,23 @@ export function stridedGemmTileRows(m: number, n: number, batch: number, multipr
   return blocks >= 2 * multiprocessors ? 64 : 32;
 }
 
+/**
+ * Whether the kernel multiplies on tensor cores (TF32, FP32 accumulation): for every operand format
+ * but FP32. Values already rounded to FP16, BF16 or FP8 are exact in TF32, so only the order of the
+ * accumulation differs from the FMA path; 'tf32' products are rounded to TF32 as cuBLAS does.
+ */
+export function usesTensorCores(p: Pick<StridedGemmParams, 'inputFormat'>): boolean {
+  return p.inputFormat !== undefined && p.inputFormat !== 'fp32';
+}
+
 /** A checked product as the kernel's GsProblem struct, with its grid; null when it has no outputs. */
 interface PackedProblem {
   readonly words: Int32Array;
   readonly tilesX: number;
   readonly tilesY: number;
   readonly batches: number;
+  /** Runs on gemm_strided_tc. */
+  readonly tensorCores: boolean;
 }
 
 
@@ -90,7 +101,7 @@ function pack(rt: CudaRuntime, p: StridedGemmParams): PackedProblem | null {
   floats[33] = p.beta;
   words[34] = tilesX;
   words[35] = tilesY;
-  return { words, tilesX, tilesY, batches };
+  return { words, tilesX, tilesY, batches, tensorCores: usesTensorCores(p) };
 }
 
 /**
@@ -99,7 +110,12 @@ function pack(rt: CudaRuntime, p: StridedGemmParams): PackedProblem | null {
  */
 export function gemmsStrided(rt: CudaRuntime, params: readonly StridedGemmParams[]): void {
   const packed = params.map((p) => pack(rt, p)).filter((p): p is PackedProblem => p !== null);
-  const kernel = rt.kernel(GEMM_STRIDED_MODULE, 'gemm_strided', KINDS);
+  // Products pair up only with one of the same kernel.
+  for (const tensorCores of [false, true]) launchPairs(rt, packed.filter((p) => p.tensorCores === tensorCores), tensorCores);
+}
+
+function launchPairs(rt: CudaRuntime, packed: readonly PackedProblem[], tensorCores: boolean): void {
+  const kernel = rt.kernel(GEMM_STRIDED_MODULE, tensorCores ? 'gemm_strided_tc' : 'gemm_strided', KINDS);
   for (let i = 0; i < packed.length; i += 2) {
     const first = packed[i]!;
     const second = packed[i + 1] ?? null;

@@ -16,6 +16,12 @@
  * accesses only where the host vouched for 16-byte alignment.
  * A launch carries one or two independent products (GsProblem each), the second's batch entries
  * after the first's in grid z, so two small products run side by side.
+ * Tensor cores (gemm_strided_tc, for every inputFormat but fp32): the shared tiles are
+ * multiplied by mma.sync m16n8k8 in TF32 with FP32 accumulation instead of by the FMA loop, each
+ * operand rounded to TF32 first (cvt.rna), which leaves 16-bit and FP8 values exact. A warp owns
+ * 16 rows × TM/2 columns of the tile; the accumulators go through shared memory into the FMA
+ * path's per-thread layout, so the epilogue (alpha, beta, causal zeros) is shared. A kernel of its
+ * own, not a branch in gemm_strided: sharing one kernel cost the FP32 path's products 4% (H200).
  */
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
@@ -123,8 +129,59 @@ __device__ __forceinline__ void gs_store_b(GsTile &s, const float4 (&v)[GS_N(GS_
   if (TB) gs_store_kc<GS_TILE>(s, v); else gs_store_rc<GS_TILE>(s, v);
 }
 
+__device__ __forceinline__ unsigned gs_tf32(float v) {
+  unsigned r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+  return r;
+}
+
+// d += this k-tile's product for the warp's 16 rows × TM/2 columns (TM/16 n8 tiles), by mma.sync
+// m16n8k8 (PTX fragment layouts: g = lane/4, t = lane%4; A (g|g+8, t|t+4), B (t|t+4, g), D (g|g+8, 2t|2t+1)).
+template <int TM>
+__device__ __forceinline__ void gs_mma_tile(const GsTile &as, const GsTile &bs, float (&d)[TM / 16][4]) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int row0 = (warp / (128 / TM)) * 16, col0 = (warp % (128 / TM)) * (TM / 2);
+  #pragma unroll
+  for (int kk = 0; kk < GS_BK; kk += 8) {
+    const unsigned a0 = gs_tf32(as[kk + t][row0 + g]), a1 = gs_tf32(as[kk + t][row0 + g + 8]);
+    const unsigned a2 = gs_tf32(as[kk + t + 4][row0 + g]), a3 = gs_tf32(as[kk + t + 4][row0 + g + 8]);
+    #pragma unroll
+    for (int nt = 0; nt < TM / 16; ++nt) {
+      const unsigned b0 = gs_tf32(bs[kk + t][col0 + nt * 8 + g]), b1 = gs_tf32(bs[kk + t + 4][col0 + nt * 8 + g]);
+      asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                   : "+f"(d[nt][0]), "+f"(d[nt][1]), "+f"(d[nt][2]), "+f"(d[nt][3])
+                   : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    }
+  }
+}
+
+// The warp's accumulators into the TM×64 tile cs (laid over the A buffers), then this thread's RM×4 micro-tile out of it.
+template <int TM>
+__device__ __forceinline__ void gs_mma_gather(GsTile *As, const float (&d)[TM / 16][4], float (&acc)[TM / 16][4]) {
+  float (*cs)[GS_LD] = reinterpret_cast<float (*)[GS_LD]>(&As[0][0][0]);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int row0 = (warp / (128 / TM)) * 16, col0 = (warp % (128 / TM)) * (TM / 2);
+  #pragma unroll
+  for (int nt = 0; nt < TM / 16; ++nt) {
+    const int c = col0 + nt * 8 + 2 * t;
+    cs[row0 + g][c] = d[nt][0];
+    cs[row0 + g][c + 1] = d[nt][1];
+    cs[row0 + g + 8][c] = d[nt][2];
+    cs[row0 + g + 8][c + 1] = d[nt][3];
+  }
+  __syncthreads();
+  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+  #pragma unroll
+  for (int r = 0; r < TM / 16; ++r) {
+    #pragma unroll
+    for (int q = 0; q < 4; ++q) acc[r][q] = cs[ty * (TM / 16) + r][(tx << 2) + q];
+  }
+}
+
 // One TM×64 tile of C = alpha·op(A)·op(B) + beta·C; a, b, c already point at this batch entry.
-template <int TM, bool TA, bool TB>
+template <int TM, bool TA, bool TB, bool TC>
 __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c,
                                         int m, int n, int k, int lda, int ldb, int ldc, float alpha, float beta, int causal,
                                         bool vecA, bool vecB, bool vecC) {
@@ -151,6 +208,13 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
   const int tiles = kEnd > kBegin ? (kEnd - kBegin + GS_BK - 1) / GS_BK : 0;
 
   if (tiles > 0) {
+    // Tensor-core accumulators (RM = TM/16 n8 tiles of 4), unused on the FMA path.
+    float d[RM][4];
+    #pragma unroll
+    for (int r = 0; r < RM; ++r) {
+      #pragma unroll
+      for (int q = 0; q < 4; ++q) d[r][q] = 0.0f;
+    }
     float4 ra[GS_N(TM)], rb[GS_N(GS_TILE)];
     gs_load_a<TM, TA>(ra, a, lda, m, k, i0, kBegin, vecA);
     gs_load_b<TB>(rb, b, ldb, n, k, j0, kBegin, vecB);
@@ -168,6 +232,8 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
       }
       const GsTile &as = As[cur];
       const GsTile &bs = Bs[cur];
+      if (TC) gs_mma_tile<TM>(as, bs, d);
+      else
       #pragma unroll
       for (int kk = 0; kk < GS_BK; ++kk) {
         float ar[RM];
@@ -195,6 +261,7 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
       }
       __syncthreads();
     }
+    if (TC) gs_mma_gather<TM>(As, d, acc);
   }
 
   const int j = j0 + (tx << 2);
@@ -239,16 +306,16 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
   }
 }
 
-template <int TM>
+template <int TM, bool TC>
 __device__ __forceinline__ void gs_dispatch(GsTile *As, GsTile *Bs, const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c,
                                             int m, int n, int k, int lda, int ldb, int ldc, int transA, int transB, float alpha, float beta, int causal,
                                             bool va, bool vb, bool vc) {
   if (transA) {
-    if (transB) gs_tile<TM, true, true>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
-    else gs_tile<TM, true, false>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+    if (transB) gs_tile<TM, true, true, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+    else gs_tile<TM, true, false, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
   } else {
-    if (transB) gs_tile<TM, false, true>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
-    else gs_tile<TM, false, false>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+    if (transB) gs_tile<TM, false, true, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+    else gs_tile<TM, false, false, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
   }
 }
 
@@ -270,10 +337,8 @@ struct GsProblem {
 // Grid (tiles over n, tiles over m, batch entries of p0 then of p1): two independent products
 // in one launch run side by side, which for products too small to fill the GPU costs little more
 // than one (p1 is ignored when batches0 covers the whole grid). Batch entry z = p·batch1 + q.
-extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) gemm_strided(GsProblem p0, GsProblem p1, int batches0) {
-  // Declared here, not in gs_tile: each template instance would get shared arrays of its own.
-  __shared__ __align__(16) GsTile As[2];
-  __shared__ __align__(16) GsTile Bs[2];
+template <bool TC>
+__device__ __forceinline__ void gs_launch(GsTile *As, GsTile *Bs, const GsProblem &p0, const GsProblem &p1, int batches0) {
   const bool second = (int)blockIdx.z >= batches0;
   const GsProblem p = second ? p1 : p0;
   if ((int)blockIdx.x >= p.tilesX || (int)blockIdx.y >= p.tilesY) return;
@@ -283,8 +348,21 @@ extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) gemm_strided(GsProbl
   const float *b = p.b + pb * p.strideB0 + qb * p.strideB1;
   float *c = p.c + pb * p.strideC0 + qb * p.strideC1;
   const bool va = p.vecA != 0, vb = p.vecB != 0, vc = p.vecC != 0;
-  if (p.tileRows == 64) gs_dispatch<64>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc);
-  else gs_dispatch<32>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc);
+  if (p.tileRows == 64) gs_dispatch<64, TC>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc);
+  else gs_dispatch<32, TC>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc);
+}
+
+// Shared arrays declared in the kernels, not in gs_tile: each template instance would get its own.
+extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) gemm_strided(GsProblem p0, GsProblem p1, int batches0) {
+  __shared__ __align__(16) GsTile As[2];
+  __shared__ __align__(16) GsTile Bs[2];
+  gs_launch<false>(As, Bs, p0, p1, batches0);
+}
+
+extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) gemm_strided_tc(GsProblem p0, GsProblem p1, int batches0) {
+  __shared__ __align__(16) GsTile As[2];
+  __shared__ __align__(16) GsTile Bs[2];
+  gs_launch<true>(As, Bs, p0, p1, batches0);
 }
 `;
 
