@@ -42,33 +42,35 @@ extern "C" __global__ void gemm_small(const float *a, const float *b, float *c, 
   }
 }
 
+// Element r of output matrix e (entries of m·n elements; parts is [entries, chunks, m, n]): its
+// chunks' partial products summed in chunk order, written to cEntry (+ beta times what it held).
+__device__ __forceinline__ void sum_chunks_element(const float *parts, float *cEntry, long long e, long long r, long long size, int n, int ldc, int chunks, float beta) {
+  const float *part = parts + e * chunks * size + r;
+  float acc = 0.0f;
+  for (int k = 0; k < chunks; k++) acc += part[k * size];
+  float *out = cEntry + (r / n) * ldc + r % n;
+  *out = beta == 0.0f ? acc : acc + beta * *out;
+}
+
 // C[q] = Σ_c parts[q·chunks + c] (+ beta·C[q]): the partial products of a GEMM whose k range was
-// split into chunks (gemm.ts, splitK), summed in chunk order. parts is [batch, chunks, m, n].
+// split into chunks (gemm.ts, splitK), batch entry q's C at c + q·strideC.
 extern "C" __global__ void sum_chunks(const float *parts, float *c, int m, int n, int ldc, long long strideC, int batch, int chunks, float beta) {
   const long long size = (long long)m * n;
   const long long total = size * batch;
   for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (long long)gridDim.x * blockDim.x) {
-    const long long q = idx / size, e = idx - q * size;
-    const float *part = parts + q * chunks * size + e;
-    float acc = 0.0f;
-    for (int k = 0; k < chunks; k++) acc += part[k * size];
-    float *out = c + q * strideC + (e / n) * ldc + e % n;
-    *out = beta == 0.0f ? acc : acc + beta * *out;
+    const long long q = idx / size;
+    sum_chunks_element(parts, c + q * strideC, q, idx - q * size, size, n, ldc, chunks, beta);
   }
 }
 
-// C_e = Σ_c parts[e·chunks + c] (+ beta·C_e) for the products of a grouped split-k call (gemm.ts,
-// grouped): as sum_chunks, with each product's C at its own address (cTable[e]).
+// The same for the products of a grouped split-k call (gemm.ts, grouped), each product's C at its
+// own address (cTable[e]).
 extern "C" __global__ void sum_chunks_table(const float *parts, const u64 *cTable, int m, int n, int ldc, int count, int chunks, float beta) {
   const long long size = (long long)m * n;
   const long long total = size * count;
   for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (long long)gridDim.x * blockDim.x) {
-    const long long e = idx / size, r = idx - e * size;
-    const float *part = parts + e * chunks * size + r;
-    float acc = 0.0f;
-    for (int k = 0; k < chunks; k++) acc += part[k * size];
-    float *out = reinterpret_cast<float *>(cTable[e]) + (r / n) * ldc + r % n;
-    *out = beta == 0.0f ? acc : acc + beta * *out;
+    const long long e = idx / size;
+    sum_chunks_element(parts, reinterpret_cast<float *>(cTable[e]), e, idx - e * size, size, n, ldc, chunks, beta);
   }
 }
 
