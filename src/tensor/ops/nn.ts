@@ -1,6 +1,6 @@
 import { record, SUNK } from '../autograd.ts';
 import { randomContext } from '../random.ts';
-import { formatShape, type Tensor } from '../tensor.ts';
+import { formatShape, sameShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
 import { sum } from './reduce.ts';
 import { backwardScaleOf, div, recordAdd, type AddOptions } from './elementwise.ts';
@@ -82,7 +82,7 @@ export function addLayerNorm(
   options: LayerNormOptions = {},
 ): { sum: Tensor; normed: Tensor } {
   if (a.backend !== b.backend) throw new Error(`addLayerNorm: operands live on different backends (${a.backend.name}, ${b.backend.name})`);
-  if (formatShape(a.shape) !== formatShape(b.shape)) throw new Error(`addLayerNorm: operands ${a.describe()} and ${b.describe()} differ in shape`);
+  if (!sameShape(a.shape, b.shape)) throw new Error(`addLayerNorm: operands ${a.describe()} and ${b.describe()} differ in shape`);
   const { scaleA = 1, scaleB = 1 } = add;
   const gradScaleA = add.gradScaleA ?? scaleA;
   const gradScaleB = add.gradScaleB ?? scaleB;

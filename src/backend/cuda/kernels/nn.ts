@@ -227,7 +227,8 @@ __device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, co
     float v[K];
     double sum = 0.0;
     if (addA) {
-      // All loads before the first store: x may alias nothing, but the compiler cannot know that.
+      // Every load before the first store: the compiler cannot know that x aliases neither input,
+      // and stores between the loads would serialise them (the large model's norms took 1.5× longer).
       const float *ar = addA + (long long)r * cols, *br = addB + (long long)r * cols;
       #pragma unroll
       for (int k = 0; k < K; ++k) {
