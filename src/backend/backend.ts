@@ -135,18 +135,7 @@ export interface StridedGemmParams extends Pick<GemmParams, 'transA' | 'transB' 
   readonly b: StridedMatrix;
   readonly c: StridedMatrix;
   readonly causal: CausalGemm;
-  /**
-   * Round A and B to inputFormat (fp16 or bf16 only; nearest-even, overflow to ±inf) as they are
-   * read, instead of assuming they are rounded already: the rounding of an operand whose only
-   * readers are GEMMs (attention's probabilities) costs no kernel of its own.
-   */
-  readonly roundInputs?: boolean;
-  /** Round C (alpha·op(A)·op(B) + beta·C) to this format (nearest-even, overflow to ±inf); needs an fp16 or bf16 inputFormat. */
-  readonly roundOutput?: RoundingFormat;
 }
-
-/** The 16-bit formats that strided products may round their operands and results to. */
-export type RoundingFormat = 'fp16' | 'bf16';
 
 export interface LayerNormParams {
   readonly x: Storage;

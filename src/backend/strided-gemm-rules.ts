@@ -11,10 +11,6 @@ export function checkStridedGemm(p: StridedGemmParams): void {
       throw new RangeError(`gemmStrided: ${name} needs non-negative integer offset and batch strides`);
     }
   }
-  const sixteenBit = p.inputFormat === 'fp16' || p.inputFormat === 'bf16';
-  if ((p.roundInputs || p.roundOutput) && !sixteenBit) {
-    throw new RangeError(`gemmStrided: rounding operands or the result needs an fp16 or bf16 inputFormat, got ${p.inputFormat ?? 'fp32'}`);
-  }
   if ((p.causal === 'lower-output' && p.m !== p.n) || ((p.causal === 'k-to-row' || p.causal === 'k-from-row') && p.m !== p.k)) {
     throw new RangeError(`gemmStrided: causal '${p.causal}' needs a square product, got m ${p.m}, n ${p.n}, k ${p.k}`);
   }

@@ -8,8 +8,6 @@ import { describe, expect, it } from 'vitest';
 import type { Storage, StridedGemmParams } from '../../src/backend/backend.ts';
 import { CpuBackend } from '../../src/backend/cpu/index.ts';
 import { bind, expectMatches, keepPromise, paddedProblem, reference, type Problem, type Shape } from '../gemm-strided-cases.ts';
-import { quantise } from '../../src/formats/quantise.ts';
-import { parseFormat } from '../../src/formats/registry.ts';
 
 const cpu = new CpuBackend();
 const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] as const;
@@ -93,34 +91,5 @@ describe('gemmStrided on the CPU', () => {
     // Square products are accepted in each mode.
     const square = paddedProblem({ ...plain, transA: false, transB: false, m: 6, n: 6, k: 6 }, { ...layout, seed: 41 });
     for (const causal of ['lower-output', 'k-to-row', 'k-from-row'] as const) expect(() => run(square, (p) => ({ ...p, causal }))).not.toThrow();
-  });
-  it('roundInputs and roundOutput: the same as quantising the operands before and the result after', () => {
-    let seed = 900;
-    for (const format of ['bf16', 'fp16'] as const) {
-      const encoding = parseFormat(format);
-      const rounded = (values: Float32Array) => {
-        const out = new Float32Array(values.length);
-        quantise(values, out, encoding, { rounding: 'nearest', overflow: 'inf' });
-        return out;
-      };
-      for (const [transA, transB] of TRANSPOSES) {
-        const shape: Shape = { transA, transB, m: 9, n: 7, k: 13, alpha: 0.7, beta: 0.5, batch: [2, 3], causal: 'none', inputFormat: format };
-        const problem = paddedProblem(shape, { ...layout, seed: seed++ });
-        const got = run(problem, (p) => ({ ...p, roundInputs: true, roundOutput: format }));
-        const quantised = { ...problem, buffers: { ...problem.buffers, a: rounded(problem.buffers.a!), b: rounded(problem.buffers.b!) } };
-        const plainResult = run(quantised);
-        const inside = reference(problem).expected;
-        const want = plainResult.map((v, i) => (inside.has(i) ? rounded(Float32Array.of(v))[0]! : v));
-        expect(Array.from(got), `${format} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`).toEqual(Array.from(want));
-        // The operands were not exact in the format, so rounding them mattered.
-        expect(Array.from(run(problem, (p) => ({ ...p, roundOutput: format })))).not.toEqual(Array.from(got));
-      }
-    }
-  });
-
-  it('refuses rounding without a 16-bit input format', () => {
-    const problem = paddedProblem({ transA: false, transB: false, m: 3, n: 3, k: 3, ...plain }, { ...layout, seed: 950 });
-    expect(() => run(problem, (p) => ({ ...p, roundInputs: true }))).toThrow(/fp16 or bf16 inputFormat/);
-    expect(() => run(problem, (p) => ({ ...p, inputFormat: 'e4m3', roundOutput: 'bf16' }))).toThrow(/fp16 or bf16 inputFormat/);
   });
 });

@@ -76,8 +76,7 @@ function mergedStride(s: StridedMatrix, batch: readonly [number, number]): numbe
 
 /** A gemmStrided product as one cuBLAS-style strided batch, where its layout allows. */
 function asBatchedGemm(p: StridedGemmParams): GemmParams | null {
-  // cuBLAS rounds neither operands (its tiny products skip the packs) nor results.
-  if (p.causal !== 'none' || p.roundInputs || p.roundOutput) return null;
+  if (p.causal !== 'none') return null;
   const [strideA, strideB, strideC] = [mergedStride(p.a, p.batch), mergedStride(p.b, p.batch), mergedStride(p.c, p.batch)];
   if (strideA === null || strideB === null || strideC === null) return null;
   return {
@@ -235,9 +234,8 @@ export class CudaBackend implements Backend {
 
   /**
    * Products whose two batch levels merge into one stride (and no causal skipping) go to gemm()
-   * and cuBLAS; the rest (and products that round their operands or result) to gemm_strided, on
-   * tensor cores in TF32 for any inputFormat but FP32 (operands quantised to it are exact in TF32,
-   * so only the accumulation differs).
+   * and cuBLAS; the rest to gemm_strided, on tensor cores in TF32 for any inputFormat but FP32
+   * (the operands are already quantised, and exact in TF32, so only the accumulation differs).
    */
   gemmStrided(params: StridedGemmParams): void {
     this.gemmsStrided([params]);

@@ -3,9 +3,9 @@
  * bounds-checks every operand before the kernel may touch device memory, and decides per operand
  * whether the kernel may use 16-byte vector accesses.
  */
-import type { RoundingFormat, StridedGemmParams, StridedMatrix } from '../backend.ts';
+import type { StridedGemmParams, StridedMatrix } from '../backend.ts';
 import { checkStridedGemm } from '../strided-gemm-rules.ts';
-import { GEMM_STRIDED_CAUSAL, GEMM_STRIDED_MODULE, GEMM_STRIDED_PROBLEM_WORDS, GEMM_STRIDED_ROUNDING, GEMM_STRIDED_THREADS, GEMM_STRIDED_TILE } from './kernels/gemm-strided.ts';
+import { GEMM_STRIDED_CAUSAL, GEMM_STRIDED_MODULE, GEMM_STRIDED_PROBLEM_WORDS, GEMM_STRIDED_THREADS, GEMM_STRIDED_TILE } from './kernels/gemm-strided.ts';
 import { writeWideWords, type ParamKind } from './launch.ts';
 import { addressAt, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
@@ -101,8 +101,6 @@ function pack(rt: CudaRuntime, p: StridedGemmParams): PackedProblem | null {
   floats[33] = p.beta;
   words[34] = tilesX;
   words[35] = tilesY;
-  words[36] = p.roundInputs ? GEMM_STRIDED_ROUNDING[p.inputFormat as RoundingFormat] : GEMM_STRIDED_ROUNDING.none;
-  words[37] = p.roundOutput ? GEMM_STRIDED_ROUNDING[p.roundOutput] : GEMM_STRIDED_ROUNDING.none;
   return { words, tilesX, tilesY, batches, tensorCores: usesTensorCores(p) };
 }
 

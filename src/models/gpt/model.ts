@@ -128,7 +128,7 @@ export class ReferenceGpt {
     // The precision policy sees qkv whole: FP8 quantises all three parts at once.
     const attended = precision.matmul([qkv], ([t], formats) => {
       const part = (i: number) => T.headsView(t, [B, heads, S, headDim], [S * 3 * d, headDim, 3 * d], i * d);
-      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, { causal: true, formats, round: precision.activation ?? undefined });
+      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, { causal: true, formats });
     });
     const merged = T.reshape(attended, [B, S, d]);
     return this.linear(merged, layer.proj);

@@ -1,7 +1,6 @@
 import * as T from '../../tensor/index.ts';
 import { logInterpolate } from '../constants.ts';
 import type { GemmFormats } from '../gemm-formats.ts';
-import type { RoundingFormat } from '../../backend/backend.ts';
 import type { Scaling } from '../scaling.ts';
 import { ReproError } from '../../errors.ts';
 
@@ -52,14 +51,6 @@ export interface AttentionOptions {
   readonly mult?: number;
   /** Formats of q, k, v for the q·kᵀ GEMM (set by the precision policy). */
   readonly formats?: GemmFormats;
-  /**
-   * FP16/BF16 (the precision policy's cast of every op output): the scores and the probabilities
-   * are rounded to it forward and backward too, as every op's output and gradient are, and every
-   * product takes the policy's formats. With nearest rounding and native 16-bit GEMMs the
-   * roundings happen inside the products' kernels (T.matmulHeads `round`); otherwise quantise ops
-   * do them. Without it (FP32, FP8) only q, k and v are in the GEMM format, as the SDPA's inputs.
-   */
-  readonly round?: T.CastSpec;
 }
 
 /**
@@ -92,18 +83,16 @@ function fusable(headDim: number, dropout: number, training: boolean): boolean {
   return headDim <= T.ATTENTION_MAX_HEAD_DIM && !(dropout > 0 && training);
 }
 
-function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropout: number, training: boolean, rounded: boolean): AttentionImplementation {
+function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropout: number, training: boolean): AttentionImplementation {
   const chosen = attentionImplementation();
   if (chosen !== 'fused') return chosen;
-  // The fused kernel keeps the scores and probabilities inside: it cannot round them.
-  if (rounded) return 'materialised';
   const distinct = !sameWindow(q, k) && !sameWindow(q, v) && !sameWindow(k, v);
   return distinct && fusable(q.shape[3], dropout, training) ? 'fused' : 'materialised';
 }
 
 /** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v for q, k, v [B, H, S, D], as [B, H, S, D]. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the kernels. */
 export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
-  const fused = attentionImplementation() === 'fused' && q.rank === 4 && !options.round && fusable(q.shape[3], options.dropout ?? 0, options.training ?? true);
+  const fused = attentionImplementation() === 'fused' && q.rank === 4 && fusable(q.shape[3], options.dropout ?? 0, options.training ?? true);
   if (!fused) return unfusedAttention(q, k, v, scaling, options);
   return T.permute(scaledDotProductAttentionHeads(T.heads(q), T.heads(k), T.heads(v), scaling, options), [0, 2, 1, 3]);
 }
@@ -118,7 +107,7 @@ export function scaledDotProductAttentionHeads(q: T.HeadsView, k: T.HeadsView, v
   const keys = k.shape[2];
   const p = options.dropout ?? 0;
   if (options.causal && keys !== S) throw new Error(`scaledDotProductAttention: causal needs as many keys as queries, got ${keys} and ${S}`);
-  const implementation = implementationFor(q, k, v, p, options.training ?? true, options.round !== undefined);
+  const implementation = implementationFor(q, k, v, p, options.training ?? true);
   if (implementation === 'copies') {
     return T.permute(unfusedAttention(T.copyHeads(q), T.copyHeads(k), T.copyHeads(v), scaling, options), [0, 2, 1, 3]);
   }
@@ -128,47 +117,26 @@ export function scaledDotProductAttentionHeads(q: T.HeadsView, k: T.HeadsView, v
   if (implementation === 'fused') {
     return T.attention(q, k, v, { causal: options.causal, temperature: sc.temperature, outputScale: sc.output, probsGradScale: 1, logitGradScale, valueGradScale: sc.gradInputs });
   }
-  const round = options.round;
-  const inKernels = roundingInKernels(round, options.formats);
-  // Rounded (16-bit) scores and probabilities: the quantise ops the kernels do not do themselves.
-  const rounded = (t: T.Tensor) => (round && !inKernels ? T.quantise(t, round, round) : t);
   // Logits above the diagonal are masked (their gradient is exactly zero), and the masked softmax
   // makes those probabilities exactly zero (dropout keeps them so): the causal halves may be skipped.
-  const logits = rounded(T.matmulHeads(q, k, {
+  const logits = T.matmulHeads(q, k, {
     transB: true,
     scale: sc.temperature,
     gradScaleA: logitGradScale,
     gradScaleB: logitGradScale,
     inputFormat: options.formats?.inputFormat,
-    gradFormat: round ? options.formats?.gradFormat : 'fp32',
+    gradFormat: 'fp32',
     causal: options.causal ? { forward: 'lower-output', gradA: 'k-to-row', gradB: 'k-from-row' } : undefined,
-    // The scores rounded as written, and their gradient as the gradient products read it.
-    round: inKernels ? { operands: true, output: inKernels } : undefined,
-  }));
+  });
   let probs = T.softmax(logits, { causal: options.causal });
   if (p > 0) probs = T.dropout(probs, p, { training: options.training ?? true });
-  return T.matmulHeads(T.heads(rounded(probs)), v, {
+  return T.matmulHeads(T.heads(probs), v, {
     scale: sc.output,
     gradScaleA: 1,
     gradScaleB: sc.gradInputs,
-    inputFormat: round ? options.formats?.inputFormat : undefined,
-    gradFormat: round ? options.formats?.gradFormat : undefined,
     causal: options.causal ? { forward: 'k-to-row', gradA: 'lower-output', gradB: 'k-from-row' } : undefined,
     out: { shape: [B, S, H, D], strides: [S * H * D, D, H * D] },
-    // The probabilities rounded as the products read them, and their gradient as it is written.
-    round: inKernels ? { operands: true, gradA: inKernels } : undefined,
   });
-}
-
-/**
- * The 16-bit format whose nearest-even rounding (overflow to ±inf) the products' kernels can do
- * in place of `round`'s quantise ops: when the GEMMs are native 16-bit ones of that format.
- */
-function roundingInKernels(round: T.CastSpec | undefined, formats: GemmFormats | undefined): RoundingFormat | null {
-  if (!round || round.rounding !== 'nearest' || round.overflow !== 'inf' || round.viaFp16) return null;
-  const name = round.format.name;
-  if ((name !== 'fp16' && name !== 'bf16') || formats?.inputFormat !== name || formats.gradFormat !== name) return null;
-  return name;
 }
 
 /** The op-by-op form on [..., S, D] tensors: a q·kᵀ matmul, a softmax with the causal mask inside, a matmul with v. */
@@ -177,18 +145,15 @@ function unfusedAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scalin
   const d = q.shape[q.rank - 1];
   const p = options.dropout ?? 0;
   const sc = attentionScales(scaling, { keys: s, headDim: d, causal: options.causal, dropout: p, mult: options.mult });
-  const round = options.round;
-  const rounded = (t: T.Tensor) => (round ? T.quantise(t, round, round) : t);
-  const logits = rounded(T.matmul(q, k, {
+  const logits = T.matmul(q, k, {
     transB: true,
     scale: sc.temperature,
     gradScaleA: sc.temperature * sc.gradInputs,
     gradScaleB: sc.temperature * sc.gradInputs,
     inputFormat: options.formats?.inputFormat,
-    gradFormat: round ? options.formats?.gradFormat : 'fp32',
-  }));
+    gradFormat: 'fp32',
+  });
   let probs = T.softmax(logits, { causal: options.causal });
   if (p > 0) probs = T.dropout(probs, p, { training: options.training ?? true });
-  const formats = round ? { inputFormat: options.formats?.inputFormat, gradFormat: options.formats?.gradFormat } : {};
-  return T.matmul(rounded(probs), v, { scale: sc.output, gradScaleA: 1, gradScaleB: sc.gradInputs, ...formats });
+  return T.matmul(probs, v, { scale: sc.output, gradScaleA: 1, gradScaleB: sc.gradInputs });
 }

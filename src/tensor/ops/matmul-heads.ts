@@ -1,4 +1,4 @@
-import type { CausalGemm, GemmParams, RoundingFormat, StridedGemmParams, StridedMatrix } from '../../backend/backend.ts';
+import type { CausalGemm, GemmParams, StridedGemmParams, StridedMatrix } from '../../backend/backend.ts';
 import { record, SUNK } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty } from './creation.ts';
@@ -21,15 +21,6 @@ export interface MatmulHeadsOptions extends MatmulOptions {
    * per-head products of attention written as [B, L, H, D], the layout the output projection reads.
    */
   out?: { readonly shape: readonly number[]; readonly strides: readonly [number, number, number] };
-  /**
-   * Rounding inside the products (backend gemmStrided's roundInputs/roundOutput), the same as
-   * quantise ops around the matmul at no kernel of their own. `operands`: every product rounds
-   * what it reads to its format (inputFormat forward, gradFormat backward; both fp16 or bf16),
-   * as if a and b went through a nearest-even quantise op both ways. `output`, `gradA`, `gradB`:
-   * the forward result, and the gradients of a and b, rounded to that format; gradA/gradB need
-   * their source's gradient to start here (the only use of the source is this op).
-   */
-  round?: { readonly operands?: boolean; readonly output?: RoundingFormat; readonly gradA?: RoundingFormat; readonly gradB?: RoundingFormat };
 }
 
 const NO_CAUSAL: CausalProducts = { forward: 'none', gradA: 'none', gradB: 'none' };
@@ -63,13 +54,9 @@ export function matmulHeads(a: HeadsView, b: HeadsView, options: MatmulHeadsOpti
   const out = empty(layout.shape, 'f32', backend);
   const outView = headsView(out, [P, Q, m, n], layout.strides);
   if (!windowCoverage(out.size, [outView]).tiles) throw new Error(`matmulHeads: output strides ${layout.strides.join(', ')} do not tile ${formatShape(layout.shape)}`);
-  const round = options.round ?? {};
-  const product = (
-    x: StridedMatrix, tx: boolean, y: StridedMatrix, ty: boolean, c: StridedMatrix, mm: number, nn: number, kk: number,
-    alpha: number, beta: number, mode: CausalGemm, format: GemmParams['inputFormat'], roundOutput?: RoundingFormat,
-  ): StridedGemmParams =>
-    ({ transA: tx, transB: ty, m: mm, n: nn, k: kk, alpha, beta, batch: [P, Q], a: x, b: y, c, causal: mode, inputFormat: format, roundInputs: round.operands, roundOutput });
-  backend.gemmStrided(product(matrix(a), transA, matrix(b), transB, matrix(outView), m, n, k, scale, 0, causal.forward, options.inputFormat, round.output));
+  const product = (x: StridedMatrix, tx: boolean, y: StridedMatrix, ty: boolean, c: StridedMatrix, mm: number, nn: number, kk: number, alpha: number, beta: number, mode: CausalGemm, format: GemmParams['inputFormat']): StridedGemmParams =>
+    ({ transA: tx, transB: ty, m: mm, n: nn, k: kk, alpha, beta, batch: [P, Q], a: x, b: y, c, causal: mode, inputFormat: format });
+  backend.gemmStrided(product(matrix(a), transA, matrix(b), transB, matrix(outView), m, n, k, scale, 0, causal.forward, options.inputFormat));
 
   const sources = [...new Set([a.tensor, b.tensor])];
   const gradFormat = options.gradFormat ?? options.inputFormat;
@@ -86,24 +73,17 @@ export function matmulHeads(a: HeadsView, b: HeadsView, options: MatmulHeadsOpti
     const gm = matrix(outView, g);
     // Both gradients are independent products: queued together, a backend may run them side by side.
     const products: StridedGemmParams[] = [];
-    // A rounded gradient must be the whole gradient: rounding it after adding to another would differ.
-    const roundedInto = (x: HeadsView, format: RoundingFormat | undefined): RoundingFormat | undefined => {
-      if (format && into(x).beta !== 0) throw new Error(`matmulHeads: a rounded gradient of ${x.tensor.describe()} cannot be added to another one`);
-      return format;
-    };
     if (a.tensor.requiresGrad) {
       const t = into(a);
-      const r = roundedInto(a, round.gradA);
       // stored A: [m, k] = g·op(B)ᵀ, or for transA [k, m] = op(B)·gᵀ
-      if (!transA) products.push(product(gm, false, matrix(b), !transB, matrix(a, t.tensor), m, k, n, gradScaleA, t.beta, causal.gradA, gradFormat, r));
-      else products.push(product(matrix(b), transB, gm, true, matrix(a, t.tensor), k, m, n, gradScaleA, t.beta, causal.gradA, gradFormat, r));
+      if (!transA) products.push(product(gm, false, matrix(b), !transB, matrix(a, t.tensor), m, k, n, gradScaleA, t.beta, causal.gradA, gradFormat));
+      else products.push(product(matrix(b), transB, gm, true, matrix(a, t.tensor), k, m, n, gradScaleA, t.beta, causal.gradA, gradFormat));
     }
     if (b.tensor.requiresGrad) {
       const t = into(b);
-      const r = roundedInto(b, round.gradB);
       // stored B: [k, n] = op(A)ᵀ·g, or for transB [n, k] = gᵀ·op(A)
-      if (!transB) products.push(product(matrix(a), !transA, gm, false, matrix(b, t.tensor), k, n, m, gradScaleB, t.beta, causal.gradB, gradFormat, r));
-      else products.push(product(gm, true, matrix(a), transA, matrix(b, t.tensor), n, k, m, gradScaleB, t.beta, causal.gradB, gradFormat, r));
+      if (!transB) products.push(product(matrix(a), !transA, gm, false, matrix(b, t.tensor), k, n, m, gradScaleB, t.beta, causal.gradB, gradFormat));
+      else products.push(product(gm, true, matrix(a), transA, matrix(b, t.tensor), n, k, m, gradScaleB, t.beta, causal.gradB, gradFormat));
     }
     // Two windows of one source that share elements both add into them: one after the other.
     const overlapping = a.tensor === b.tensor && !windowCoverage(a.tensor.size, [a, b]).injective;

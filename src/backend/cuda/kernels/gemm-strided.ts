@@ -22,9 +22,6 @@
  * 16 rows × TM/2 columns of the tile; the accumulators go through shared memory into the FMA
  * path's per-thread layout, so the epilogue (alpha, beta, causal zeros) is shared. A kernel of its
  * own, not a branch in gemm_strided: sharing one kernel cost the FP32 path's products 4% (H200).
- * It may also round the operands to FP16 or BF16 as they leave shared memory (roundInputs) and
- * the result before it is stored (roundOutput), nearest-even with overflow to ±inf, as the
- * quantise op does.
  */
 import type { KernelModuleSource } from '../modules.ts';
 import { PRELUDE } from './prelude.ts';
@@ -32,10 +29,8 @@ import { PRELUDE } from './prelude.ts';
 /** Columns of C per block, and its largest number of rows (the granularity of the causal skipping). */
 export const GEMM_STRIDED_TILE = 64;
 export const GEMM_STRIDED_THREADS = 256;
-/** 32-bit words of the kernel's GsProblem struct: 3 pointers, 6 int64 strides, 14 ints, 2 floats, 4 ints (152 bytes). */
-export const GEMM_STRIDED_PROBLEM_WORDS = 38;
-/** Codes of the struct's roundInputs / roundOutput fields (gemm_strided_tc only). */
-export const GEMM_STRIDED_ROUNDING = { none: 0, fp16: 1, bf16: 2 } as const;
+/** 32-bit words of the kernel's GsProblem struct: 3 pointers, 6 int64 strides, 14 ints, 2 floats, 2 ints (144 bytes). */
+export const GEMM_STRIDED_PROBLEM_WORDS = 36;
 /** Codes of the kernel's `causal` field. */
 export const GEMM_STRIDED_CAUSAL = { none: 0, 'lower-output': 1, 'k-to-row': 2, 'k-from-row': 3 } as const;
 
@@ -134,30 +129,7 @@ __device__ __forceinline__ void gs_store_b(GsTile &s, const float4 (&v)[GS_N(GS_
   if (TB) gs_store_kc<GS_TILE>(s, v); else gs_store_rc<GS_TILE>(s, v);
 }
 
-__device__ __forceinline__ float gs_round_fp16(float v) {
-  unsigned short h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-  float r;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(h));
-  return r;
-}
-
-__device__ __forceinline__ float gs_round_bf16(float v) {
-  u32 b = __float_as_uint(v);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return v;
-  b += 0x7fffu + ((b >> 16) & 1u);
-  return __uint_as_float(b & 0xffff0000u);
-}
-
-// round: 0 none, 1 FP16, 2 BF16 (GEMM_STRIDED_ROUNDING).
-__device__ __forceinline__ float gs_round(float v, int round) {
-  return round == 1 ? gs_round_fp16(v) : round == 2 ? gs_round_bf16(v) : v;
-}
-
-// An operand as a TF32 register: rounded to FP16/BF16 first if asked (then exact in TF32), else
-// rounded to TF32 (cvt.rna, as cuBLAS's TF32 mode does).
-__device__ __forceinline__ unsigned gs_tf32(float v, int round) {
-  if (round != 0) return __float_as_uint(gs_round(v, round));
+__device__ __forceinline__ unsigned gs_tf32(float v) {
   unsigned r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
   return r;
@@ -166,17 +138,17 @@ __device__ __forceinline__ unsigned gs_tf32(float v, int round) {
 // d += this k-tile's product for the warp's 16 rows × TM/2 columns (TM/16 n8 tiles), by mma.sync
 // m16n8k8 (PTX fragment layouts: g = lane/4, t = lane%4; A (g|g+8, t|t+4), B (t|t+4, g), D (g|g+8, 2t|2t+1)).
 template <int TM>
-__device__ __forceinline__ void gs_mma_tile(const GsTile &as, const GsTile &bs, float (&d)[TM / 16][4], int round) {
+__device__ __forceinline__ void gs_mma_tile(const GsTile &as, const GsTile &bs, float (&d)[TM / 16][4]) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int row0 = (warp / (128 / TM)) * 16, col0 = (warp % (128 / TM)) * (TM / 2);
   #pragma unroll
   for (int kk = 0; kk < GS_BK; kk += 8) {
-    const unsigned a0 = gs_tf32(as[kk + t][row0 + g], round), a1 = gs_tf32(as[kk + t][row0 + g + 8], round);
-    const unsigned a2 = gs_tf32(as[kk + t + 4][row0 + g], round), a3 = gs_tf32(as[kk + t + 4][row0 + g + 8], round);
+    const unsigned a0 = gs_tf32(as[kk + t][row0 + g]), a1 = gs_tf32(as[kk + t][row0 + g + 8]);
+    const unsigned a2 = gs_tf32(as[kk + t + 4][row0 + g]), a3 = gs_tf32(as[kk + t + 4][row0 + g + 8]);
     #pragma unroll
     for (int nt = 0; nt < TM / 16; ++nt) {
-      const unsigned b0 = gs_tf32(bs[kk + t][col0 + nt * 8 + g], round), b1 = gs_tf32(bs[kk + t + 4][col0 + nt * 8 + g], round);
+      const unsigned b0 = gs_tf32(bs[kk + t][col0 + nt * 8 + g]), b1 = gs_tf32(bs[kk + t + 4][col0 + nt * 8 + g]);
       asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                    : "+f"(d[nt][0]), "+f"(d[nt][1]), "+f"(d[nt][2]), "+f"(d[nt][3])
                    : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -212,7 +184,7 @@ __device__ __forceinline__ void gs_mma_gather(GsTile *As, const float (&d)[TM / 
 template <int TM, bool TA, bool TB, bool TC>
 __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c,
                                         int m, int n, int k, int lda, int ldb, int ldc, float alpha, float beta, int causal,
-                                        bool vecA, bool vecB, bool vecC, int roundIn, int roundOut) {
+                                        bool vecA, bool vecB, bool vecC) {
   const int tid = threadIdx.x;
   const int tx = tid & 15, ty = tid >> 4;
   constexpr int RM = TM / 16;
@@ -260,7 +232,7 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
       }
       const GsTile &as = As[cur];
       const GsTile &bs = Bs[cur];
-      if (TC) gs_mma_tile<TM>(as, bs, d, roundIn);
+      if (TC) gs_mma_tile<TM>(as, bs, d);
       else
       #pragma unroll
       for (int kk = 0; kk < GS_BK; ++kk) {
@@ -302,8 +274,6 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
     float o[4];
     #pragma unroll
     for (int q = 0; q < 4; ++q) o[q] = alpha * acc[r][q];
-    // The result rounded (TC only), after beta: C's old values are read only where beta != 0.
-    const bool roundC = TC && roundOut != 0;
     if (zeroTile) {
       // Every column here is right of the diagonal.
       #pragma unroll
@@ -317,10 +287,6 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
         o[2] = fmaf(beta, old.z, o[2]);
         o[3] = fmaf(beta, old.w, o[3]);
       }
-      if (roundC) {
-        #pragma unroll
-        for (int q = 0; q < 4; ++q) o[q] = gs_round(o[q], roundOut);
-      }
       if (lower) {
         #pragma unroll
         for (int q = 0; q < 4; ++q) if (j + q > i) o[q] = 0.0f;
@@ -332,7 +298,6 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
         if (j + q < n) {
           float v = o[q];
           if (beta != 0.0f) v = fmaf(beta, row[q], v);
-          if (roundC) v = gs_round(v, roundOut);
           if (lower && j + q > i) v = 0.0f;
           row[q] = v;
         }
@@ -344,13 +309,13 @@ __device__ __forceinline__ void gs_tile(GsTile *As, GsTile *Bs, const float *__r
 template <int TM, bool TC>
 __device__ __forceinline__ void gs_dispatch(GsTile *As, GsTile *Bs, const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c,
                                             int m, int n, int k, int lda, int ldb, int ldc, int transA, int transB, float alpha, float beta, int causal,
-                                            bool va, bool vb, bool vc, int roundIn, int roundOut) {
+                                            bool va, bool vb, bool vc) {
   if (transA) {
-    if (transB) gs_tile<TM, true, true, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc, roundIn, roundOut);
-    else gs_tile<TM, true, false, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc, roundIn, roundOut);
+    if (transB) gs_tile<TM, true, true, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+    else gs_tile<TM, true, false, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
   } else {
-    if (transB) gs_tile<TM, false, true, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc, roundIn, roundOut);
-    else gs_tile<TM, false, false, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc, roundIn, roundOut);
+    if (transB) gs_tile<TM, false, true, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
+    else gs_tile<TM, false, false, TC>(As, Bs, a, b, c, m, n, k, lda, ldb, ldc, alpha, beta, causal, va, vb, vc);
   }
 }
 
@@ -367,7 +332,6 @@ struct GsProblem {
   int vecA, vecB, vecC, tileRows;
   float alpha, beta;
   int tilesX, tilesY;
-  int roundInputs, roundOutput;
 };
 
 // Grid (tiles over n, tiles over m, batch entries of p0 then of p1): two independent products
@@ -384,8 +348,8 @@ __device__ __forceinline__ void gs_launch(GsTile *As, GsTile *Bs, const GsProble
   const float *b = p.b + pb * p.strideB0 + qb * p.strideB1;
   float *c = p.c + pb * p.strideC0 + qb * p.strideC1;
   const bool va = p.vecA != 0, vb = p.vecB != 0, vc = p.vecC != 0;
-  if (p.tileRows == 64) gs_dispatch<64, TC>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc, p.roundInputs, p.roundOutput);
-  else gs_dispatch<32, TC>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc, p.roundInputs, p.roundOutput);
+  if (p.tileRows == 64) gs_dispatch<64, TC>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc);
+  else gs_dispatch<32, TC>(As, Bs, a, b, c, p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.transA, p.transB, p.alpha, p.beta, p.causal, va, vb, vc);
 }
 
 // Shared arrays declared in the kernels, not in gs_tile: each template instance would get its own.
