@@ -58,7 +58,7 @@ export function stridedGemmTileRows(m: number, n: number, batch: number, multipr
  * but FP32. Values already rounded to FP16, BF16 or FP8 are exact in TF32, so only the order of the
  * accumulation differs from the FMA path; 'tf32' products are rounded to TF32 as cuBLAS does.
  */
-export function usesTensorCores(p: Pick<StridedGemmParams, 'inputFormat'>): boolean {
+function usesTensorCores(p: Pick<StridedGemmParams, 'inputFormat'>): boolean {
   return p.inputFormat !== undefined && p.inputFormat !== 'fp32';
 }
 

@@ -56,16 +56,16 @@ export function recordAdd(
   a: Tensor,
   b: Tensor,
   { gradScaleA, gradScaleB }: { gradScaleA: number; gradScaleB: number },
-  readyGradB: (g: Tensor) => Tensor | null = () => null,
+  readyGradB?: (g: Tensor) => Tensor | null,
 ): Tensor {
   return record(out, [a, b], (g, sinks) => {
-    const ready = readyGradB(g);
-    const gradB = (): Tensor | typeof SUNK => {
-      if (ready && !sinks[1]) return ready;
-      ready?.dispose();
-      return addGrad(g, b, gradScaleB, sinks[1]);
-    };
-    return [a.requiresGrad ? addGrad(g, a, gradScaleA, sinks[0]) : null, b.requiresGrad ? gradB() : (ready?.dispose(), null)];
+    const given = readyGradB?.(g) ?? null;
+    const ready = given && b.requiresGrad && !sinks[1] ? given : null;
+    if (given && !ready) given.dispose();
+    return [
+      a.requiresGrad ? addGrad(g, a, gradScaleA, sinks[0]) : null,
+      b.requiresGrad ? (ready ?? addGrad(g, b, gradScaleB, sinks[1])) : null,
+    ];
   });
 }
 
