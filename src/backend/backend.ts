@@ -71,6 +71,13 @@ export interface QuantiseOptions {
   readonly stream: number;
 }
 
+/** One tensor of quantiseMany: its first n elements, rounded in place on their own random stream. */
+export interface QuantiseManyTensor {
+  readonly storage: Storage;
+  readonly n: number;
+  readonly stream: number;
+}
+
 export interface GemmParams {
   readonly transA: boolean;
   readonly transB: boolean;
@@ -674,6 +681,12 @@ export interface Backend {
     b: number,
   ): void;
   quantise(x: Storage, out: Storage, n: number, format: QuantiseFormat, options: QuantiseOptions, epoch: Storage | null): void;
+  /**
+   * Rounds many tensors in place, each exactly as quantise(t, t, n, format, {...options, stream})
+   * would: the optimiser's weight and moment roundings and every parameter gradient's rounding,
+   * one launch instead of one per tensor. No storage may appear twice.
+   */
+  quantiseMany(tensors: readonly QuantiseManyTensor[], format: QuantiseFormat, options: Omit<QuantiseOptions, 'stream'>, epoch: Storage | null): void;
   /** counter[0] += 1 (int32), on the device. */
   increment(counter: Storage): void;
   adamw(params: AdamWParams): void;

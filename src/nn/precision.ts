@@ -14,7 +14,7 @@ import type { GemmFormats } from './gemm-formats.ts';
  *   inputs are quantised to E4M3 in the forward pass and the gradient arriving at its output to
  *   E5M2 in the backward pass; everything else stays FP32. Saturating casts (§6.2).
  * - fp16 / bf16 (experiments.md §A5 "dtype float16"): every op output and the gradient arriving
- *   at it are rounded to the format, as are parameter gradients; LayerNorm statistics and the
+ *   at it are rounded to the format, as are parameter gradients (see parameterGradient); LayerNorm statistics and the
  *   loss are computed in FP32 (the LayerNorm kernel works in FP32 and only its output is
  *   rounded; the cross-entropy output is not rounded). Overflow gives ±inf, as FP16 hardware
  *   does, so loss scaling can detect it. Weights are stored in the format unless
@@ -38,7 +38,11 @@ export interface PrecisionPolicy {
   readonly weightStorage: PolicyCast | null;
   /** fp16/bf16 with an FP32 master copy: `parameter` rounds it to `activation` at each use. */
   readonly masterWeights: boolean;
-  /** Cast applied to each parameter's gradient inside the backward pass (before accumulation). */
+  /**
+   * Cast applied to each parameter's gradient at the end of every backward pass, to the sum of
+   * that pass's contributions (the same as casting each use's gradient when, as in every model
+   * here, a parameter is used once a pass); added to what earlier passes left, if anything.
+   */
   readonly parameterGradient: PolicyCast | null;
   /** Rounds an op's output (and the gradient arriving at it). */
   output(t: T.Tensor): T.Tensor;
@@ -99,7 +103,13 @@ export function precisionPolicy(config: PrecisionConfig): PrecisionPolicy {
       masterWeights: config.master_weights,
       parameterGradient: activation,
       output,
-      parameter: (t) => T.quantise(t, config.master_weights ? nearest : null, activation),
+      parameter: (t) => {
+        // A weight's gradient is rounded once its backward pass has summed it (castGradient):
+        // no gradient copy, and its product can write straight into the weight's gradient.
+        if (!t.isLeaf || !t.requiresGrad) return T.quantise(t, config.master_weights ? nearest : null, activation);
+        T.castGradient(t, activation);
+        return config.master_weights ? T.quantise(t, nearest, null) : t;
+      },
       gemmInput: (t) => t,
       gemmOutput: output,
       gemmFormats: formats,

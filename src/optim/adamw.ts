@@ -67,14 +67,9 @@ export class AdamW implements Optimiser {
       }),
     });
     // Rounding after all updates equals rounding after each: a tensor's update reads only its own
-    // weights, gradient and moments. The order (m then weights, parameter by parameter) is kept, as
-    // stochastic rounding draws one random stream per call in call order.
-    if (this.weightFormat) {
-      this.parameters.forEach((p, i) => {
-        T.quantiseInPlace(this.m[i]!, this.weightFormat!);
-        T.quantiseInPlace(p.tensor, this.weightFormat!);
-      });
-    }
+    // weights, gradient and moments. One launch rounds them all; the order (m then weights,
+    // parameter by parameter) is kept, as stochastic rounding draws one random stream per tensor.
+    if (this.weightFormat) T.quantiseManyInPlace(this.parameters.flatMap((p, i) => [this.m[i]!, p.tensor]), this.weightFormat);
   }
 
   stateTensors(): Map<string, T.Tensor> {

@@ -82,11 +82,10 @@ export class Lamb implements Optimiser {
         totalSteps,
         useTrustRatio: p.weightDecay,
       });
-      if (this.weightFormat) {
-        T.quantiseInPlace(this.m[i]!, this.weightFormat);
-        T.quantiseInPlace(weights, this.weightFormat);
-      }
     });
+    // Rounding after all updates equals rounding after each (an update reads only its own
+    // tensors); one launch, the random streams drawn in the same order (moment, then weights).
+    if (this.weightFormat) T.quantiseManyInPlace(this.parameters.flatMap((p, i) => [this.m[i]!, p.tensor]), this.weightFormat);
   }
 
   stateTensors(): Map<string, T.Tensor> {

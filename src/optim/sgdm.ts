@@ -53,11 +53,10 @@ export class Sgdm implements Optimiser {
         weightDecay: p.weightDecay ? weightDecay : 0,
         gradScale,
       });
-      if (this.weightFormat) {
-        T.quantiseInPlace(this.momentum[i]!, this.weightFormat);
-        T.quantiseInPlace(weights, this.weightFormat);
-      }
     });
+    // Rounding after all updates equals rounding after each (an update reads only its own
+    // tensors); one launch, the random streams drawn in the same order (moment, then weights).
+    if (this.weightFormat) T.quantiseManyInPlace(this.parameters.flatMap((p, i) => [this.momentum[i]!, p.tensor]), this.weightFormat);
   }
 
   stateTensors(): Map<string, T.Tensor> {

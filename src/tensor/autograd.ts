@@ -84,12 +84,64 @@ export function backward(root: Tensor, seed?: Tensor, accumulate: AccumulateFn =
   if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require a gradient`);
   if (deferred) throw new Error('backward: called from inside a backward pass');
   deferred = { products: new Map(), leaves: new Set(), keep: [] };
+  castLeaves = new Map();
+  let finished = false;
   try {
     propagate(root, seed, accumulate);
     runDeferred();
+    finishCastLeaves(castLeaves);
+    finished = true;
   } finally {
     for (const t of deferred.keep) t.dispose();
     deferred = null;
+    if (!finished) restoreHeldGradients(castLeaves);
+    castLeaves = null;
+  }
+}
+
+/**
+ * Leaves with a gradient cast (castGradient) met in the current backward pass, each with the
+ * gradient it held from earlier passes (moved aside so that this pass's gradient can be rounded
+ * on its own, as a cast before accumulation would) or null; null outside a pass.
+ */
+let castLeaves: Map<Tensor, Tensor | null> | null = null;
+
+/** Before a leaf's first gradient of this pass: registers a cast leaf, moving aside what it holds. */
+function meetLeaf(leaf: Tensor): void {
+  if (!castLeaves || castLeaves.has(leaf) || !hasGradientCast(leaf)) return;
+  const { tensor, zero } = leaf.gradState();
+  const held = tensor && !zero ? tensor : null;
+  if (held) leaf.grad = null;
+  castLeaves.set(leaf, held);
+}
+
+/** Rounds this pass's gradient of every cast leaf it wrote (one call), then adds back what each held. */
+function finishCastLeaves(leaves: Map<Tensor, Tensor | null>): void {
+  const written = [...leaves.keys()].filter((leaf) => {
+    const { tensor, zero } = leaf.gradState();
+    return tensor !== null && !zero;
+  });
+  if (written.length > 0) castLeafGradients(written);
+  for (const [leaf, held] of leaves) {
+    if (!held) continue;
+    const { tensor, zero } = leaf.gradState();
+    if (tensor && !zero) {
+      addInPlace(tensor, held);
+      held.dispose();
+    } else {
+      tensor?.dispose();
+      leaf.grad = held;
+    }
+  }
+  leaves.clear();
+}
+
+/** After a failed pass: every cast leaf gets back the gradient it held before the pass. */
+function restoreHeldGradients(leaves: Map<Tensor, Tensor | null> | null): void {
+  for (const [leaf, held] of leaves ?? []) {
+    if (!held) continue;
+    leaf.gradState().tensor?.dispose();
+    leaf.grad = held;
   }
 }
 
@@ -139,6 +191,7 @@ function propagate(root: Tensor, seed: Tensor | undefined, accumulate: Accumulat
     if (!gradOut) continue;
     grads.delete(entry.output.id);
     if (deferred!.leaves.size > 0 && entry.inputs.some((input) => deferred!.leaves.has(input))) runDeferred();
+    for (const input of entry.inputs) if (input.isLeaf && input.requiresGrad) meetLeaf(input);
     const sinks = sinksAllowed ? entry.inputs.map((input, k) => sinkFor(entry, k, input, grads, gradOut)) : NO_SINKS;
     const inputGrads = entry.backward(gradOut, sinks);
     if (gradOut !== seed) gradOut.dispose();
@@ -235,6 +288,10 @@ let defaultAccumulate: AccumulateFn = () => {
 let createLeafGrad: (leaf: Tensor) => Tensor = () => {
   throw new Error('autograd not initialised');
 };
+let hasGradientCast: (leaf: Tensor) => boolean = () => false;
+let castLeafGradients: (leaves: readonly Tensor[]) => void = () => {
+  throw new Error('autograd not initialised');
+};
 
 /** Wires in the few ops autograd itself needs (set by ops/index.ts, avoiding an import cycle). */
 export function connectAutogradOps(ops: {
@@ -247,7 +304,13 @@ export function connectAutogradOps(ops: {
   accumulateGrad: AccumulateFn;
   /** A persistent, uninitialised gradient tensor for a leaf. */
   createLeafGrad: (leaf: Tensor) => Tensor;
+  /** Whether each backward pass rounds this leaf's gradient (castGradient). */
+  hasGradientCast: (leaf: Tensor) => boolean;
+  /** Rounds the written gradients of these cast leaves. */
+  castLeafGradients: (leaves: readonly Tensor[]) => void;
 }): void {
+  hasGradientCast = ops.hasGradientCast;
+  castLeafGradients = ops.castLeafGradients;
   createLeafGrad = ops.createLeafGrad;
   onesLike = ops.onesLike;
   addInPlace = ops.addInPlace;

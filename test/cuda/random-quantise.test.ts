@@ -73,6 +73,34 @@ describe.skipIf(!cuda)(`CUDA Philox kernels ${noCudaReason}`, () => {
     });
   }
 
+  it('quantiseMany rounds each tensor in place exactly as quantise on its own stream', () => {
+    // Sizes across quantise_multi's 2048-element chunks, odd lengths, a one-element tensor.
+    const sizes = [4099, 1, 2048, 6147, 3, 2];
+    const format = parseFormat('fp16');
+    for (const rounding of ['nearest', 'stochastic'] as const) {
+      for (const viaFp16 of [false, true]) {
+        const target = viaFp16 ? parseFormat('e4m3-paper') : format;
+        const buffers: Record<string, Float32Array | Int32Array> = { epoch: new Int32Array([4]) };
+        sizes.forEach((n, i) => {
+          buffers[`t${i}`] = quantiseInputs(n).map((v) => v * (i + 1));
+          buffers[`r${i}`] = Float32Array.from(buffers[`t${i}`]!);
+        });
+        const tensors = sizes.map((_, i) => `t${i}`);
+        const references = sizes.map((_, i) => `r${i}`);
+        const options = { rounding, overflow: 'inf', viaFp16, seed: 2 ** 35 + 1 } as const;
+        const { cpu, gpu } = runBoth(buffers, (b, s) => {
+          b.quantiseMany(sizes.map((n, i) => ({ storage: s[`t${i}`]!, n, stream: 900 + 7 * i })), target, options, s.epoch!);
+          sizes.forEach((n, i) => b.quantise(s[`r${i}`]!, s[`r${i}`]!, n, target, { ...options, stream: 900 + 7 * i }, s.epoch!));
+        }, [...tensors, ...references]);
+        sizes.forEach((_, i) => {
+          const label = `${rounding}${viaFp16 ? ' via fp16' : ''} tensor ${i}`;
+          expectSameBits(gpu[`t${i}`]!, cpu[`t${i}`]!, `${label}: GPU against CPU`);
+          expectSameBits(gpu[`t${i}`]!, gpu[`r${i}`]!, `${label}: quantiseMany against quantise`);
+        });
+      }
+    }
+  });
+
   it('stochastic rounding draws fresh bits when the epoch advances', () => {
     const n = 2048;
     const x = testValues(n, 131);

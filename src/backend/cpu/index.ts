@@ -19,6 +19,7 @@ import type {
   LayerNormGradParams,
   LayerNormParams,
   QuantiseFormat,
+  QuantiseManyTensor,
   QuantiseOptions,
   ReduceKind,
   SgdmParams,
@@ -197,6 +198,10 @@ export class CpuBackend implements Backend {
   quantise(x: Storage, out: Storage, n: number, format: QuantiseFormat, options: QuantiseOptions, epoch: Storage | null): void {
     const e = epoch ? i32(epoch)[0] >>> 0 : 0;
     quantiseWithFormat(f32(x).subarray(0, n), f32(out).subarray(0, n), format, options, e);
+  }
+
+  quantiseMany(tensors: readonly QuantiseManyTensor[], format: QuantiseFormat, options: Omit<QuantiseOptions, 'stream'>, epoch: Storage | null): void {
+    for (const t of tensors) this.quantise(t.storage, t.storage, t.n, format, { ...options, stream: t.stream }, epoch);
   }
 
   increment(counter: Storage): void {

@@ -23,6 +23,7 @@ import type {
   LayerNormGradParams,
   LayerNormParams,
   QuantiseFormat,
+  QuantiseManyTensor,
   QuantiseOptions,
   ReduceKind,
   SgdmParams,
@@ -42,6 +43,7 @@ import * as fusedAttention from './attention-ops.ts';
 import * as stridedGemm from './gemm-strided-ops.ts';
 import * as nn from './nn-ops.ts';
 import * as optim from './optim-ops.ts';
+import { DeviceTables } from './device-tables.ts';
 import * as randomOps from './random-ops.ts';
 import { reduce } from './reduce-op.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
@@ -291,6 +293,13 @@ export class CudaBackend implements Backend {
 
   quantise(x: Storage, out: Storage, n: number, format: QuantiseFormat, options: QuantiseOptions, epoch: Storage | null): void {
     randomOps.quantise(this.runtime, x, out, n, format, options, epoch);
+  }
+
+  /** Device tables of quantiseMany's tensor sets (the optimiser's and the gradients' roundings). */
+  private readonly quantiseTables = new DeviceTables('quantiseMany');
+
+  quantiseMany(tensors: readonly QuantiseManyTensor[], format: QuantiseFormat, options: Omit<QuantiseOptions, 'stream'>, epoch: Storage | null): void {
+    randomOps.quantiseMany(this.runtime, this.quantiseTables, tensors, format, options, epoch);
   }
 
   increment(counter: Storage): void {

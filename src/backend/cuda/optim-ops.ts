@@ -1,7 +1,6 @@
 /** Host wrappers of the optimiser kernels. */
 import type { AdamWMultiParams, AdamWParams, LambApplyParams, LambUpdateParams, SgdmParams, Storage } from '../backend.ts';
-import type { Block } from './allocator.ts';
-import { checkDriver } from './driver-api.ts';
+import { checkDistinctStorages, DeviceTables, writeAddress, type DeviceTable, type TableImage } from './device-tables.ts';
 import { ADAMW_CHUNK, ADAMW_TABLE_WORDS, OPTIM_MODULE } from './kernels/optim.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
@@ -31,68 +30,20 @@ export function adamw(rt: CudaRuntime, p: AdamWParams): void {
   ]);
 }
 
-/** A device-resident description of adamwMulti's tensors (the kernel's AdamWTensor array). */
-interface AdamWTable {
-  readonly block: Block;
-  readonly count: number;
-  readonly chunks: number;
-  /** Used by a captured graph, whose replays read this address until it is disposed, which the
-   * cache cannot see: such a table is kept for the backend's life rather than evicted. */
-  pinned: boolean;
-}
-
-const TWO_32 = 4294967296;
-
-/**
- * adamwMulti's device tables by the tensors they describe. The table is uploaded by a host copy,
- * which a graph capture does not allow, so the eager warm-up step builds it and the captured step
- * finds it here. A key covers everything the table holds, so a hit is always the right table.
- */
+/** adamwMulti's device tables by the tensors they describe (see DeviceTables). */
 export class AdamWTables {
-  private readonly tables = new Map<string, AdamWTable>();
+  private readonly tables: DeviceTables;
 
-  constructor(
-    /** Unpinned tables kept; an optimiser needs one, a few cover tests and sweeps. */
-    private readonly limit = 8,
-  ) {}
+  constructor(limit = 8) {
+    this.tables = new DeviceTables('adamwMulti', limit);
+  }
 
   get size(): number {
     return this.tables.size;
   }
 
-  lookup(rt: CudaRuntime, tensors: readonly TableTensor[]): AdamWTable {
-    const key = tableKey(tensors);
-    const found = this.tables.get(key);
-    if (found) {
-      // Most recently used last, so eviction takes the stalest.
-      this.tables.delete(key);
-      this.tables.set(key, found);
-      if (rt.allocator.isCapturing) found.pinned = true;
-      return found;
-    }
-    if (rt.allocator.isCapturing) {
-      throw new Error(
-        'adamwMulti: no device table for these tensors while a CUDA graph is being captured (uploading one is a host copy, ' +
-          'which capture does not allow): run the same optimiser step once eagerly before capturing',
-      );
-    }
-    const table = uploadTable(rt, tensors);
-    this.tables.set(key, table);
-    this.evict(rt);
-    return table;
-  }
-
-  private evict(rt: CudaRuntime): void {
-    let unpinned = 0;
-    for (const table of this.tables.values()) if (!table.pinned) unpinned++;
-    for (const [key, table] of this.tables) {
-      if (unpinned <= this.limit) return;
-      if (table.pinned) continue;
-      // One stream: kernels queued earlier still read the block before anything reuses it.
-      rt.releaseScratch(table.block);
-      this.tables.delete(key);
-      unpinned--;
-    }
+  lookup(rt: CudaRuntime, tensors: readonly TableTensor[]): DeviceTable {
+    return this.tables.lookup(rt, tableKey(tensors), () => tableImage(tensors));
   }
 }
 
@@ -112,25 +63,14 @@ function tableKey(tensors: readonly TableTensor[]): string {
   return parts.join(',');
 }
 
-function uploadTable(rt: CudaRuntime, tensors: readonly TableTensor[]): AdamWTable {
-  const owner = new Map<number, number>();
-  tensors.forEach((t, i) => {
-    for (const address of [t.param, t.grad, t.m, t.v]) {
-      const j = owner.get(address);
-      // Live storages at one address are one storage; the kernel runs the entries concurrently.
-      if (j !== undefined && j !== i) throw new Error(`adamwMulti: tensors ${j} and ${i} share a storage`);
-      owner.set(address, i);
-    }
-  });
+function tableImage(tensors: readonly TableTensor[]): TableImage {
+  checkDistinctStorages('adamwMulti', tensors.map((t) => [t.param, t.grad, t.m, t.v]));
   const buffer = new ArrayBuffer(tensors.length * ADAMW_TABLE_WORDS * 4);
   const u32 = new Uint32Array(buffer), i32 = new Int32Array(buffer), f64 = new Float64Array(buffer);
   let chunks = 0;
   tensors.forEach((t, index) => {
     const w = index * ADAMW_TABLE_WORDS;
-    [t.param, t.grad, t.m, t.v].forEach((address, k) => {
-      u32[w + 2 * k] = address % TWO_32;
-      u32[w + 2 * k + 1] = Math.floor(address / TWO_32);
-    });
+    [t.param, t.grad, t.m, t.v].forEach((address, k) => writeAddress(u32, w + 2 * k, address));
     f64[w / 2 + 4] = t.lrScale;
     f64[w / 2 + 5] = t.weightDecay;
     i32[w + 12] = t.n;
@@ -138,10 +78,7 @@ function uploadTable(rt: CudaRuntime, tensors: readonly TableTensor[]): AdamWTab
     i32[w + 14] = chunks;
     chunks += Math.ceil(t.n / ADAMW_CHUNK);
   });
-  if (chunks > 0x7fffffff) throw new RangeError(`adamwMulti: ${chunks} chunks exceed the kernel's 32-bit indexing`);
-  const block = rt.allocateScratch(buffer.byteLength);
-  checkDriver(rt.api, 'cuMemcpyHtoDAsync', rt.api.cuMemcpyHtoDAsync_v2(block.address, u32, buffer.byteLength, rt.stream));
-  return { block, count: tensors.length, chunks, pinned: false };
+  return { buffer, count: tensors.length, chunks };
 }
 
 /** adamw on every tensor in one launch, through a cached device table of the tensors. */

@@ -1,6 +1,7 @@
 /** Host wrappers of the Philox kernels: random fills, quantisation, the epoch counter. */
-import type { QuantiseFormat, QuantiseOptions, Storage } from '../backend.ts';
-import { RANDOM_MODULE, QUANT_GRID_WORDS } from './kernels/random.ts';
+import type { QuantiseFormat, QuantiseManyTensor, QuantiseOptions, Storage } from '../backend.ts';
+import { checkDistinctStorages, writeAddress, type DeviceTables, type TableImage } from './device-tables.ts';
+import { QUANT_GRID_WORDS, QUANTISE_CHUNK, QUANTISE_TABLE_WORDS, RANDOM_MODULE } from './kernels/random.ts';
 import { FP16_ENCODING, quantGridWords } from './quantise-grid.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
@@ -54,6 +55,60 @@ export function quantise(rt: CudaRuntime, x: Storage, out: Storage, n: number, f
   rt.launchLinear(kernel, Math.ceil(n / 4), [
     xa, oa, n, target, fp16, options.viaFp16 ? 1 : 0, stochastic ? 1 : 0,
     k0, k1, stochastic ? options.stream : 0, epochAddress('quantise', epoch), xa % 16 === 0 && oa % 16 === 0 ? 1 : 0,
+  ]);
+}
+
+interface TableTensor {
+  readonly address: number;
+  readonly n: number;
+  readonly stream: number;
+}
+
+function quantiseTableImage(tensors: readonly TableTensor[]): TableImage {
+  checkDistinctStorages('quantiseMany', tensors.map((t) => [t.address]));
+  const buffer = new ArrayBuffer(tensors.length * QUANTISE_TABLE_WORDS * 4);
+  const u32 = new Uint32Array(buffer), i32 = new Int32Array(buffer);
+  let chunks = 0;
+  tensors.forEach((t, index) => {
+    const w = index * QUANTISE_TABLE_WORDS;
+    writeAddress(u32, w, t.address);
+    i32[w + 2] = t.n;
+    u32[w + 3] = t.stream;
+    i32[w + 4] = t.address % 16 === 0 ? 1 : 0;
+    i32[w + 5] = chunks;
+    chunks += Math.ceil(t.n / QUANTISE_CHUNK);
+  });
+  return { buffer, count: tensors.length, chunks };
+}
+
+/** quantise of every tensor in place, in one launch through a cached device table of the tensors. */
+export function quantiseMany(
+  rt: CudaRuntime,
+  tables: DeviceTables,
+  tensors: readonly QuantiseManyTensor[],
+  format: QuantiseFormat,
+  options: Omit<QuantiseOptions, 'stream'>,
+  epoch: Storage | null,
+): void {
+  const stochastic = options.rounding === 'stochastic';
+  const described: TableTensor[] = [];
+  tensors.forEach((t, i) => {
+    checkCount('quantiseMany', `tensors[${i}]`, t.storage, t.n);
+    if (t.storage.dtype !== 'f32') throw new TypeError(`quantiseMany: tensors[${i}] must be float32 storage`);
+    if (stochastic) philoxKey('quantiseMany', options.seed, t.stream);
+    // Empty tensors have no chunks; leaving them out keeps the table's chunk starts increasing.
+    if (t.n > 0) described.push({ address: asCuda(t.storage, 'quantiseMany').address, n: t.n, stream: stochastic ? t.stream : 0 });
+  });
+  if (described.length === 0) return;
+  const key = described.map((t) => `${t.address},${t.n},${t.stream}`).join(';');
+  const table = tables.lookup(rt, key, () => quantiseTableImage(described));
+  const [k0, k1] = stochastic ? philoxKey('quantiseMany', options.seed, 0) : [0, 0];
+  const target = quantGridWords(format, options.overflow);
+  const fp16 = options.viaFp16 ? quantGridWords(FP16_ENCODING, options.overflow) : new Int32Array(QUANT_GRID_WORDS);
+  const grid = `s${QUANT_GRID_WORDS}` as const;
+  const kernel = rt.kernel(RANDOM_MODULE, 'quantise_multi', ['p', 'i', 'i', grid, grid, 'i', 'i', 'u', 'u', 'p']);
+  rt.launch(kernel, Math.min(table.chunks, rt.multiprocessors * 16), 1, 256, [
+    table.block.address, table.count, table.chunks, target, fp16, options.viaFp16 ? 1 : 0, stochastic ? 1 : 0, k0, k1, epochAddress('quantiseMany', epoch),
   ]);
 }
 

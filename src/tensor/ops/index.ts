@@ -4,6 +4,7 @@ import { persistent } from '../scope.ts';
 import type { Tensor } from '../tensor.ts';
 import { broadcastView } from './broadcast.ts';
 import { empty, onesLike, zeros } from './creation.ts';
+import { castLeafGradients, hasGradientCast } from './quantise.ts';
 
 export * from './creation.ts';
 export * from './elementwise.ts';
@@ -25,6 +26,8 @@ export function addInPlace(target: Tensor, value: Tensor): void {
 }
 
 connectAutogradOps({
+  hasGradientCast,
+  castLeafGradients,
   onesLike,
   addInPlace,
   emptyLike: (t) => empty(t.shape, 'f32', t.backend),

@@ -49,3 +49,62 @@ export function quantiseInPlace(x: Tensor, spec: CastSpec): void {
     spec.rounding === 'stochastic' ? ctx.epoch() : null,
   );
 }
+
+/**
+ * quantiseInPlace on each tensor in order (each draws its random stream in that order), in one
+ * backend call: one launch for all of an optimiser's weights and moments. On CUDA the call keeps a
+ * device table per tensor set: meant for sets that recur every step.
+ */
+export function quantiseManyInPlace(tensors: readonly Tensor[], spec: CastSpec): void {
+  const first = tensors[0];
+  if (!first) return;
+  const ctx = randomContext();
+  const stochastic = spec.rounding === 'stochastic';
+  const items = tensors.map((t) => {
+    if (t.backend !== first.backend) throw new Error(`quantiseManyInPlace: ${t.describe()} is on another backend than ${first.describe()}`);
+    return { storage: t.storage, n: t.size, stream: stochastic ? ctx.nextStream() : 0 };
+  });
+  first.backend.quantiseMany(
+    items,
+    spec.format,
+    { rounding: spec.rounding, overflow: spec.overflow ?? 'saturate', viaFp16: spec.viaFp16 ?? false, seed: ctx.seed },
+    stochastic ? ctx.epoch() : null,
+  );
+}
+
+/** Leaves whose gradient every backward pass rounds, once that pass has written all of it. */
+const gradientCasts = new WeakMap<Tensor, CastSpec>();
+
+/**
+ * Rounds `leaf`'s gradient to `spec` at the end of each backward pass, with one launch for all
+ * such leaves: what a quantise(leaf, null, spec) at each use would do when the leaf is used once
+ * per pass, without the extra gradient tensor and copy, and leaving the weight-gradient products
+ * free to write straight into the leaf's gradient (grouped, at the end of the pass). A leaf used
+ * several times has the sum of its contributions rounded once. Returns the leaf.
+ */
+export function castGradient(leaf: Tensor, spec: CastSpec): Tensor {
+  if (!leaf.isLeaf) throw new Error(`castGradient: ${leaf.describe()} is not a leaf`);
+  gradientCasts.set(leaf, spec);
+  return leaf;
+}
+
+export function hasGradientCast(leaf: Tensor): boolean {
+  return gradientCasts.has(leaf);
+}
+
+/** For autograd: rounds the gradients of these leaves (each has a cast and a written gradient). */
+export function castLeafGradients(leaves: readonly Tensor[]): void {
+  const bySpec = new Map<CastSpec, Tensor[]>();
+  for (const leaf of leaves) {
+    const spec = gradientCasts.get(leaf);
+    if (!spec) throw new Error(`castLeafGradients: ${leaf.describe()} has no gradient cast`);
+    const list = bySpec.get(spec);
+    if (list) list.push(leaf.grad!);
+    else bySpec.set(spec, [leaf.grad!]);
+  }
+  for (const [spec, grads] of bySpec) {
+    const byBackend = new Map<unknown, Tensor[]>();
+    for (const g of grads) byBackend.set(g.backend, [...(byBackend.get(g.backend) ?? []), g]);
+    for (const list of byBackend.values()) quantiseManyInPlace(list, spec);
+  }
+}

@@ -10,6 +10,10 @@ import { PRELUDE } from './prelude.ts';
 
 /** Words of the QuantGrid struct (see src/backend/cuda/quantise-grid.ts). */
 export const QUANT_GRID_WORDS = 9;
+/** Elements per block-sized unit of work of quantise_multi (a multiple of four). */
+export const QUANTISE_CHUNK = 2048;
+/** 32-bit words per tensor of quantise_multi's table (its QuantiseTensor struct). */
+export const QUANTISE_TABLE_WORDS = 8;
 
 const PHILOX = String.raw`
 struct Words4 { u32 w[4]; };
@@ -185,35 +189,80 @@ __device__ __forceinline__ u32 quantise_stochastic(u32 x, const QuantGrid &g, u3
 }
 
 /**
- * out[j] = x[j] on the format's grid; with viaFp16 rounded to fp16 (nearest-even) first.
- * Stochastic rounding uses stream element j for x[j], one word per element.
+ * Rounds the group of four elements of stream block b (elements 4b..4b+3 below n): x[j] on the
+ * format's grid, with viaFp16 rounded to fp16 (nearest-even) first. Stochastic rounding uses
+ * stream element j for x[j], one word per element.
  */
+__device__ __forceinline__ void quantise_group(const u32 *x, u32 *out, int n, int b, bool aligned, const QuantGrid &target, const QuantGrid &fp16,
+                                               int viaFp16, int stochastic, u32 k0, u32 k1, u32 stream, u32 epoch) {
+  Words4 words;
+  if (stochastic) words = stream_block(b, stream, epoch, k0, k1);
+  int first = b * 4;
+  if (aligned && first + 3 < n) {
+    // A whole group of four: one 16-byte load and store, the same per-element rounding.
+    uint4 in = reinterpret_cast<const uint4 *>(x)[b];
+    u32 v[4] = {in.x, in.y, in.z, in.w};
+    #pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      if (viaFp16) v[w] = quantise_nearest(v[w], fp16);
+      v[w] = stochastic ? quantise_stochastic(v[w], target, words.w[w]) : quantise_nearest(v[w], target);
+    }
+    reinterpret_cast<uint4 *>(out)[b] = make_uint4(v[0], v[1], v[2], v[3]);
+    return;
+  }
+  for (int w = 0; w < 4; ++w) {
+    int j = first + w;
+    if (j >= n) break;
+    u32 v = x[j];
+    if (viaFp16) v = quantise_nearest(v, fp16);
+    out[j] = stochastic ? quantise_stochastic(v, target, words.w[w]) : quantise_nearest(v, target);
+  }
+}
+
+/** out[j] = x[j] rounded (quantise_group), one thread per group of four in a grid-stride loop. */
 extern "C" __global__ void quantise(const u32 *x, u32 *out, int n, QuantGrid target, QuantGrid fp16, int viaFp16, int stochastic,
                                     u32 k0, u32 k1, u32 stream, const int *epochPtr, int aligned) {
   u32 epoch = read_epoch(epochPtr);
   int blocks = (n + 3) / 4;
   GRID_STRIDE(blockIndex, blocks) {
-    Words4 words;
-    if (stochastic) words = stream_block(blockIndex, stream, epoch, k0, k1);
-    int first = blockIndex * 4;
-    if (aligned && first + 3 < n) {
-      // A whole group of four: one 16-byte load and store, the same per-element rounding.
-      uint4 in = reinterpret_cast<const uint4 *>(x)[blockIndex];
-      u32 v[4] = {in.x, in.y, in.z, in.w};
-      #pragma unroll
-      for (int w = 0; w < 4; ++w) {
-        if (viaFp16) v[w] = quantise_nearest(v[w], fp16);
-        v[w] = stochastic ? quantise_stochastic(v[w], target, words.w[w]) : quantise_nearest(v[w], target);
-      }
-      reinterpret_cast<uint4 *>(out)[blockIndex] = make_uint4(v[0], v[1], v[2], v[3]);
-      continue;
+    quantise_group(x, out, n, blockIndex, aligned, target, fp16, viaFp16, stochastic, k0, k1, stream, epoch);
+  }
+}
+
+/** One tensor of quantise_multi's table, as random-ops.ts writes it (32 bytes). */
+struct QuantiseTensor {
+  u32 *data;
+  int n;
+  u32 stream;
+  int aligned;
+  /** First chunk of this tensor: the chunk counts of the tensors before it, summed. */
+  int chunkStart;
+  int pad[2];
+};
+
+#define QUANTISE_CHUNK ${QUANTISE_CHUNK}
+
+/**
+ * Every tensor of the table rounded in place, each as the quantise kernel rounds it on its own
+ * stream. The tensors are cut into QUANTISE_CHUNK-element chunks (a multiple of four, so groups
+ * of four never straddle chunks); each block takes chunks in a grid-stride loop and finds the
+ * chunk's tensor by binary search of chunkStart.
+ */
+extern "C" __global__ void quantise_multi(const QuantiseTensor *table, int count, int chunks, QuantGrid target, QuantGrid fp16, int viaFp16,
+                                          int stochastic, u32 k0, u32 k1, const int *epochPtr) {
+  u32 epoch = read_epoch(epochPtr);
+  for (int chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+    int lo = 0, hi = count - 1;
+    while (lo < hi) {
+      int mid = (lo + hi + 1) >> 1;
+      if (table[mid].chunkStart <= chunk) lo = mid;
+      else hi = mid - 1;
     }
-    for (int w = 0; w < 4; ++w) {
-      int j = first + w;
-      if (j >= n) break;
-      u32 v = x[j];
-      if (viaFp16) v = quantise_nearest(v, fp16);
-      out[j] = stochastic ? quantise_stochastic(v, target, words.w[w]) : quantise_nearest(v, target);
+    const QuantiseTensor &e = table[lo];
+    int firstGroup = (chunk - e.chunkStart) * (QUANTISE_CHUNK / 4);
+    int groups = min((e.n + 3) / 4 - firstGroup, QUANTISE_CHUNK / 4);
+    for (int g = threadIdx.x; g < groups; g += blockDim.x) {
+      quantise_group(e.data, e.data, e.n, firstGroup + g, e.aligned, target, fp16, viaFp16, stochastic, k0, k1, e.stream, epoch);
     }
   }
 }
