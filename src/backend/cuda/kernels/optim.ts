@@ -73,7 +73,7 @@ struct AdamWTensor {
 /**
  * adamw over every tensor of the table in one launch. The tensors are cut into ADAMW_CHUNK-element
  * chunks (a multiple of four, so a chunk of an aligned tensor starts 16-byte aligned); each block
- * takes chunks in a grid-stride loop and finds the chunk's tensor by binary search of chunkStart.
+ * takes chunks in a grid-stride loop and finds the chunk's tensor with chunk_owner.
  * The float64 expressions are adamw's, in the same order, so results are bit-identical to it.
  */
 extern "C" __global__ void adamw_multi(const AdamWTensor *table, int count, int chunks, const int *step, double lr, double lrDecay,
@@ -83,13 +83,7 @@ extern "C" __global__ void adamw_multi(const AdamWTensor *table, int count, int 
   double correction2 = sqrt(1.0 - pow(beta2, t));
   double correction1 = 1.0 - pow(beta1, t);
   for (int chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
-    int lo = 0, hi = count - 1;
-    while (lo < hi) {
-      int mid = (lo + hi + 1) >> 1;
-      if (table[mid].chunkStart <= chunk) lo = mid;
-      else hi = mid - 1;
-    }
-    const AdamWTensor &e = table[lo];
+    const AdamWTensor &e = table[chunk_owner(table, count, chunk)];
     double stepSize = (lr * e.lrScale * decay * correction2) / correction1;
     double wd = lr * e.weightDecay;
     int begin = (chunk - e.chunkStart) * ADAMW_CHUNK;

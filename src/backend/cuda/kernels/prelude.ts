@@ -30,6 +30,21 @@ struct Strided {
   int stride[3][MAX_RANK];
 };
 
+/**
+ * The entry of a multi-tensor table (adamw_multi, quantise_multi) that owns the given work chunk:
+ * entries are in order of their chunkStart (the chunk counts of the entries before them, summed).
+ */
+template <typename Entry>
+__device__ __forceinline__ int chunk_owner(const Entry *table, int count, int chunk) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    int mid = (lo + hi + 1) >> 1;
+    if (table[mid].chunkStart <= chunk) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 /** index / d for index < 2^31, from the host's (magic, shift); magic 0 marks d = 1. */
 __device__ __forceinline__ u32 fast_div(u32 index, u32 magic, int shift) {
   return magic ? (__umulhi(index, magic) >> shift) : index;

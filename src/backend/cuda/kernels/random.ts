@@ -246,19 +246,13 @@ struct QuantiseTensor {
  * Every tensor of the table rounded in place, each as the quantise kernel rounds it on its own
  * stream. The tensors are cut into QUANTISE_CHUNK-element chunks (a multiple of four, so groups
  * of four never straddle chunks); each block takes chunks in a grid-stride loop and finds the
- * chunk's tensor by binary search of chunkStart.
+ * chunk's tensor with chunk_owner.
  */
 extern "C" __global__ void quantise_multi(const QuantiseTensor *table, int count, int chunks, QuantGrid target, QuantGrid fp16, int viaFp16,
                                           int stochastic, u32 k0, u32 k1, const int *epochPtr) {
   u32 epoch = read_epoch(epochPtr);
   for (int chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
-    int lo = 0, hi = count - 1;
-    while (lo < hi) {
-      int mid = (lo + hi + 1) >> 1;
-      if (table[mid].chunkStart <= chunk) lo = mid;
-      else hi = mid - 1;
-    }
-    const QuantiseTensor &e = table[lo];
+    const QuantiseTensor &e = table[chunk_owner(table, count, chunk)];
     int firstGroup = (chunk - e.chunkStart) * (QUANTISE_CHUNK / 4);
     int groups = min((e.n + 3) / 4 - firstGroup, QUANTISE_CHUNK / 4);
     for (int g = threadIdx.x; g < groups; g += blockDim.x) {
