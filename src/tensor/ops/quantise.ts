@@ -94,17 +94,16 @@ export function hasGradientCast(leaf: Tensor): boolean {
 
 /** For autograd: rounds the gradients of these leaves (each has a cast and a written gradient). */
 export function castLeafGradients(leaves: readonly Tensor[]): void {
-  const bySpec = new Map<CastSpec, Tensor[]>();
+  // One quantiseMany per (cast, backend): in a model, one for all its parameters.
+  const groups = new Map<CastSpec, Map<Tensor['backend'], Tensor[]>>();
   for (const leaf of leaves) {
     const spec = gradientCasts.get(leaf);
     if (!spec) throw new Error(`castLeafGradients: ${leaf.describe()} has no gradient cast`);
-    const list = bySpec.get(spec);
-    if (list) list.push(leaf.grad!);
-    else bySpec.set(spec, [leaf.grad!]);
+    const byBackend = groups.get(spec) ?? new Map<Tensor['backend'], Tensor[]>();
+    groups.set(spec, byBackend);
+    const grads = byBackend.get(leaf.backend) ?? [];
+    byBackend.set(leaf.backend, grads);
+    grads.push(leaf.grad!);
   }
-  for (const [spec, grads] of bySpec) {
-    const byBackend = new Map<unknown, Tensor[]>();
-    for (const g of grads) byBackend.set(g.backend, [...(byBackend.get(g.backend) ?? []), g]);
-    for (const list of byBackend.values()) quantiseManyInPlace(list, spec);
-  }
+  for (const [spec, byBackend] of groups) for (const grads of byBackend.values()) quantiseManyInPlace(grads, spec);
 }
