@@ -37,8 +37,10 @@ export const GEMM_STRIDED_CAUSAL = { none: 0, 'lower-output': 1, 'k-to-row': 2, 
 const SOURCE = String.raw`
 #define GS_TILE ${GEMM_STRIDED_TILE}
 #define GS_BK 32
-// float4s of an R-row (or R-column) k-tile that each thread carries (at least one).
-#define GS_N(R) (((R) * GS_BK / 4 + GS_THREADS - 1) / GS_THREADS)
+// float4s of a ROWS × COLS tile that each thread carries (at least one); GS_N: of an R-row (or
+// R-column) k-tile.
+#define GS_TILE_N(ROWS, COLS) (((ROWS) * (COLS) / 4 + GS_THREADS - 1) / GS_THREADS)
+#define GS_N(R) GS_TILE_N(R, GS_BK)
 // +4 keeps every k-row 16-byte aligned for the float4 reads.
 #define GS_LD (GS_TILE + 4)
 #define GS_THREADS ${GEMM_STRIDED_THREADS}
@@ -62,18 +64,23 @@ __device__ __forceinline__ float4 gs_load4(const float *__restrict__ p, int ld, 
   return v;
 }
 
-// Operand contiguous along k (stored rows×k), a tile of R rows × GS_BK: float4 number
-// e = it·GS_THREADS + tid holds row r0 + e/(GS_BK/4), k from l0 + 4·(e%(GS_BK/4)), so eight
-// neighbouring threads read one 128-byte row segment.
-template <int R>
-__device__ __forceinline__ void gs_load_kc(float4 (&v)[GS_N(R)], const float *__restrict__ p, int ld, int rows, int k, int r0, int l0, bool vec) {
+// A ROWS × COLS tile of a row-major operand, rows from r0 and columns from c0 (rowLimit × colLimit
+// in all): float4 number e = it·GS_THREADS + tid holds row r0 + e/(COLS/4), columns from
+// c0 + 4·(e%(COLS/4)), so neighbouring threads read one row segment (eight of them 128 bytes when
+// COLS is GS_BK). An operand contiguous along k (stored rows×k) is loaded as R × GS_BK tiles, one
+// contiguous along its rows or columns (stored k×cols) as GS_BK × C tiles.
+template <int ROWS, int COLS>
+__device__ __forceinline__ void gs_load_tile(float4 (&v)[GS_TILE_N(ROWS, COLS)], const float *__restrict__ p, int ld, int rowLimit, int colLimit,
+                                             int r0, int c0, bool vec) {
   #pragma unroll
-  for (int it = 0; it < GS_N(R); ++it) {
+  for (int it = 0; it < GS_TILE_N(ROWS, COLS); ++it) {
     const int e = it * GS_THREADS + threadIdx.x;
-    v[it] = e < R * GS_BK / 4 ? gs_load4(p, ld, rows, k, r0 + e / (GS_BK / 4), l0 + ((e % (GS_BK / 4)) << 2), vec) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    v[it] = e < ROWS * COLS / 4 ? gs_load4(p, ld, rowLimit, colLimit, r0 + e / (COLS / 4), c0 + ((e % (COLS / 4)) << 2), vec)
+                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
 }
 
+// Stores an R × GS_BK tile (gs_load_tile<R, GS_BK>) transposed, k-major as the products read it.
 template <int R>
 __device__ __forceinline__ void gs_store_kc(GsTile &s, const float4 (&v)[GS_N(R)]) {
   #pragma unroll
@@ -88,17 +95,7 @@ __device__ __forceinline__ void gs_store_kc(GsTile &s, const float4 (&v)[GS_N(R)
   }
 }
 
-// Operand contiguous along rows/columns (stored k×cols), a tile of GS_BK × C columns: float4
-// number e holds k-row l0 + e/(C/4), columns from c0 + 4·(e%(C/4)).
-template <int C>
-__device__ __forceinline__ void gs_load_rc(float4 (&v)[GS_N(C)], const float *__restrict__ p, int ld, int k, int cols, int l0, int c0, bool vec) {
-  #pragma unroll
-  for (int it = 0; it < GS_N(C); ++it) {
-    const int e = it * GS_THREADS + threadIdx.x;
-    v[it] = e < GS_BK * C / 4 ? gs_load4(p, ld, k, cols, l0 + e / (C / 4), c0 + ((e % (C / 4)) << 2), vec) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  }
-}
-
+// Stores a GS_BK × C tile (gs_load_tile<GS_BK, C>) as it is.
 template <int C>
 __device__ __forceinline__ void gs_store_rc(GsTile &s, const float4 (&v)[GS_N(C)]) {
   #pragma unroll
@@ -111,7 +108,7 @@ __device__ __forceinline__ void gs_store_rc(GsTile &s, const float4 (&v)[GS_N(C)
 
 template <int TM, bool TA>
 __device__ __forceinline__ void gs_load_a(float4 (&v)[GS_N(TM)], const float *__restrict__ a, int lda, int m, int k, int i0, int l0, bool vec) {
-  if (TA) gs_load_rc<TM>(v, a, lda, k, m, l0, i0, vec); else gs_load_kc<TM>(v, a, lda, m, k, i0, l0, vec);
+  if (TA) gs_load_tile<GS_BK, TM>(v, a, lda, k, m, l0, i0, vec); else gs_load_tile<TM, GS_BK>(v, a, lda, m, k, i0, l0, vec);
 }
 
 template <int TM, bool TA>
@@ -121,7 +118,7 @@ __device__ __forceinline__ void gs_store_a(GsTile &s, const float4 (&v)[GS_N(TM)
 
 template <bool TB>
 __device__ __forceinline__ void gs_load_b(float4 (&v)[GS_N(GS_TILE)], const float *__restrict__ b, int ldb, int n, int k, int j0, int l0, bool vec) {
-  if (TB) gs_load_kc<GS_TILE>(v, b, ldb, n, k, j0, l0, vec); else gs_load_rc<GS_TILE>(v, b, ldb, k, n, l0, j0, vec);
+  if (TB) gs_load_tile<GS_TILE, GS_BK>(v, b, ldb, n, k, j0, l0, vec); else gs_load_tile<GS_BK, GS_TILE>(v, b, ldb, k, n, l0, j0, vec);
 }
 
 template <bool TB>
