@@ -13,17 +13,22 @@ export interface CastSpec {
   readonly viaFp16?: boolean;
 }
 
-function cast(x: Tensor, spec: CastSpec): Tensor {
+/** The backend's rounding options for a cast, except the random stream. */
+function roundingOptions(spec: CastSpec, seed: number): Omit<QuantiseOptions, 'stream'> {
+  return { rounding: spec.rounding, overflow: spec.overflow ?? 'saturate', viaFp16: spec.viaFp16 ?? false, seed };
+}
+
+/** Writes x rounded to `spec` into out (which may be x), drawing a random stream if stochastic. */
+function quantiseInto(x: Tensor, out: Tensor, spec: CastSpec): void {
   const ctx = randomContext();
-  const options: QuantiseOptions = {
-    rounding: spec.rounding,
-    overflow: spec.overflow ?? 'saturate',
-    viaFp16: spec.viaFp16 ?? false,
-    seed: ctx.seed,
-    stream: spec.rounding === 'stochastic' ? ctx.nextStream() : 0,
-  };
+  const stochastic = spec.rounding === 'stochastic';
+  const options: QuantiseOptions = { ...roundingOptions(spec, ctx.seed), stream: stochastic ? ctx.nextStream() : 0 };
+  x.backend.quantise(x.storage, out.storage, x.size, spec.format, options, stochastic ? ctx.epoch() : null);
+}
+
+function cast(x: Tensor, spec: CastSpec): Tensor {
   const out = empty(x.shape, 'f32', x.backend);
-  x.backend.quantise(x.storage, out.storage, x.size, spec.format, options, spec.rounding === 'stochastic' ? ctx.epoch() : null);
+  quantiseInto(x, out, spec);
   return out;
 }
 
@@ -39,15 +44,7 @@ export function quantise(x: Tensor, forward: CastSpec | null, backward: CastSpec
 
 /** Rounds values in place (no autograd): stored weights after an update, optimiser state. */
 export function quantiseInPlace(x: Tensor, spec: CastSpec): void {
-  const ctx = randomContext();
-  x.backend.quantise(
-    x.storage,
-    x.storage,
-    x.size,
-    spec.format,
-    { rounding: spec.rounding, overflow: spec.overflow ?? 'saturate', viaFp16: spec.viaFp16 ?? false, seed: ctx.seed, stream: spec.rounding === 'stochastic' ? ctx.nextStream() : 0 },
-    spec.rounding === 'stochastic' ? ctx.epoch() : null,
-  );
+  quantiseInto(x, x, spec);
 }
 
 /**
@@ -64,12 +61,7 @@ export function quantiseManyInPlace(tensors: readonly Tensor[], spec: CastSpec):
     if (t.backend !== first.backend) throw new Error(`quantiseManyInPlace: ${t.describe()} is on another backend than ${first.describe()}`);
     return { storage: t.storage, n: t.size, stream: stochastic ? ctx.nextStream() : 0 };
   });
-  first.backend.quantiseMany(
-    items,
-    spec.format,
-    { rounding: spec.rounding, overflow: spec.overflow ?? 'saturate', viaFp16: spec.viaFp16 ?? false, seed: ctx.seed },
-    stochastic ? ctx.epoch() : null,
-  );
+  first.backend.quantiseMany(items, spec.format, roundingOptions(spec, ctx.seed), stochastic ? ctx.epoch() : null);
 }
 
 /** Leaves whose gradient every backward pass rounds, once that pass has written all of it. */
