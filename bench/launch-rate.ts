@@ -21,6 +21,10 @@ const { values } = parseArgs({
   },
 });
 process.env.CUDA_DEVICE_MAX_CONNECTIONS ??= '32';
+if (!['copy', 'quantise-sr', 'quantise-nearest'].includes(values.kernel)) {
+  console.error(`launch-rate: --kernel must be copy, quantise-sr or quantise-nearest (got ${values.kernel})`);
+  process.exit(2);
+}
 const kernels = Number(values.kernels);
 const rounds = Number(values.rounds);
 
@@ -34,11 +38,9 @@ function buildLane(elements: number): GraphLane {
   backend.fill(b, 0, elements, 1);
   const fp16 = parseFormat('fp16');
   const launch = (from: typeof a, to: typeof a, i: number) => {
-    if (values.kernel === 'copy') backend.unary('copy', from, to, elements, 1, 1);
-    else if (values.kernel === 'quantise-sr' || values.kernel === 'quantise-nearest') {
-      const rounding = values.kernel === 'quantise-sr' ? 'stochastic' : 'nearest';
-      backend.quantise(from, to, elements, fp16, { rounding, overflow: 'inf', viaFp16: false, seed: 1, stream: i }, rounding === 'stochastic' ? epoch : null);
-    } else throw new Error(`--kernel: copy, quantise-sr or quantise-nearest (got ${values.kernel})`);
+    if (values.kernel === 'copy') return backend.unary('copy', from, to, elements, 1, 1);
+    const rounding = values.kernel === 'quantise-sr' ? 'stochastic' : 'nearest';
+    backend.quantise(from, to, elements, fp16, { rounding, overflow: 'inf', viaFp16: false, seed: 1, stream: i }, rounding === 'stochastic' ? epoch : null);
   };
   const body = () => {
     for (let i = 0; i < kernels; i++) launch(i % 2 ? b : a, i % 2 ? a : b, i);

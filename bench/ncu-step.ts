@@ -12,6 +12,10 @@ import { referenceCases } from './reference-cases.ts';
 const { values } = parseArgs({
   options: { only: { type: 'string', default: 'paper reference regular fp32' }, matmul: { type: 'string', default: 'native' } },
 });
+if (values.matmul !== 'native' && values.matmul !== 'simulated') {
+  console.error(`ncu-step: --matmul must be native or simulated (got ${values.matmul})`);
+  process.exit(2);
+}
 const backend = (await createBackend('cuda')) as unknown as CudaBackend;
 T.setDefaultBackend(backend);
 T.setRandomContext(new T.RandomContext(1));
@@ -19,7 +23,7 @@ const lib = backend.runtime.device.library.handle;
 const start = lib.func('int cuProfilerStart()');
 const stop = lib.func('int cuProfilerStop()');
 // --matmul simulated profiles the char-LMs as the experiments' YAML runs them (FP32 products of rounded values).
-const native = values.matmul !== 'simulated';
+const native = values.matmul === 'native';
 const all = [...referenceCases(native), ...(await benchCharLmCases(native))];
 const c = all.find((x) => x.key === values.only);
 if (!c) throw new Error(`no case ${values.only}`);
