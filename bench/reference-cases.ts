@@ -17,12 +17,19 @@ function precision(mode: 'fp32' | 'bf16' | 'fp16' | 'fp8', native: boolean): nn.
 
 export function referenceCases(native: boolean): StepCase[] {
   const cases: StepCase[] = [];
+  // BF16 twice: attention as PyTorch runs it under autocast (FlashAttention, the default), and
+  // with the precision policy's float32 attention internals, for the side-by-side ratio.
+  const modes = [
+    { mode: 'fp32', flashAttention16: true, suffix: '' },
+    { mode: 'bf16', flashAttention16: true, suffix: '' },
+    { mode: 'bf16', flashAttention16: false, suffix: ' (fp32 attention)' },
+  ] as const;
   for (const size of ['paper', 'large'] as const) {
-    for (const mode of ['fp32', 'bf16'] as const) {
+    for (const { mode, flashAttention16, suffix } of modes) {
       for (const variant of ['regular', 'unit'] as const) {
         const s = SIZES[size];
         cases.push({
-          key: `${size} reference ${variant} ${mode}`,
+          key: `${size} reference ${variant} ${mode}${suffix}`,
           tokens: s.batch * s.sequence,
           build: () => {
             const model = new ReferenceGpt({
@@ -34,6 +41,7 @@ export function referenceCases(native: boolean): StepCase[] {
               scaling: variant === 'unit' ? nn.unitScaling('umup') : nn.REGULAR,
               precision: precision(mode, native),
               seed: 1,
+              flashAttention16,
             });
             const ids = (stream: number) =>
               T.persistent(() => {

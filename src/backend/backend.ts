@@ -531,7 +531,18 @@ export interface AttentionShape {
   readonly outputScale: number;
   /** key j > query i is masked (probability 0); needs queries = keys */
   readonly causal: boolean;
+  /**
+   * 16-bit attention as FlashAttention runs it under autocast: q, k, v and the output's gradient
+   * are read rounded to this format (exact when the caller already rounded them), and the
+   * probabilities P and the scaled score gradients logitGradScale·dS are rounded to it (nearest-
+   * even, overflow to infinity) before they multiply anything; row statistics and outputs stay
+   * float32. Absent: float32 throughout. Backends may use tensor cores for it.
+   */
+  readonly format?: AttentionFormat;
 }
+
+/** The 16-bit formats of AttentionShape.format. */
+export type AttentionFormat = 'fp16' | 'bf16';
 
 /**
  * Fused scaled dot-product attention in float32, per (b, h), never holding the [S, S] scores in

@@ -4,9 +4,34 @@
  * recomputed with that log-sum-exp. Dot products and sums are taken in float64 and rounded to
  * float32 once; the CUDA kernels sum in float32 in another order, so they are held to these
  * within a tolerance, not bit for bit.
+ * With a 16-bit `format` (see AttentionShape.format) q, k, v and the output's gradient are read
+ * rounded, and P and logitGradScale·dS are rounded to the format before they multiply anything.
  */
-import type { AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape } from '../backend.ts';
+import type { AttentionFormat, AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape } from '../backend.ts';
+import { quantise } from '../../formats/quantise.ts';
+import { parseFormat } from '../../formats/registry.ts';
 import { f32 } from './storage.ts';
+
+/** values rounded to the format in place (nearest-even, overflow to infinity). */
+function roundInPlace(values: Float32Array, format: AttentionFormat): Float32Array {
+  quantise(values, values, parseFormat(format), { rounding: 'nearest', overflow: 'inf' });
+  return values;
+}
+
+const pair = new Float32Array(2);
+
+/** Two values rounded to the format. */
+function roundPair(a: number, b: number, format: AttentionFormat): [number, number] {
+  pair[0] = a;
+  pair[1] = b;
+  roundInPlace(pair, format);
+  return [pair[0], pair[1]];
+}
+
+/** An operand's storage as the products read it: rounded to the format (a copy), or as stored. */
+function readAs(values: Float32Array, format: AttentionFormat | undefined): Float32Array {
+  return format ? roundInPlace(Float32Array.from(values), format) : values;
+}
 
 /** Element offset of row (b, h, s) of an operand. */
 function rowOffset(o: AttentionOperand, b: number, h: number, s: number): number {
@@ -25,13 +50,15 @@ function visibleKeys(p: AttentionShape, i: number): number {
 }
 
 export function attention(p: AttentionParams): void {
-  const q = f32(p.q.storage);
-  const k = f32(p.k.storage);
-  const v = f32(p.v.storage);
+  const q = readAs(f32(p.q.storage), p.format);
+  const k = readAs(f32(p.k.storage), p.format);
+  const v = readAs(f32(p.v.storage), p.format);
   const out = f32(p.out.storage);
   const lse = f32(p.logSumExp);
   const D = p.headDim;
   const scores = new Float64Array(p.keys);
+  const weights = new Float64Array(p.keys);
+  const rounded = new Float32Array(p.keys);
   const acc = new Float64Array(D);
   for (let b = 0; b < p.batch; b++) {
     for (let h = 0; h < p.heads; h++) {
@@ -44,15 +71,22 @@ export function attention(p: AttentionParams): void {
           max = Math.max(max, scores[j]!);
         }
         let total = 0;
+        for (let j = 0; j < n; j++) total += Math.exp(scores[j]! - max);
+        // float32 divides by the total once at the end; the 16-bit path rounds each probability.
+        for (let j = 0; j < n; j++) weights[j] = Math.exp(scores[j]! - max);
+        if (p.format) {
+          for (let j = 0; j < n; j++) rounded[j] = weights[j]! / total;
+          roundInPlace(rounded.subarray(0, n), p.format);
+          for (let j = 0; j < n; j++) weights[j] = rounded[j]!;
+        }
         acc.fill(0);
         for (let j = 0; j < n; j++) {
-          const e = Math.exp(scores[j]! - max);
-          total += e;
           const vj = rowOffset(p.v, b, h, j);
-          for (let d = 0; d < D; d++) acc[d] += e * v[vj + d]!;
+          for (let d = 0; d < D; d++) acc[d] += weights[j]! * v[vj + d]!;
         }
+        const norm = p.format ? 1 : total;
         const oi = rowOffset(p.out, b, h, i);
-        for (let d = 0; d < D; d++) out[oi + d] = (p.outputScale * acc[d]!) / total;
+        for (let d = 0; d < D; d++) out[oi + d] = (p.outputScale * acc[d]!) / norm;
         lse[(b * p.heads + h) * p.queries + i] = max + Math.log(total);
       }
     }
@@ -60,11 +94,11 @@ export function attention(p: AttentionParams): void {
 }
 
 export function attentionGrad(p: AttentionGradParams): void {
-  const q = f32(p.q.storage);
-  const k = f32(p.k.storage);
-  const v = f32(p.v.storage);
+  const q = readAs(f32(p.q.storage), p.format);
+  const k = readAs(f32(p.k.storage), p.format);
+  const v = readAs(f32(p.v.storage), p.format);
   const out = f32(p.out.storage);
-  const g = f32(p.gradOut.storage);
+  const g = readAs(f32(p.gradOut.storage), p.format);
   const lse = f32(p.logSumExp);
   const delta = f32(p.delta);
   const gq = f32(p.gradQ.storage);
@@ -95,22 +129,25 @@ export function attentionGrad(p: AttentionGradParams): void {
           const vj = rowOffset(p.v, b, h, j);
           const prob = Math.exp(p.temperature * dot(q, qi, k, kj, D) - lse[row + i]!);
           const ds = prob * (p.probsGradScale * dot(g, gi, v, vj, D) - delta[row + i]!);
+          // 16-bit: the products take round(P) and round(logitGradScale·dS) (the scale moves inside).
+          const [pv, pd] = p.format ? roundPair(prob, p.logitGradScale * ds, p.format) : [prob, ds];
           for (let d = 0; d < D; d++) {
-            dq[i * D + d] += ds * k[kj + d]!;
-            dk[j * D + d] += ds * q[qi + d]!;
-            dv[j * D + d] += prob * g[gi + d]!;
+            dq[i * D + d] += pd * k[kj + d]!;
+            dk[j * D + d] += pd * q[qi + d]!;
+            dv[j * D + d] += pv * g[gi + d]!;
           }
         }
       }
+      const logitScale = p.format ? 1 : p.logitGradScale;
       for (let i = 0; i < S; i++) {
         const at = rowOffset(p.gradQ, b, h, i);
-        for (let d = 0; d < D; d++) gq[at + d] = p.logitGradScale * dq[i * D + d]!;
+        for (let d = 0; d < D; d++) gq[at + d] = logitScale * dq[i * D + d]!;
       }
       for (let j = 0; j < K; j++) {
         const atK = rowOffset(p.gradK, b, h, j);
         const atV = rowOffset(p.gradV, b, h, j);
         for (let d = 0; d < D; d++) {
-          gk[atK + d] = p.logitGradScale * dk[j * D + d]!;
+          gk[atK + d] = logitScale * dk[j * D + d]!;
           gv[atV + d] = p.valueGradScale * dv[j * D + d]!;
         }
       }

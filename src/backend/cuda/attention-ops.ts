@@ -1,6 +1,7 @@
-/** Host wrappers of the fused attention kernels (kernels/attention.ts). */
+/** Host wrappers of the fused attention kernels: float32 (kernels/attention.ts) and 16-bit on tensor cores (kernels/attention-tc.ts). */
 import type { AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape, Storage } from '../backend.ts';
 import { ATTENTION_PADDED_DIMS, ATTENTION_THREADS, attentionGeometry, attentionModule, attentionSharedBytes } from './kernels/attention.ts';
+import { ATTENTION_TC_ROWS, ATTENTION_TC_THREADS, attentionTcModule, attentionTcPaddedDim } from './kernels/attention-tc.ts';
 import { writeWideWords, type Kernel, type ParamKind } from './launch.ts';
 import { addressAt, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
@@ -43,6 +44,14 @@ function rowStats(op: string, name: string, storage: Storage, p: AttentionShape)
   return addressAt(storage, 0, op);
 }
 
+/** The 16-bit tensor-core kernel (kernels/attention-tc.ts), checked against the device. */
+function tensorCoreKernel(rt: CudaRuntime, op: string, p: AttentionShape, name: 'forward' | 'grad_q' | 'grad_kv', kinds: readonly ParamKind[]): Kernel {
+  const format = p.format!;
+  const [major] = rt.device.info.computeCapability;
+  if (major < 8) throw new RangeError(`${op}: ${format} attention needs tensor cores of compute capability 8.0 or newer, this GPU has ${rt.device.info.computeCapability.join('.')}`);
+  return rt.kernel(attentionTcModule(attentionTcPaddedDim(p.headDim), format), `attention_tc_${name}`, kinds);
+}
+
 /** The kernel, allowed the dynamic shared memory it needs. */
 function attentionKernel(rt: CudaRuntime, paddedDim: (typeof ATTENTION_PADDED_DIMS)[number], name: 'forward' | 'grad_q' | 'grad_kv', kinds: readonly ParamKind[]): { kernel: Kernel; shared: number } {
   const kernel = rt.kernel(attentionModule(paddedDim), `attention_${name}`, kinds);
@@ -69,6 +78,10 @@ export function attention(rt: CudaRuntime, p: AttentionParams): void {
     p.outputScale,
     p.causal ? 1 : 0,
   ];
+  if (p.format) {
+    tensorCoreKernel(rt, op, p, 'forward', FORWARD_KINDS).launch(rt.stream, Math.ceil(p.queries / ATTENTION_TC_ROWS), p.batch * p.heads, ATTENTION_TC_THREADS, 0, args);
+    return;
+  }
   const { kernel, shared } = attentionKernel(rt, padded, 'forward', FORWARD_KINDS);
   kernel.launch(rt.stream, Math.ceil(p.queries / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, shared, args);
 }
@@ -85,15 +98,23 @@ export function attentionGrad(rt: CudaRuntime, p: AttentionGradParams): void {
   const delta = rowStats(op, 'delta', p.delta, p);
   const dims = [p.heads, p.queries, p.keys, p.headDim, p.temperature];
   const causal = p.causal ? 1 : 0;
-  // grad_q writes delta, which grad_kv reads: same stream, in this order.
-  const gradQ = attentionKernel(rt, padded, 'grad_q', GRAD_Q_KINDS);
-  gradQ.kernel.launch(rt.stream, Math.ceil(p.queries / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, gradQ.shared, [
+  const gradQArgs = [
     q, k, v, operand(op, 'out', p.out, p, p.queries), gradOut, operand(op, 'gradQ', p.gradQ, p, p.queries), lse, delta,
     ...dims, p.outputScale, causal, p.probsGradScale, p.logitGradScale,
-  ]);
-  const gradKv = attentionKernel(rt, padded, 'grad_kv', GRAD_KV_KINDS);
-  gradKv.kernel.launch(rt.stream, Math.ceil(p.keys / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, gradKv.shared, [
+  ];
+  const gradKvArgs = [
     q, k, v, gradOut, operand(op, 'gradK', p.gradK, p, p.keys), operand(op, 'gradV', p.gradV, p, p.keys), lse, delta,
     ...dims, causal, p.probsGradScale, p.logitGradScale, p.valueGradScale,
-  ]);
+  ];
+  // grad_q writes delta, which grad_kv reads: same stream, in this order.
+  if (p.format) {
+    const blocks = (rows: number) => Math.ceil(rows / ATTENTION_TC_ROWS);
+    tensorCoreKernel(rt, op, p, 'grad_q', GRAD_Q_KINDS).launch(rt.stream, blocks(p.queries), p.batch * p.heads, ATTENTION_TC_THREADS, 0, gradQArgs);
+    tensorCoreKernel(rt, op, p, 'grad_kv', GRAD_KV_KINDS).launch(rt.stream, blocks(p.keys), p.batch * p.heads, ATTENTION_TC_THREADS, 0, gradKvArgs);
+    return;
+  }
+  const gradQ = attentionKernel(rt, padded, 'grad_q', GRAD_Q_KINDS);
+  gradQ.kernel.launch(rt.stream, Math.ceil(p.queries / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, gradQ.shared, gradQArgs);
+  const gradKv = attentionKernel(rt, padded, 'grad_kv', GRAD_KV_KINDS);
+  gradKv.kernel.launch(rt.stream, Math.ceil(p.keys / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, gradKv.shared, gradKvArgs);
 }

@@ -26,6 +26,13 @@ export interface ReferenceGptOptions {
    * (nn.addLayerNorm; default). false: separate add and norm kernels, the same values.
    */
   readonly fuseResidualNorms?: boolean;
+  /**
+   * FP16/BF16 only: attention as PyTorch's scaled_dot_product_attention runs under autocast
+   * (FlashAttention: probabilities and score gradients rounded to the format, products on
+   * tensor cores; nn.AttentionOptions.internalFormat). Default true; false keeps the precision
+   * policy's float32 attention internals.
+   */
+  readonly flashAttention16?: boolean;
 }
 
 interface Layer {
@@ -128,10 +135,16 @@ export class ReferenceGpt {
     // The precision policy sees qkv whole: FP8 quantises all three parts at once.
     const attended = precision.matmul([qkv], ([t], formats) => {
       const part = (i: number) => T.headsView(t, [B, heads, S, headDim], [S * 3 * d, headDim, 3 * d], i * d);
-      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, { causal: true, formats });
+      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, { causal: true, formats, internalFormat: this.attentionFormat() });
     });
     const merged = T.reshape(attended, [B, S, d]);
     return this.linear(merged, layer.proj);
+  }
+
+  private attentionFormat(): T.AttentionFormat | undefined {
+    const mode = this.options.precision.mode;
+    if (mode !== 'fp16' && mode !== 'bf16') return undefined;
+    return (this.options.flashAttention16 ?? true) ? mode : undefined;
   }
 
   private ffn(h: T.Tensor, layer: Layer): T.Tensor {

@@ -51,6 +51,13 @@ export interface AttentionOptions {
   readonly mult?: number;
   /** Formats of q, k, v for the q·kᵀ GEMM (set by the precision policy). */
   readonly formats?: GemmFormats;
+  /**
+   * 16-bit attention as PyTorch's FlashAttention runs it under autocast: the fused op with P and
+   * dS rounded to this format and its products on tensor cores (T.attention's `format`), whatever
+   * REPRO_ATTENTION says. Needs head size ≤ T.ATTENTION_MAX_HEAD_DIM, no dropout and q, k, v in
+   * distinct windows. Absent: float32 attention internals.
+   */
+  readonly internalFormat?: T.AttentionFormat;
 }
 
 /**
@@ -83,16 +90,23 @@ function fusable(headDim: number, dropout: number, training: boolean): boolean {
   return headDim <= T.ATTENTION_MAX_HEAD_DIM && !(dropout > 0 && training);
 }
 
-function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropout: number, training: boolean): AttentionImplementation {
+function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropout: number, training: boolean, internalFormat: T.AttentionFormat | undefined): AttentionImplementation {
   const chosen = attentionImplementation();
-  if (chosen !== 'fused') return chosen;
+  if (chosen !== 'fused' && internalFormat === undefined) return chosen;
   const distinct = !sameWindow(q, k) && !sameWindow(q, v) && !sameWindow(k, v);
-  return distinct && fusable(q.shape[3], dropout, training) ? 'fused' : 'materialised';
+  if (distinct && fusable(q.shape[3], dropout, training)) return 'fused';
+  if (internalFormat !== undefined) {
+    throw new ReproError(`attention: ${internalFormat} internals need head size ≤ ${T.ATTENTION_MAX_HEAD_DIM} (got ${q.shape[3]}), no dropout while training and distinct q, k, v`);
+  }
+  return 'materialised';
 }
 
 /** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v for q, k, v [B, H, S, D], as [B, H, S, D]. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the kernels. */
 export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
-  const fused = attentionImplementation() === 'fused' && q.rank === 4 && fusable(q.shape[3], options.dropout ?? 0, options.training ?? true);
+  const fused = (attentionImplementation() === 'fused' || options.internalFormat !== undefined) && q.rank === 4 && fusable(q.shape[3], options.dropout ?? 0, options.training ?? true);
+  if (!fused && options.internalFormat !== undefined) {
+    throw new ReproError(`attention: ${options.internalFormat} internals need [B, H, S, D] inputs with D ≤ ${T.ATTENTION_MAX_HEAD_DIM} and no dropout while training`);
+  }
   if (!fused) return unfusedAttention(q, k, v, scaling, options);
   return T.permute(scaledDotProductAttentionHeads(T.heads(q), T.heads(k), T.heads(v), scaling, options), [0, 2, 1, 3]);
 }
@@ -107,7 +121,7 @@ export function scaledDotProductAttentionHeads(q: T.HeadsView, k: T.HeadsView, v
   const keys = k.shape[2];
   const p = options.dropout ?? 0;
   if (options.causal && keys !== S) throw new Error(`scaledDotProductAttention: causal needs as many keys as queries, got ${keys} and ${S}`);
-  const implementation = implementationFor(q, k, v, p, options.training ?? true);
+  const implementation = implementationFor(q, k, v, p, options.training ?? true, options.internalFormat);
   if (implementation === 'copies') {
     return T.permute(unfusedAttention(T.copyHeads(q), T.copyHeads(k), T.copyHeads(v), scaling, options), [0, 2, 1, 3]);
   }
@@ -115,7 +129,15 @@ export function scaledDotProductAttentionHeads(q: T.HeadsView, k: T.HeadsView, v
   // The unfused chain's factors: q·kᵀ gradients temperature·σ, the probabilities' gradient 1, v's σ.
   const logitGradScale = sc.temperature * sc.gradInputs;
   if (implementation === 'fused') {
-    return T.attention(q, k, v, { causal: options.causal, temperature: sc.temperature, outputScale: sc.output, probsGradScale: 1, logitGradScale, valueGradScale: sc.gradInputs });
+    return T.attention(q, k, v, {
+      causal: options.causal,
+      temperature: sc.temperature,
+      outputScale: sc.output,
+      probsGradScale: 1,
+      logitGradScale,
+      valueGradScale: sc.gradInputs,
+      format: options.internalFormat,
+    });
   }
   // Logits above the diagonal are masked (their gradient is exactly zero), and the masked softmax
   // makes those probabilities exactly zero (dropout keeps them so): the causal halves may be skipped.

@@ -1,5 +1,6 @@
 /** The largest head size T.attention takes on every backend (see the backend interface). */
-export { ATTENTION_MAX_HEAD_DIM } from '../../backend/backend.ts';
+export { ATTENTION_MAX_HEAD_DIM, type AttentionFormat } from '../../backend/backend.ts';
+import type { AttentionFormat } from '../../backend/backend.ts';
 import { record, SUNK } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty } from './creation.ts';
@@ -17,10 +18,13 @@ export interface AttentionOpOptions {
   readonly probsGradScale: number;
   readonly logitGradScale: number;
   readonly valueGradScale: number;
+  /** 16-bit attention, FlashAttention-style (see AttentionShape.format); absent: float32. */
+  readonly format?: AttentionFormat;
 }
 
 /**
- * Fused causal-or-full scaled dot-product attention over heads windows (float32 throughout):
+ * Fused causal-or-full scaled dot-product attention over heads windows (float32 throughout, or
+ * 16-bit as FlashAttention runs under autocast with options.format):
  * outputScale·softmax(temperature·q·kᵀ)·v, returned as a contiguous [B, S, H, D] tensor (the
  * heads side by side, as an output projection reads them). The [S, S] scores are never stored:
  * the backward recomputes them from q, k and the softmax's log-sum-exp. Unit-scaled backward
@@ -39,7 +43,7 @@ export function attention(q: HeadsView, k: HeadsView, v: HeadsView, options: Att
   const out = empty([B, S, H, D], 'f32', backend);
   const outView = headsView(out, [B, H, S, D], [S * H * D, D, H * D]);
   const logSumExp = empty([B, H, S], 'f32', backend);
-  const shape = { batch: B, heads: H, queries: S, keys, headDim: D, temperature: options.temperature, outputScale: options.outputScale, causal: options.causal };
+  const shape = { batch: B, heads: H, queries: S, keys, headDim: D, temperature: options.temperature, outputScale: options.outputScale, causal: options.causal, format: options.format };
   backend.attention({ ...shape, q: operand(q), k: operand(k), v: operand(v), out: operand(outView), logSumExp: logSumExp.storage });
   const sources = [...new Set([q.tensor, k.tensor, v.tensor])];
   return record(out, sources, (g, sinks) => {

@@ -55,6 +55,16 @@ export function attentionSharedBytes(paddedDim: number, kernel: 'forward' | 'gra
   return own + 2 * ATTENTION_TILE * row + (kernel === 'grad_kv' ? 2 * ATTENTION_TILE * 4 : 0);
 }
 
+/** The [B, H, S, D] operand struct (attention-ops.ts fills it) and the start of one head's rows. */
+export const ATTENTION_OPERAND = String.raw`
+struct Operand {
+  float *base;
+  long long sb, sh, ss;
+};
+
+__device__ __forceinline__ float *head_base(const Operand &o, int b, int h) { return o.base + b * o.sb + h * o.sh; }
+`;
+
 const source = (dp: number) => String.raw`
 #define TILE ${ATTENTION_TILE}
 #define THREADS ${ATTENTION_THREADS}
@@ -177,12 +187,7 @@ __device__ __forceinline__ void store_rows(float *base, long long stride, int ro
   }
 }
 
-struct Operand {
-  float *base;
-  long long sb, sh, ss;
-};
-
-__device__ __forceinline__ float *head_base(const Operand &o, int b, int h) { return o.base + b * o.sb + h * o.sh; }
+${ATTENTION_OPERAND}
 
 extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     Operand q, Operand k, Operand v, Operand out, float *lse, int H, int S, int keys, int D, float temperature, float outputScale, int causal) {

@@ -1,0 +1,416 @@
+/**
+ * Fused attention on tensor cores for 16-bit formats (AttentionShape.format; CPU twins in
+ * src/backend/cpu/attention.ts), the way FlashAttention runs under PyTorch's autocast: q, k, v
+ * and the output's gradient are read as FP16 or BF16, the probabilities P and the score
+ * gradients dS are rounded to the format before they multiply anything, and every product is an
+ * mma.sync m16n8k16 with FP32 accumulation. Row statistics (max, sum, log-sum-exp, delta) and
+ * the outputs stay FP32.
+ *
+ * - attention_tc_forward: one block per 64 queries and (b, h), a warp per 16 query rows. A first
+ *   walk over the key tiles finds each row's log-sum-exp; a second recomputes the scores and
+ *   multiplies P = round(exp(s − lse)) by v. Two walks cost a second q·kᵀ but make P exactly the
+ *   rounded softmax, so the result does not depend on the tile order (an online softmax would
+ *   round probabilities that are later rescaled).
+ * - attention_tc_grad_q: per 64 queries; writes delta and dQ.
+ * - attention_tc_grad_kv: per 64 keys, after grad_q (it reads delta); dK and dV. No atomics, so
+ *   results are deterministic.
+ *
+ * Fragments (PTX ISA, m16n8k16, g = lane / 4, t = lane % 4): A holds rows g and g + 8 at columns
+ * 2t, 2t + 1 and 2t + 8, 2t + 9; B holds column g at rows 2t, 2t + 1 and 2t + 8, 2t + 9; the FP32
+ * result holds rows g, g + 8 at columns 2t, 2t + 1. A score tile's result fragments are therefore
+ * the A fragments of the next product (P·v, dS·k) once packed to 16 bits: no shared-memory trip.
+ * Operands are staged as row tiles [row][dim] of 16-bit values (pairs in 32-bit words), read as
+ * fragments directly for products that contract over the head dimension and through ldmatrix
+ * .trans for those that contract over rows. Rows are 8 halves longer than the data, which puts
+ * the eight g's of a fragment read (and the eight rows of an ldmatrix) in different banks.
+ * Global loads: all of a tile's loads are issued before any is used (the forward's first walk
+ * also fetches the next key tile while it multiplies the current one).
+ */
+import type { KernelModuleSource } from '../modules.ts';
+import { ATTENTION_OPERAND } from './attention.ts';
+import { PRELUDE } from './prelude.ts';
+
+/** Rows a block owns, and rows of the tiles it streams (keys, or queries in grad_kv). */
+export const ATTENTION_TC_ROWS = 64;
+export const ATTENTION_TC_THREADS = 128;
+export type AttentionTcFormat = 'fp16' | 'bf16';
+
+const source = (dp: number, format: AttentionTcFormat) => String.raw`
+#define DP ${dp}
+#define BR ${ATTENTION_TC_ROWS}
+#define THREADS ${ATTENTION_TC_THREADS}
+// 32-bit words per row of a row tile ([BR][DP + 8] halves).
+#define RW ((DP + 8) / 2)
+#define KSTEPS (DP / 16)
+#define DTILES (DP / 8)
+#define RTILES (BR / 8)
+#define FMT "${format === 'bf16' ? 'bf16' : 'f16'}"
+#define IS_BF16 ${format === 'bf16' ? 1 : 0}
+
+${ATTENTION_OPERAND}
+
+// Two values rounded to the format (nearest-even; overflow gives infinity), lo in the low half.
+__device__ __forceinline__ u32 pack2(float lo, float hi) {
+  u32 r;
+#if IS_BF16
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
+  return r;
+}
+
+__device__ __forceinline__ float low_value(u32 w) {
+#if IS_BF16
+  return __uint_as_float(w << 16);
+#else
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"((unsigned short)(w & 0xffffu)));
+  return f;
+#endif
+}
+
+// x rounded to the format and back.
+__device__ __forceinline__ float rounded(float x) { return low_value(pack2(x, 0.0f)); }
+
+__device__ __forceinline__ void mma(float c[4], const u32 a[4], u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." FMT "." FMT ".f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// float4s of a [BR, DP] tile that each thread fetches.
+#define STAGE (BR * DP / 4 / THREADS)
+
+// Rows [r0, r0 + BR) of a [rows, D] operand (row stride 'stride'), zero outside, into registers:
+// float4 number it·THREADS + tid is row e / (DP / 4), columns 4·(e % (DP / 4)) …, so all of a
+// thread's loads are in flight at once. 16-byte loads where every row start is 16-byte aligned.
+__device__ __forceinline__ void fetch(float4 (&st)[STAGE], const float *base, long long stride, int r0, int rows, int D) {
+  const bool vec = ((reinterpret_cast<unsigned long long>(base) | (unsigned long long)(stride * 4)) & 15ull) == 0 && (D & 3) == 0;
+  #pragma unroll
+  for (int it = 0; it < STAGE; it++) {
+    const int e = it * THREADS + threadIdx.x;
+    const int r = e / (DP / 4), c = (e - r * (DP / 4)) * 4, row = r0 + r;
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (row < rows && c < D) {
+      const float *p = base + (long long)row * stride + c;
+      if (vec) {
+        v = __ldg(reinterpret_cast<const float4 *>(p));
+      } else {
+        v.x = __ldg(p);
+        if (c + 1 < D) v.y = __ldg(p + 1);
+        if (c + 2 < D) v.z = __ldg(p + 2);
+        if (c + 3 < D) v.w = __ldg(p + 3);
+      }
+    }
+    st[it] = v;
+  }
+}
+
+// The fetched rows, rounded to the format, into a row tile.
+__device__ __forceinline__ void stage(u32 *tile, const float4 (&st)[STAGE]) {
+  #pragma unroll
+  for (int it = 0; it < STAGE; it++) {
+    const int e = it * THREADS + threadIdx.x;
+    const int r = e / (DP / 4), c = (e - r * (DP / 4)) * 4;
+    *reinterpret_cast<uint2 *>(&tile[r * RW + (c >> 1)]) = make_uint2(pack2(st[it].x, st[it].y), pack2(st[it].z, st[it].w));
+  }
+}
+
+// Two operands' rows into two row tiles, every load issued before the first store. The caller
+// brackets it with __syncthreads.
+__device__ __forceinline__ void load_two(u32 *tileA, const float *a, long long strideA, int rowsA, u32 *tileB, const float *b, long long strideB, int rowsB, int r0, int D) {
+  float4 sa[STAGE], sb[STAGE];
+  fetch(sa, a, strideA, r0, rowsA, D);
+  fetch(sb, b, strideB, r0, rowsB, D);
+  stage(tileA, sa);
+  stage(tileB, sb);
+}
+
+__device__ __forceinline__ u32 shared_address(const void *p) {
+  u32 a;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  return a;
+}
+
+// A fragments of a warp's 16 rows (from row0) of a row tile, over the whole head dimension.
+__device__ __forceinline__ void row_fragments(u32 a[KSTEPS][4], const u32 *tile, int row0) {
+  const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+  #pragma unroll
+  for (int kk = 0; kk < KSTEPS; kk++) {
+    a[kk][0] = tile[(row0 + g) * RW + kk * 8 + t];
+    a[kk][1] = tile[(row0 + g + 8) * RW + kk * 8 + t];
+    a[kk][2] = tile[(row0 + g) * RW + kk * 8 + 4 + t];
+    a[kk][3] = tile[(row0 + g + 8) * RW + kk * 8 + 4 + t];
+  }
+}
+
+// s = A·Rᵀ: the warp's 16 rows (A fragments) against the BR rows of a row tile.
+__device__ __forceinline__ void dot_rows(float s[RTILES][4], const u32 a[KSTEPS][4], const u32 *tile) {
+  const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+  #pragma unroll
+  for (int n = 0; n < RTILES; n++) {
+    s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    #pragma unroll
+    for (int kk = 0; kk < KSTEPS; kk++) mma(s[n], a[kk], tile[(n * 8 + g) * RW + kk * 8 + t], tile[(n * 8 + g) * RW + kk * 8 + 4 + t]);
+  }
+}
+
+// acc += P·R: a [16, BR] tile held as result fragments (packed to 16 bits here) times the BR
+// rows of a row tile. ldmatrix .trans hands each lane the pair (rows 2t, 2t + 1; column g) of an
+// 8×8 block, the B fragment of a product that contracts over rows, straight from [row][dim].
+__device__ __forceinline__ void accumulate_rows(float acc[DTILES][4], const float p[RTILES][4], const u32 *tile) {
+  const int lane = threadIdx.x & 31;
+  // This lane's row address: matrix lane / 8 (rows +8 for odd ones, columns +8 for the upper two).
+  const unsigned short *halves = reinterpret_cast<const unsigned short *>(tile);
+  const u32 base = shared_address(halves + ((lane & 8) + (lane & 7)) * (2 * RW) + ((lane >> 4) << 3));
+  #pragma unroll
+  for (int kk = 0; kk < BR / 16; kk++) {
+    const u32 a[4] = {pack2(p[2 * kk][0], p[2 * kk][1]), pack2(p[2 * kk][2], p[2 * kk][3]),
+                      pack2(p[2 * kk + 1][0], p[2 * kk + 1][1]), pack2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+    #pragma unroll
+    for (int n = 0; n < DTILES; n += 2) {
+      u32 b0, b1, b2, b3;
+      asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                   : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                   : "r"(base + (u32)((kk * 16 * 2 * RW + n * 8) * 2)));
+      mma(acc[n], a, b0, b1);
+      mma(acc[n + 1], a, b2, b3);
+    }
+  }
+}
+
+__device__ __forceinline__ void zero(float acc[DTILES][4]) {
+  #pragma unroll
+  for (int n = 0; n < DTILES; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+}
+
+// Reductions over the four lanes (t) that share a fragment row.
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+// scale·acc into rows r (fragment rows g, g + 8 from row0) of a [rows, D] operand.
+__device__ __forceinline__ void store_fragments(float *base, long long stride, int row0, int rows, int D, const float acc[DTILES][4], float scale) {
+  const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+  #pragma unroll
+  for (int half = 0; half < 2; half++) {
+    const int row = row0 + g + 8 * half;
+    if (row >= rows) continue;
+    float *p = base + (long long)row * stride;
+    #pragma unroll
+    for (int n = 0; n < DTILES; n++) {
+      const int c = n * 8 + 2 * t;
+      if (c < D) p[c] = scale * acc[n][2 * half];
+      if (c + 1 < D) p[c + 1] = scale * acc[n][2 * half + 1];
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
+    Operand q, Operand k, Operand v, Operand out, float *lse, int H, int S, int keys, int D, float temperature, float outputScale, int causal) {
+  __shared__ __align__(16) u32 Ks[BR * RW];
+  __shared__ __align__(16) u32 Vs[BR * RW];
+  const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+  const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const int q0 = blockIdx.x * BR;
+  const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
+  u32 qa[KSTEPS][4];
+  {
+    // The block's q rows pass through Ks on their way to registers.
+    float4 st[STAGE];
+    fetch(st, head_base(q, b, h), q.ss, q0, S, D);
+    stage(Ks, st);
+    __syncthreads();
+    row_fragments(qa, Ks, warp * 16);
+  }
+  const int rows[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  const int end = causal ? min(keys, q0 + BR) : keys;
+  // Walk 1: each row's max and sum; every row sees key 0 in the first tile, so m is finite after it.
+  float m[2] = {-f32_inf(), -f32_inf()}, l[2] = {0.0f, 0.0f};
+  {
+    float4 st[STAGE];
+    fetch(st, kh, k.ss, 0, keys, D);
+    for (int k0 = 0; k0 < end; k0 += BR) {
+      __syncthreads();
+      stage(Ks, st);
+      __syncthreads();
+      if (k0 + BR < end) fetch(st, kh, k.ss, k0 + BR, keys, D);
+      float s[RTILES][4];
+      dot_rows(s, qa, Ks);
+      float tileMax[2] = {-f32_inf(), -f32_inf()};
+      #pragma unroll
+      for (int n = 0; n < RTILES; n++)
+        #pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
+          s[n][e] = key < keys && (!causal || key <= rows[half]) ? temperature * s[n][e] : -f32_inf();
+          tileMax[half] = fmaxf(tileMax[half], s[n][e]);
+        }
+      #pragma unroll
+      for (int half = 0; half < 2; half++) {
+        const float next = fmaxf(m[half], quad_max(tileMax[half]));
+        float sum = 0.0f;
+        #pragma unroll
+        for (int n = 0; n < RTILES; n++) sum += expf(s[n][2 * half] - next) + expf(s[n][2 * half + 1] - next);
+        l[half] = l[half] * expf(m[half] - next) + sum;
+        m[half] = next;
+      }
+    }
+  }
+  float rowLse[2];
+  #pragma unroll
+  for (int half = 0; half < 2; half++) rowLse[half] = m[half] + logf(quad_sum(l[half]));
+  // Walk 2: P = round(exp(s − lse)), out += P·v.
+  float acc[DTILES][4];
+  zero(acc);
+  for (int k0 = 0; k0 < end; k0 += BR) {
+    __syncthreads();
+    load_two(Ks, kh, k.ss, keys, Vs, vh, v.ss, keys, k0, D);
+    __syncthreads();
+    float s[RTILES][4];
+    dot_rows(s, qa, Ks);
+    #pragma unroll
+    for (int n = 0; n < RTILES; n++)
+      #pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
+        s[n][e] = key < keys && (!causal || key <= rows[half]) ? expf(temperature * s[n][e] - rowLse[half]) : 0.0f;
+      }
+    accumulate_rows(acc, s, Vs);
+  }
+  store_fragments(head_base(out, b, h), out.ss, q0 + warp * 16, S, D, acc, outputScale);
+  if (t == 0) {
+    #pragma unroll
+    for (int half = 0; half < 2; half++)
+      if (rows[half] < S) lse[(long long)blockIdx.y * S + rows[half]] = rowLse[half];
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
+    Operand q, Operand k, Operand v, Operand out, Operand gradOut, Operand gradQ, const float *lse, float *delta,
+    int H, int S, int keys, int D, float temperature, float outputScale, int causal, float probsGradScale, float logitGradScale) {
+  __shared__ __align__(16) u32 Ks[BR * RW];
+  __shared__ __align__(16) u32 Vs[BR * RW];
+  const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+  const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const int q0 = blockIdx.x * BR;
+  const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
+  const float *gh = head_base(gradOut, b, h), *oh = head_base(out, b, h);
+  // The block's q and g rows pass through Ks and Vs on their way to registers.
+  load_two(Ks, head_base(q, b, h), q.ss, S, Vs, gh, gradOut.ss, S, q0, D);
+  __syncthreads();
+  u32 qa[KSTEPS][4], ga[KSTEPS][4];
+  row_fragments(qa, Ks, warp * 16);
+  row_fragments(ga, Vs, warp * 16);
+  const int rows[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  float rowLse[2], rowDelta[2];
+  #pragma unroll
+  for (int half = 0; half < 2; half++) {
+    const int row = rows[half];
+    float part = 0.0f;
+    if (row < S)
+      for (int d = t; d < D; d += 4) part += rounded(gh[(long long)row * gradOut.ss + d]) * oh[(long long)row * out.ss + d];
+    const long long at = (long long)blockIdx.y * S + row;
+    rowDelta[half] = probsGradScale * quad_sum(part) / outputScale;
+    rowLse[half] = row < S ? lse[at] : 0.0f;
+    if (t == 0 && row < S) delta[at] = rowDelta[half];
+  }
+  float acc[DTILES][4];
+  zero(acc);
+  const int end = causal ? min(keys, q0 + BR) : keys;
+  for (int k0 = 0; k0 < end; k0 += BR) {
+    __syncthreads();
+    load_two(Ks, kh, k.ss, keys, Vs, vh, v.ss, keys, k0, D);
+    __syncthreads();
+    float s[RTILES][4], dp[RTILES][4];
+    dot_rows(s, qa, Ks);
+    dot_rows(dp, ga, Vs);
+    #pragma unroll
+    for (int n = 0; n < RTILES; n++)
+      #pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
+        const bool seen = rows[half] < S && key < keys && (!causal || key <= rows[half]);
+        const float p = seen ? expf(temperature * s[n][e] - rowLse[half]) : 0.0f;
+        s[n][e] = logitGradScale * p * (probsGradScale * dp[n][e] - rowDelta[half]);
+      }
+    accumulate_rows(acc, s, Ks);
+  }
+  store_fragments(head_base(gradQ, b, h), gradQ.ss, q0 + warp * 16, S, D, acc, 1.0f);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
+    Operand q, Operand k, Operand v, Operand gradOut, Operand gradK, Operand gradV, const float *lse, const float *delta,
+    int H, int S, int keys, int D, float temperature, int causal, float probsGradScale, float logitGradScale, float valueGradScale) {
+  __shared__ __align__(16) u32 Qs[BR * RW];
+  __shared__ __align__(16) u32 Gs[BR * RW];
+  __shared__ float Ls[BR], Ds[BR];
+  const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+  const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const int k0 = blockIdx.x * BR;
+  const float *qh = head_base(q, b, h), *gh = head_base(gradOut, b, h);
+  // The block's k and v rows pass through Qs and Gs on their way to registers.
+  load_two(Qs, head_base(k, b, h), k.ss, keys, Gs, head_base(v, b, h), v.ss, keys, k0, D);
+  __syncthreads();
+  u32 ka[KSTEPS][4], va[KSTEPS][4];
+  row_fragments(ka, Qs, warp * 16);
+  row_fragments(va, Gs, warp * 16);
+  const int rows[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+  float dk[DTILES][4], dv[DTILES][4];
+  zero(dk);
+  zero(dv);
+  // Under the causal mask, queries before this key tile see none of its keys.
+  for (int q0 = causal ? k0 : 0; q0 < S; q0 += BR) {
+    __syncthreads();
+    load_two(Qs, qh, q.ss, S, Gs, gh, gradOut.ss, S, q0, D);
+    if (threadIdx.x < BR) {
+      const int query = q0 + threadIdx.x;
+      const long long at = (long long)blockIdx.y * S + query;
+      Ls[threadIdx.x] = query < S ? lse[at] : 0.0f;
+      Ds[threadIdx.x] = query < S ? delta[at] : 0.0f;
+    }
+    __syncthreads();
+    float s[RTILES][4], dp[RTILES][4];
+    dot_rows(s, ka, Qs);
+    dot_rows(dp, va, Gs);
+    #pragma unroll
+    for (int n = 0; n < RTILES; n++)
+      #pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int c = n * 8 + 2 * t + (e & 1), query = q0 + c, key = rows[e >> 1];
+        const bool seen = query < S && key < keys && (!causal || key <= query);
+        const float p = seen ? expf(temperature * s[n][e] - Ls[c]) : 0.0f;
+        s[n][e] = p;
+        dp[n][e] = logitGradScale * p * (probsGradScale * dp[n][e] - Ds[c]);
+      }
+    accumulate_rows(dv, s, Gs);
+    accumulate_rows(dk, dp, Qs);
+  }
+  store_fragments(head_base(gradK, b, h), gradK.ss, k0 + warp * 16, keys, D, dk, 1.0f);
+  store_fragments(head_base(gradV, b, h), gradV.ss, k0 + warp * 16, keys, D, dv, valueGradScale);
+}
+`;
+
+const modules = new Map<string, KernelModuleSource>();
+
+/** Padded head size for `headDim`: the next multiple of 16 (the mma's k). */
+export function attentionTcPaddedDim(headDim: number): number {
+  return Math.ceil(headDim / 16) * 16;
+}
+
+/** The module for one format and padded head size (a multiple of 16, at most 64). */
+export function attentionTcModule(paddedDim: number, format: AttentionTcFormat): KernelModuleSource {
+  const name = `attention_tc_${format}_d${paddedDim}`;
+  let module = modules.get(name);
+  if (!module) {
+    module = { name, source: [PRELUDE, source(paddedDim, format)].join('\n'), options: [] };
+    modules.set(name, module);
+  }
+  return module;
+}
