@@ -4,7 +4,9 @@
 // fused (T.attention) and copies (strided copies, q·kᵀ GEMM, softmax, GEMM with v, and their
 // backward), each captured as a CUDA graph and replayed; GPU milliseconds per replay (median),
 // measured alternately in one process. The backward starts from a fixed gradient at the output.
-// REPRO_ATTENTION_ROWS_PER_THREAD=2|4 picks the fused kernels' thread layout.
+// REPRO_ATTENTION_ROWS_PER_THREAD=2|4 picks the fused kernels' thread layout. The last two
+// columns are the 16-bit tensor-core kernels (nn's internalFormat: P and dS rounded to BF16 or
+// FP16, as FlashAttention under autocast), on the same float32 inputs.
 import { parseArgs } from 'node:util';
 import * as T from '../src/tensor/index.ts';
 import * as nn from '../src/nn/index.ts';
@@ -25,19 +27,31 @@ const SHAPES = [
   { name: 'large', B: 32, H: 8, S: 256, D: 64 },
 ];
 
-const IMPLEMENTATIONS: readonly nn.AttentionImplementation[] = ['materialised', 'fused', 'copies'];
+interface Variant {
+  readonly label: string;
+  readonly implementation: nn.AttentionImplementation;
+  readonly internalFormat?: T.AttentionFormat;
+}
+const VARIANTS: readonly Variant[] = [
+  { label: 'materialised', implementation: 'materialised' },
+  { label: 'fused', implementation: 'fused' },
+  { label: 'copies', implementation: 'copies' },
+  { label: 'fused bf16', implementation: 'fused', internalFormat: 'bf16' },
+  { label: 'fused fp16', implementation: 'fused', internalFormat: 'fp16' },
+];
+const COPIES = VARIANTS.findIndex((v) => v.implementation === 'copies');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 for (const { name, B, H, S, D } of SHAPES) {
   const qkv = T.persistent(() => T.randomUniform([B, S, 3 * H * D], 1, 1, -1, 1));
   qkv.requiresGrad = true;
   const weights = T.persistent(() => T.randomUniform([B, S, H, D], 1, 2, -1, 1));
-  const graphs = IMPLEMENTATIONS.map((variant) => {
+  const graphs = VARIANTS.map(({ label: variant, implementation, internalFormat }) => {
     const step = () =>
       T.tidy(() => {
-        process.env.REPRO_ATTENTION = variant;
+        process.env.REPRO_ATTENTION = implementation;
         const part = (i: number) => T.headsView(qkv, [B, H, S, D], [S * 3 * H * D, D, 3 * H * D], i * H * D);
-        const out = nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), nn.REGULAR, { causal: true });
+        const out = nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), nn.REGULAR, { causal: true, internalFormat });
         T.backward(out, weights);
       });
     step();
@@ -52,13 +66,13 @@ for (const { name, B, H, S, D } of SHAPES) {
       times.get(variant)!.push(...timer.collect());
     }
   }
-  const ms = IMPLEMENTATIONS.map((v) => median(times.get(v)!));
-  rows.push(`| ${name} B ${B} H ${H} S ${S} D ${D} | ${ms.map((x) => x.toFixed(3)).join(' | ')} | ${ms.map((x) => (ms[2]! / x).toFixed(2) + 'x').join(' | ')} |`);
+  const ms = VARIANTS.map((v) => median(times.get(v.label)!));
+  rows.push(`| ${name} B ${B} H ${H} S ${S} D ${D} | ${ms.map((x) => x.toFixed(3)).join(' | ')} | ${ms.map((x) => (ms[COPIES]! / x).toFixed(2) + 'x').join(' | ')} |`);
   graphs.forEach((g) => g.graph.dispose());
   qkv.dispose();
   weights.dispose();
 }
 console.log(`fused kernels: ${attentionGeometry().rowsPerThread} score rows per thread`);
-console.log(`| causal self-attention, forward + backward | ${IMPLEMENTATIONS.map((v) => `${v} ms`).join(' | ')} | ${IMPLEMENTATIONS.map((v) => `${v} vs copies`).join(' | ')} |`);
-console.log(`|---|${IMPLEMENTATIONS.map(() => '---|---').join('|')}|`);
+console.log(`| causal self-attention, forward + backward | ${VARIANTS.map((v) => `${v.label} ms`).join(' | ')} | ${VARIANTS.map((v) => `${v.label} vs copies`).join(' | ')} |`);
+console.log(`|---|${VARIANTS.map(() => '---|---').join('|')}|`);
 for (const r of rows) console.log(r);

@@ -45,6 +45,10 @@ const source = (dp: number, format: AttentionTcFormat) => String.raw`
 #define DTILES (DP / 8)
 #define RTILES (BR / 8)
 #define FMT "${format === 'bf16' ? 'bf16' : 'f16'}"
+// Exponentials run in base 2 (exp2f is one MUFU instruction): scores carry a factor log2(e),
+// the stored log-sum-exp stays natural.
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
 #define IS_BF16 ${format === 'bf16' ? 1 : 0}
 
 ${ATTENTION_OPERAND}
@@ -218,6 +222,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
   __shared__ __align__(16) u32 Vs[BR * RW];
   const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
   const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const float scale2 = temperature * LOG2E;
   const int q0 = blockIdx.x * BR;
   const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
   u32 qa[KSTEPS][4];
@@ -249,7 +254,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
         #pragma unroll
         for (int e = 0; e < 4; e++) {
           const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
-          s[n][e] = key < keys && (!causal || key <= rows[half]) ? temperature * s[n][e] : -f32_inf();
+          s[n][e] = key < keys && (!causal || key <= rows[half]) ? scale2 * s[n][e] : -f32_inf();
           tileMax[half] = fmaxf(tileMax[half], s[n][e]);
         }
       #pragma unroll
@@ -257,15 +262,15 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
         const float next = fmaxf(m[half], quad_max(tileMax[half]));
         float sum = 0.0f;
         #pragma unroll
-        for (int n = 0; n < RTILES; n++) sum += expf(s[n][2 * half] - next) + expf(s[n][2 * half + 1] - next);
-        l[half] = l[half] * expf(m[half] - next) + sum;
+        for (int n = 0; n < RTILES; n++) sum += exp2f(s[n][2 * half] - next) + exp2f(s[n][2 * half + 1] - next);
+        l[half] = l[half] * exp2f(m[half] - next) + sum;
         m[half] = next;
       }
     }
   }
   float rowLse[2];
   #pragma unroll
-  for (int half = 0; half < 2; half++) rowLse[half] = m[half] + logf(quad_sum(l[half]));
+  for (int half = 0; half < 2; half++) rowLse[half] = m[half] + log2f(quad_sum(l[half]));
   // Walk 2: P = round(exp(s − lse)), out += P·v.
   float acc[DTILES][4];
   zero(acc);
@@ -280,7 +285,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
       #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
-        s[n][e] = key < keys && (!causal || key <= rows[half]) ? expf(temperature * s[n][e] - rowLse[half]) : 0.0f;
+        s[n][e] = key < keys && (!causal || key <= rows[half]) ? exp2f(scale2 * s[n][e] - rowLse[half]) : 0.0f;
       }
     accumulate_rows(acc, s, Vs);
   }
@@ -288,7 +293,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
   if (t == 0) {
     #pragma unroll
     for (int half = 0; half < 2; half++)
-      if (rows[half] < S) lse[(long long)blockIdx.y * S + rows[half]] = rowLse[half];
+      if (rows[half] < S) lse[(long long)blockIdx.y * S + rows[half]] = rowLse[half] * LN2;
   }
 }
 
@@ -299,6 +304,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
   __shared__ __align__(16) u32 Vs[BR * RW];
   const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
   const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const float scale2 = temperature * LOG2E;
   const int q0 = blockIdx.x * BR;
   const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
   const float *gh = head_base(gradOut, b, h), *oh = head_base(out, b, h);
@@ -318,7 +324,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
       for (int d = t; d < D; d += 4) part += rounded(gh[(long long)row * gradOut.ss + d]) * oh[(long long)row * out.ss + d];
     const long long at = (long long)blockIdx.y * S + row;
     rowDelta[half] = probsGradScale * quad_sum(part) / outputScale;
-    rowLse[half] = row < S ? lse[at] : 0.0f;
+    rowLse[half] = row < S ? lse[at] * LOG2E : 0.0f;
     if (t == 0 && row < S) delta[at] = rowDelta[half];
   }
   float acc[DTILES][4];
@@ -337,7 +343,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
       for (int e = 0; e < 4; e++) {
         const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
         const bool seen = rows[half] < S && key < keys && (!causal || key <= rows[half]);
-        const float p = seen ? expf(temperature * s[n][e] - rowLse[half]) : 0.0f;
+        const float p = seen ? exp2f(scale2 * s[n][e] - rowLse[half]) : 0.0f;
         s[n][e] = logitGradScale * p * (probsGradScale * dp[n][e] - rowDelta[half]);
       }
     accumulate_rows(acc, s, Ks);
@@ -353,6 +359,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
   __shared__ float Ls[BR], Ds[BR];
   const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
   const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const float scale2 = temperature * LOG2E;
   const int k0 = blockIdx.x * BR;
   const float *qh = head_base(q, b, h), *gh = head_base(gradOut, b, h);
   // The block's k and v rows pass through Qs and Gs on their way to registers.
@@ -372,7 +379,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
     if (threadIdx.x < BR) {
       const int query = q0 + threadIdx.x;
       const long long at = (long long)blockIdx.y * S + query;
-      Ls[threadIdx.x] = query < S ? lse[at] : 0.0f;
+      Ls[threadIdx.x] = query < S ? lse[at] * LOG2E : 0.0f;
       Ds[threadIdx.x] = query < S ? delta[at] : 0.0f;
     }
     __syncthreads();
@@ -385,7 +392,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
       for (int e = 0; e < 4; e++) {
         const int c = n * 8 + 2 * t + (e & 1), query = q0 + c, key = rows[e >> 1];
         const bool seen = query < S && key < keys && (!causal || key <= query);
-        const float p = seen ? expf(temperature * s[n][e] - Ls[c]) : 0.0f;
+        const float p = seen ? exp2f(scale2 * s[n][e] - Ls[c]) : 0.0f;
         s[n][e] = p;
         dp[n][e] = logitGradScale * p * (probsGradScale * dp[n][e] - Ds[c]);
       }
