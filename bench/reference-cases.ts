@@ -11,21 +11,23 @@ const SIZES = {
 } as const;
 export const VOCAB = 5008;
 
-function precision(mode: 'fp32' | 'bf16' | 'fp16' | 'fp8', native: boolean): nn.PrecisionPolicy {
-  return nn.precisionPolicy({ mode, fp8_family: 'paper', rounding: 'nearest', master_weights: false, matmul: native ? 'native' : 'simulated', allow_tf32: false });
+function precision(mode: 'fp32' | 'bf16' | 'fp16' | 'fp8', native: boolean, productsRoundOperands: boolean): nn.PrecisionPolicy {
+  return nn.precisionPolicy({ mode, fp8_family: 'paper', rounding: 'nearest', master_weights: false, matmul: native ? 'native' : 'simulated', allow_tf32: false }, { productsRoundOperands });
 }
 
 export function referenceCases(native: boolean): StepCase[] {
   const cases: StepCase[] = [];
-  // BF16 twice: attention as PyTorch runs it under autocast (FlashAttention, the default), and
-  // with the precision policy's float32 attention internals, for the side-by-side ratio.
+  // BF16 three times, for side-by-side ratios: as the defaults run it (attention as PyTorch runs
+  // it under autocast, linear operands rounded by the products' packing), with the precision
+  // policy's float32 attention internals, and with separate rounding passes.
   const modes = [
-    { mode: 'fp32', flashAttention16: true, suffix: '' },
-    { mode: 'bf16', flashAttention16: true, suffix: '' },
-    { mode: 'bf16', flashAttention16: false, suffix: ' (fp32 attention)' },
+    { mode: 'fp32', flashAttention16: true, productsRound: true, suffix: '' },
+    { mode: 'bf16', flashAttention16: true, productsRound: true, suffix: '' },
+    { mode: 'bf16', flashAttention16: false, productsRound: true, suffix: ' (fp32 attention)' },
+    { mode: 'bf16', flashAttention16: true, productsRound: false, suffix: ' (separate roundings)' },
   ] as const;
   for (const size of ['paper', 'large'] as const) {
-    for (const { mode, flashAttention16, suffix } of modes) {
+    for (const { mode, flashAttention16, productsRound, suffix } of modes) {
       for (const variant of ['regular', 'unit'] as const) {
         const s = SIZES[size];
         cases.push({
@@ -39,7 +41,7 @@ export function referenceCases(native: boolean): StepCase[] {
               heads: s.heads,
               sequenceLength: s.sequence,
               scaling: variant === 'unit' ? nn.unitScaling('umup') : nn.REGULAR,
-              precision: precision(mode, native),
+              precision: precision(mode, native, productsRound),
               seed: 1,
               flashAttention16,
             });

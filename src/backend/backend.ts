@@ -102,6 +102,13 @@ export interface GemmParams {
   /** Operand precision the GEMM may assume (values are already quantised to it): lets CUDA use
    * FP16/BF16/FP8 tensor cores. The CPU backend always computes in FP32. */
   readonly inputFormat?: 'fp32' | 'tf32' | 'fp16' | 'bf16' | 'e4m3' | 'e5m2';
+  /**
+   * fp16 / bf16 only: the operands may be off the format's grid, and every backend rounds them to
+   * it (nearest-even, overflow to infinity) as it reads them, so the product is that of the
+   * rounded values. Lets a precision policy leave the rounding of a value that only products
+   * read to the products' own operand packing.
+   */
+  readonly roundInputs?: boolean;
 }
 
 /**

@@ -8,4 +8,6 @@ import type { GemmParams } from '../backend/backend.ts';
 export interface GemmFormats {
   readonly inputFormat?: GemmParams['inputFormat'];
   readonly gradFormat?: GemmParams['inputFormat'];
+  /** FP16/BF16 native products that round their own operands (GemmParams.roundInputs). */
+  readonly roundInputs?: boolean;
 }

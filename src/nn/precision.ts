@@ -56,6 +56,20 @@ export interface PrecisionPolicy {
   readonly gemmFormats: GemmFormats;
   /** gemmOutput(op(inputs.map(gemmInput), gemmFormats)): a whole matmul-like op. */
   matmul(inputs: readonly T.Tensor[], op: (inputs: T.Tensor[], formats: GemmFormats) => T.Tensor): T.Tensor;
+  /**
+   * matmul for an op whose output's gradient only its own products read (a bias-free linear).
+   * With native FP16/BF16 products and nearest rounding (see `productsRound`) the products round
+   * that gradient as they read it (GemmFormats.roundInputs), so only the output is rounded here:
+   * the same values, one rounding pass less.
+   */
+  linear(inputs: readonly T.Tensor[], op: (inputs: T.Tensor[], formats: GemmFormats) => T.Tensor): T.Tensor;
+  /**
+   * output(t) for a value that only linear products read: under `productsRound` they round it as
+   * they read it, so only its gradient is rounded here.
+   */
+  linearInput(t: T.Tensor): T.Tensor;
+  /** Whether linear and linearInput leave roundings to the products (native FP16/BF16, nearest rounding). */
+  readonly productsRound: boolean;
   /** Rounds a freshly initialised weight to the storage format (nearest), in place. */
   initialiseWeight(t: T.Tensor): void;
 }
@@ -66,8 +80,17 @@ function cast(name: string, rounding: PrecisionConfig['rounding'], overflow: 'sa
 
 const FP32_FORMATS: GemmFormats = {};
 
+export interface PolicyOptions {
+  /**
+   * Native FP16/BF16 with nearest rounding: let linear products round their operands as they
+   * pack them instead of rounding in separate passes (PrecisionPolicy.linear). Default true;
+   * false gives the same values with the separate passes (for tests and benchmarks).
+   */
+  readonly productsRoundOperands?: boolean;
+}
+
 /** The policy of an experiment's `precision` section. */
-export function precisionPolicy(config: PrecisionConfig): PrecisionPolicy {
+export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions = {}): PrecisionPolicy {
   const native = config.matmul === 'native';
   if (config.mode === 'fp8') {
     const family = config.fp8_family === 'paper' ? '-paper' : '';
@@ -86,6 +109,9 @@ export function precisionPolicy(config: PrecisionConfig): PrecisionPolicy {
       gemmOutput: (t) => T.quantise(t, null, fp8.backward),
       gemmFormats: formats,
       matmul: (inputs, op) => T.quantise(op(inputs.map((t) => T.quantise(t, fp8.forward, null)), formats), null, fp8.backward),
+      linear: (inputs, op) => T.quantise(op(inputs.map((t) => T.quantise(t, fp8.forward, null)), formats), null, fp8.backward),
+      linearInput: (t) => t,
+      productsRound: false,
       initialiseWeight: () => {},
     };
   }
@@ -95,6 +121,9 @@ export function precisionPolicy(config: PrecisionConfig): PrecisionPolicy {
     const formats: GemmFormats = native ? { inputFormat: config.mode, gradFormat: config.mode } : FP32_FORMATS;
     const output = (t: T.Tensor) => T.quantise(t, activation, activation);
     const nearest: PolicyCast = { ...activation, rounding: 'nearest' };
+    // The 16-bit products' operand packing rounds to nearest, so it can stand in for a nearest rounding pass.
+    const productsRound = native && config.rounding === 'nearest' && (options.productsRoundOperands ?? true);
+    const linearFormats: GemmFormats = productsRound ? { ...formats, roundInputs: true } : formats;
     return {
       mode: config.mode,
       fp8: null,
@@ -114,6 +143,9 @@ export function precisionPolicy(config: PrecisionConfig): PrecisionPolicy {
       gemmOutput: output,
       gemmFormats: formats,
       matmul: (inputs, op) => output(op([...inputs], formats)),
+      linear: (inputs, op) => (productsRound ? T.quantise(op([...inputs], linearFormats), activation, null) : output(op([...inputs], formats))),
+      linearInput: (t) => (productsRound ? T.quantise(t, null, activation) : output(t)),
+      productsRound,
       initialiseWeight: (t) => {
         if (weightStorage) T.quantiseInPlace(t, nearest);
       },
@@ -132,6 +164,9 @@ export function precisionPolicy(config: PrecisionConfig): PrecisionPolicy {
     gemmOutput: (t) => t,
     gemmFormats: FP32_FORMATS,
     matmul: (inputs, op) => op([...inputs], FP32_FORMATS),
+    linear: (inputs, op) => op([...inputs], FP32_FORMATS),
+    linearInput: (t) => t,
+    productsRound: false,
     initialiseWeight: () => {},
   };
 }

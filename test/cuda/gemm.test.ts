@@ -234,6 +234,28 @@ describe.skipIf(!cuda)(`CUDA GEMM ${noCudaReason}`, () => {
     });
   }
 
+  for (const format of ['fp16', 'bf16'] as const) {
+    it(`${format} with roundInputs: off-grid operands give the product of the rounded operands, on both paths, like the CPU`, () => {
+      for (const [path, backendOf] of paths) {
+        const backend = backendOf();
+        for (const [transA, transB] of TRANSPOSES) {
+          const p = prepare({ ...base, transA, transB, batch: 2, broadcastB: transA }, 263);
+          const rounded = { ...p, a: Float32Array.from(p.a), b: Float32Array.from(p.b) };
+          quantise(rounded.a, rounded.a, parseFormat(format), { rounding: 'nearest', overflow: 'inf' });
+          quantise(rounded.b, rounded.b, parseFormat(format), { rounding: 'nearest', overflow: 'inf' });
+          const run = (b: CpuBackend | NonNullable<typeof cuda>, q: Prepared, roundInputs: boolean) =>
+            runOn(b, { a: q.a, b: q.b, c: q.c }, (st: Record<string, Storage>) => b.gemm({ ...q.params, a: st.a!, b: st.b!, c: st.c!, inputFormat: format, roundInputs }), ['c']).c as Float32Array;
+          const label = `${path} ${format} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+          // On cuBLAS, bit for bit the product of pre-rounded operands (the default backend sends
+          // small pre-rounded products to gemm_small, another summation order)…
+          if (path === 'cuBLAS') expect(run(backend, p, true), label).toEqual(run(backend, rounded, false));
+          // …and the CPU's rounded product up to accumulation order.
+          expectWithin(run(backend, p, true), run(cpuBackend, p, true), allowance(rounded, 1e-5), p.c, label);
+        }
+      }
+    });
+  }
+
   it('a mixed E5M2 × E4M3 product tagged e5m2 (as the engine does for backward GEMMs) is exact', () => {
     const p = prepare({ ...base, transA: false, transB: true }, 251);
     quantise(p.a, p.a, parseFormat('e5m2-paper'), { rounding: 'nearest', overflow: 'saturate' });

@@ -8,15 +8,8 @@
  * rounded, and P and logitGradScale·dS are rounded to the format before they multiply anything.
  */
 import type { AttentionFormat, AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape } from '../backend.ts';
-import { quantise } from '../../formats/quantise.ts';
-import { parseFormat } from '../../formats/registry.ts';
+import { roundedCopy, roundTo16Bits as roundInPlace } from './quantise.ts';
 import { f32 } from './storage.ts';
-
-/** values rounded to the format in place (nearest-even, overflow to infinity). */
-function roundInPlace(values: Float32Array, format: AttentionFormat): Float32Array {
-  quantise(values, values, parseFormat(format), { rounding: 'nearest', overflow: 'inf' });
-  return values;
-}
 
 const pair = new Float32Array(2);
 
@@ -30,7 +23,7 @@ function roundPair(a: number, b: number, format: AttentionFormat): [number, numb
 
 /** An operand's storage as the products read it: rounded to the format (a copy), or as stored. */
 function readAs(values: Float32Array, format: AttentionFormat | undefined): Float32Array {
-  return format ? roundInPlace(Float32Array.from(values), format) : values;
+  return format ? roundedCopy(values, format) : values;
 }
 
 /** Element offset of row (b, h, s) of an operand. */

@@ -38,7 +38,8 @@ import * as fusedAttention from './attention.ts';
 import { sgemmBatched } from './gemm.ts';
 import { gemmStrided } from './gemm-strided.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
-import { quantiseWithFormat } from './quantise.ts';
+import { quantiseWithFormat, roundedCopy } from './quantise.ts';
+import { operandRounding } from '../gemm-rules.ts';
 
 /** The reference backend: plain TypeScript kernels (and a system BLAS for matmuls when present). */
 export class CpuBackend implements Backend {
@@ -129,6 +130,9 @@ export class CpuBackend implements Backend {
   }
 
   gemm(p: GemmParams): void {
+    // roundInputs: the product of the operands rounded to the format (copies, rounded).
+    const rounding = operandRounding(p);
+    const operand = (storage: Storage) => (rounding ? roundedCopy(f32(storage), rounding) : f32(storage));
     sgemmBatched({
       transA: p.transA,
       transB: p.transB,
@@ -136,10 +140,10 @@ export class CpuBackend implements Backend {
       n: p.n,
       k: p.k,
       alpha: p.alpha,
-      a: f32(p.a),
+      a: operand(p.a),
       aOffset: p.aOffset,
       lda: p.lda,
-      b: f32(p.b),
+      b: operand(p.b),
       bOffset: p.bOffset,
       ldb: p.ldb,
       beta: p.beta,

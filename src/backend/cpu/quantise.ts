@@ -1,5 +1,6 @@
 import type { QuantiseFormat, QuantiseOptions } from '../backend.ts';
 import { quantise } from '../../formats/quantise.ts';
+import { parseFormat } from '../../formats/registry.ts';
 
 /** The quantise kernel's CPU twin: the reference rounding of src/formats, on the epoch's stream. */
 export function quantiseWithFormat(src: Float32Array, dst: Float32Array, format: QuantiseFormat, options: QuantiseOptions, epoch: number): void {
@@ -12,4 +13,15 @@ export function quantiseWithFormat(src: Float32Array, dst: Float32Array, format:
     offset: 0,
     epoch,
   });
+}
+
+/** values rounded to FP16 or BF16 in place (nearest-even, overflow to infinity), as tensor-core operands are read. */
+export function roundTo16Bits(values: Float32Array, format: 'fp16' | 'bf16'): Float32Array {
+  quantise(values, values, parseFormat(format), { rounding: 'nearest', overflow: 'inf' });
+  return values;
+}
+
+/** A rounded copy (see roundTo16Bits). */
+export function roundedCopy(values: Float32Array, format: 'fp16' | 'bf16'): Float32Array {
+  return roundTo16Bits(Float32Array.from(values), format);
 }

@@ -17,6 +17,7 @@
  *   engine tags mixed E5M2×E4M3 backward products 'e5m2' and cuBLASLt has no E5M2×E5M2 kernel.
  */
 import koffi from 'koffi';
+import { operandRounding } from '../gemm-rules.ts';
 import type { GemmParams, Storage } from '../backend.ts';
 import type { Block } from './allocator.ts';
 import {
@@ -183,7 +184,9 @@ export class CudaGemm {
       return;
     }
     const format = p.inputFormat ?? 'fp32';
-    if (this.smallProducts && p.m * p.n * p.k * p.batch <= SMALL_GEMM_MACS && format !== 'tf32' && !(format === 'e4m3' && this.options.nativeFp8)) {
+    // Operands to be rounded as read go to the 16-bit path, whose packing rounds them; gemm_small reads float32 as it is.
+    const rounds = operandRounding(p) !== null;
+    if (this.smallProducts && !rounds && p.m * p.n * p.k * p.batch <= SMALL_GEMM_MACS && format !== 'tf32' && !(format === 'e4m3' && this.options.nativeFp8)) {
       this.small(p);
       this.counts.small++;
       return;

@@ -11,6 +11,9 @@ import * as nn from '../../nn/index.ts';
  * The unit-scaled variant uses the library ops of src/nn under the u-μP rules, as the reference
  * built it from unit_scaling's functional ops (linear, gelu, SDPA, residual split/add, embedding,
  * cross_entropy); the residual τ follows u-μP's transformer rule.
+ * Every layer norm output and the GELU output feed only a bias-free linear, and every linear's
+ * output gradient only that linear's products: the model marks them (precision.linearInput,
+ * precision.linear) so native 16-bit products may round them as they read them.
  */
 export interface ReferenceGptOptions {
   readonly vocab: number;
@@ -92,7 +95,7 @@ export class ReferenceGpt {
 
   private linear(x: T.Tensor, w: T.Tensor): T.Tensor {
     const { precision, scaling } = this.options;
-    return precision.matmul([x, precision.parameter(w)], ([a, b], formats) => nn.linear(a, b, null, scaling, { weightLayout: 'out-in', formats }));
+    return precision.linear([x, precision.parameter(w)], ([a, b], formats) => nn.linear(a, b, null, scaling, { weightLayout: 'out-in', formats }));
   }
 
   /**
@@ -120,10 +123,10 @@ export class ReferenceGpt {
     const options = { eps, gradScaleX: index + 1 < 2 * depth ? this.residual(index + 1).branchGrad : 1 };
     if (this.options.fuseResidualNorms ?? true) {
       const { sum, normed } = nn.addLayerNorm(out, x, add, g, b, scaling, options);
-      return { x: sum, normed: precision.output(normed) };
+      return { x: sum, normed: precision.linearInput(normed) };
     }
     const sum = T.add(out, x, add);
-    return { x: sum, normed: precision.output(nn.layerNorm(sum, g, b, scaling, options)) };
+    return { x: sum, normed: precision.linearInput(nn.layerNorm(sum, g, b, scaling, options)) };
   }
 
   private attention(h: T.Tensor, layer: Layer): T.Tensor {
@@ -149,7 +152,7 @@ export class ReferenceGpt {
 
   private ffn(h: T.Tensor, layer: Layer): T.Tensor {
     const { scaling, precision } = this.options;
-    return this.linear(precision.output(nn.gelu(this.linear(h, layer.up), scaling)), layer.down);
+    return this.linear(precision.linearInput(nn.gelu(this.linear(h, layer.up), scaling)), layer.down);
   }
 
   /** Mean cross-entropy of next-token predictions: inputs and labels are int32 [B, S]. */
@@ -167,13 +170,13 @@ export class ReferenceGpt {
       { gain: layer.ln2Gain, bias: layer.ln2Bias, branch: (h: T.Tensor) => this.ffn(h, layer) },
     ]);
     const [g0, b0] = [precision.parameter(sublayers[0]!.gain), precision.parameter(sublayers[0]!.bias)];
-    let normed = precision.output(nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad }));
+    let normed = precision.linearInput(nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad }));
     sublayers.forEach((sublayer, i) => {
       const next = sublayers[i + 1] ?? { gain: this.finalGain, bias: this.finalBias };
       ({ x, normed } = this.residualThenNorm(x, sublayer.branch(normed), i, next.gain, next.bias, eps));
     });
     const final = normed;
-    const logits = precision.matmul([final, precision.parameter(this.readout)], ([a, w], formats) =>
+    const logits = precision.linear([final, precision.parameter(this.readout)], ([a, w], formats) =>
       nn.linearReadout(a, w, null, scaling, { weightLayout: 'out-in', formats }),
     );
     return nn.crossEntropy(T.reshape(logits, [B * S, vocab]), T.reshape(labels, [B * S]), null, scaling).loss;

@@ -59,6 +59,7 @@ export function linear(x: T.Tensor, weight: T.Tensor, bias: T.Tensor | null, sca
     gradScaleB: s.gradWeight,
     inputFormat: options.formats?.inputFormat,
     gradFormat: options.formats?.gradFormat,
+    roundInputs: options.formats?.roundInputs,
   });
   if (bias) y = T.add(y, bias, { scaleB: s.biasForward, gradScaleB: s.gradBias });
   return T.reshape(y, [...x.shape.slice(0, -1), fanOut]);

@@ -23,6 +23,8 @@ export interface MatmulOptions {
   inputFormat?: GemmParams['inputFormat'];
   /** Precision of the incoming gradient (e.g. e5m2 in FP8 training) for the backward GEMMs. */
   gradFormat?: GemmParams['inputFormat'];
+  /** FP16/BF16: operands (and, in the backward, the incoming gradient) may be off the grid; see GemmParams.roundInputs. */
+  roundInputs?: boolean;
 }
 
 interface Layout {
@@ -57,7 +59,7 @@ function layout(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Layout 
   return { batchShape, batch: batchShape.reduce((p, d) => p * d, 1), m, n, k, aBatched, bBatched };
 }
 
-type GemmShape = { transA: boolean; transB: boolean; m: number; n: number; k: number; batch: number; strideA: number; strideB: number; alpha: number; beta?: number; inputFormat?: GemmParams['inputFormat'] };
+type GemmShape = { transA: boolean; transB: boolean; m: number; n: number; k: number; batch: number; strideA: number; strideB: number; alpha: number; beta?: number; inputFormat?: GemmParams['inputFormat']; roundInputs?: boolean };
 
 /** C = alpha·op(A)·op(B) for row-major operands held whole in tensors. */
 function gemm(a: Tensor, b: Tensor, out: Tensor, g: GemmShape): void {
@@ -87,6 +89,7 @@ function gemmParams(a: Tensor, b: Tensor, out: Tensor, g: GemmShape): GemmParams
     strideB: g.strideB,
     strideC: g.m * g.n,
     inputFormat: g.inputFormat,
+    roundInputs: g.roundInputs,
   };
 }
 
@@ -113,8 +116,10 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     strideB: L.bBatched ? k * n : 0,
     alpha: scale,
     inputFormat: options.inputFormat,
+    roundInputs: options.roundInputs,
   });
   const gradFormat = options.gradFormat ?? options.inputFormat;
+  const roundInputs = options.roundInputs;
   return record(out, [a, b], (g, sinks) => {
     // A gradient goes straight into its sink when there is one (beta 1 adds, beta 0 overwrites).
     const target = (x: Tensor, sink: GradSink | null | undefined): { t: Tensor; beta: number } =>
@@ -143,21 +148,21 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       if (shared && !transA && !transB) {
         // Σ_batch g_b·B_bᵀ cannot fold the batch into one GEMM; accumulate with beta = 1.
         gradA = zeroed(a, sinks[0]);
-        for (let i = 0; i < batch; i++) accumulateGemm(g, b, gradA, i * m * n, i * k * n, false, true, m, k, n, n, n, k, gradScaleA, gradFormat);
+        for (let i = 0; i < batch; i++) accumulateGemm(g, b, gradA, i * m * n, i * k * n, false, true, m, k, n, n, n, k, gradScaleA, gradFormat, roundInputs);
       } else if (shared) {
         gradA = zeroed(a, sinks[0]);
         for (let i = 0; i < batch; i++) {
-          if (!transA) accumulateGemm(g, b, gradA, i * m * n, i * n * k, false, false, m, k, n, n, k, k, gradScaleA, gradFormat);
-          else if (!transB) accumulateGemm(b, g, gradA, i * k * n, i * m * n, false, true, k, m, n, n, n, m, gradScaleA, gradFormat);
-          else accumulateGemm(b, g, gradA, i * n * k, i * m * n, true, true, k, m, n, k, n, m, gradScaleA, gradFormat);
+          if (!transA) accumulateGemm(g, b, gradA, i * m * n, i * n * k, false, false, m, k, n, n, k, k, gradScaleA, gradFormat, roundInputs);
+          else if (!transB) accumulateGemm(b, g, gradA, i * k * n, i * m * n, false, true, k, m, n, n, n, m, gradScaleA, gradFormat, roundInputs);
+          else accumulateGemm(b, g, gradA, i * n * k, i * m * n, true, true, k, m, n, k, n, m, gradScaleA, gradFormat, roundInputs);
         }
       } else {
         const { t, beta } = target(a, sinks[0]);
         gradA = t;
         const strideG = m * n;
         const strideB = L.bBatched ? k * n : 0;
-        if (!transA) queue(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat }, sinks[0]);
-        else queue(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat }, sinks[0]);
+        if (!transA) queue(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat, roundInputs }, sinks[0]);
+        else queue(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat, roundInputs }, sinks[0]);
       }
     }
     if (b.requiresGrad) {
@@ -166,21 +171,21 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         // Fold the batch into the GEMM: A is [batch·m, k] contiguous, g is [batch·m, n].
         const { t, beta } = target(b, sinks[1]);
         gradB = t;
-        if (!transB) queue(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat }, sinks[1]);
-        else queue(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat }, sinks[1]);
+        if (!transB) queue(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat, roundInputs }, sinks[1]);
+        else queue(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat, roundInputs }, sinks[1]);
       } else if (shared) {
         gradB = zeroed(b, sinks[1]);
         for (let i = 0; i < batch; i++) {
-          if (!transB) accumulateGemm(a, g, gradB, i * k * m, i * m * n, false, false, k, n, m, m, n, n, gradScaleB, gradFormat);
-          else accumulateGemm(g, a, gradB, i * m * n, i * k * m, true, true, n, k, m, n, m, k, gradScaleB, gradFormat);
+          if (!transB) accumulateGemm(a, g, gradB, i * k * m, i * m * n, false, false, k, n, m, m, n, n, gradScaleB, gradFormat, roundInputs);
+          else accumulateGemm(g, a, gradB, i * m * n, i * k * m, true, true, n, k, m, n, m, k, gradScaleB, gradFormat, roundInputs);
         }
       } else {
         const { t, beta } = target(b, sinks[1]);
         gradB = t;
         const strideA = L.aBatched ? m * k : 0;
         const strideG = m * n;
-        if (!transB) queue(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, beta, inputFormat: gradFormat }, sinks[1]);
-        else queue(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, beta, inputFormat: gradFormat }, sinks[1]);
+        if (!transB) queue(a, g, gradB, { transA: !transA, transB: false, m: k, n, k: m, batch, strideA, strideB: strideG, alpha: gradScaleB, beta, inputFormat: gradFormat, roundInputs }, sinks[1]);
+        else queue(g, a, gradB, { transA: true, transB: transA, m: n, n: k, k: m, batch, strideA: strideG, strideB: strideA, alpha: gradScaleB, beta, inputFormat: gradFormat, roundInputs }, sinks[1]);
       }
     }
     if (independent.length > 0) g.backend.gemms(independent);
@@ -205,6 +210,7 @@ function accumulateGemm(
   ldc: number,
   alpha: number,
   inputFormat: GemmParams['inputFormat'],
+  roundInputs: boolean | undefined,
 ): void {
   a.backend.gemm({
     transA, transB, m, n, k, alpha,
@@ -213,6 +219,6 @@ function accumulateGemm(
     beta: 1,
     c: c.storage, cOffset: 0, ldc,
     batch: 1, strideA: 0, strideB: 0, strideC: 0,
-    inputFormat,
+    inputFormat, roundInputs,
   });
 }

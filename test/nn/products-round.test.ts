@@ -1,0 +1,72 @@
+/**
+ * PrecisionPolicy.linear / linearInput with native FP16/BF16 and nearest rounding: the products
+ * round the operands they read, so the separate rounding passes go, and nothing else changes.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import * as T from '../../src/tensor/index.ts';
+import * as nn from '../../src/nn/index.ts';
+import type { GemmParams } from '../../src/backend/backend.ts';
+import { ReferenceGpt } from '../../src/models/gpt/model.ts';
+
+type Mode = 'fp16' | 'bf16';
+
+function policy(mode: Mode, productsRoundOperands: boolean, rounding: 'nearest' | 'stochastic' = 'nearest', matmul: 'native' | 'simulated' = 'native') {
+  return nn.precisionPolicy({ mode, fp8_family: 'paper', rounding, master_weights: false, matmul, allow_tf32: false }, { productsRoundOperands });
+}
+
+/** Loss and every parameter gradient of one step of a small reference model, and the quantise calls it made. */
+function step(precision: nn.PrecisionPolicy, scaling: nn.Scaling) {
+  return T.tidy(() => {
+    const backend = T.defaultBackend();
+    const quantise = vi.spyOn(backend, 'quantise');
+    const model = new ReferenceGpt({ vocab: 13, hidden: 16, depth: 2, heads: 2, sequenceLength: 9, scaling, precision, seed: 3 });
+    const ids = T.tensor(Int32Array.from({ length: 18 }, (_, i) => (i * 5) % 13), [2, 9]);
+    const loss = model.loss(ids, ids);
+    T.backward(loss);
+    const arrays = [loss.toFloat32Array(), ...model.parameters.map((p) => p.tensor.grad!.toFloat32Array())];
+    const roundings = quantise.mock.calls.length;
+    quantise.mockRestore();
+    model.dispose();
+    return { arrays, roundings };
+  });
+}
+
+describe('products that round their own operands (precision.linear, linearInput)', () => {
+  for (const mode of ['bf16', 'fp16'] as const) {
+    for (const scaling of [nn.REGULAR, nn.unitScaling('umup')]) {
+      it(`${mode} ${scaling.mode}: the reference model's loss and gradients are bit for bit those of the separate rounding passes, with fewer passes`, () => {
+        const fused = step(policy(mode, true), scaling);
+        const separate = step(policy(mode, false), scaling);
+        fused.arrays.forEach((x, i) => expect(x, `array ${i}`).toEqual(separate.arrays[i]));
+        // Per layer: two norm outputs and the GELU output forward, four linear-output gradients backward.
+        expect(separate.roundings - fused.roundings).toBeGreaterThanOrEqual(2 * 7);
+      });
+    }
+  }
+
+  it('is on only for native products with nearest rounding', () => {
+    expect(policy('bf16', true).productsRound).toBe(true);
+    expect(policy('bf16', false).productsRound).toBe(false);
+    expect(policy('bf16', true, 'stochastic').productsRound).toBe(false);
+    expect(policy('bf16', true, 'nearest', 'simulated').productsRound).toBe(false);
+  });
+
+  it('the CPU gemm rounds operands under roundInputs, and refuses it for other formats', () => {
+    T.tidy(() => {
+      const backend = T.defaultBackend();
+      const a = T.tensor(Float32Array.of(1 + 2 ** -12, 3), [1, 2]);
+      const b = T.tensor(Float32Array.of(1, 1 + 2 ** -10), [2, 1]);
+      const c = T.zeros([1, 1]);
+      const params = (roundInputs: boolean, inputFormat: GemmParams['inputFormat'] = 'bf16'): GemmParams => ({
+        transA: false, transB: false, m: 1, n: 1, k: 2, alpha: 1, a: a.storage, aOffset: 0, lda: 2, b: b.storage, bOffset: 0, ldb: 1,
+        beta: 0, c: c.storage, cOffset: 0, ldc: 1, batch: 1, strideA: 0, strideB: 0, strideC: 0, inputFormat, roundInputs,
+      });
+      backend.gemm(params(true));
+      // BF16 keeps 8 significant bits: both small offsets round away, so 1·1 + 3·1.
+      expect(c.toFloat32Array()[0]).toBe(4);
+      backend.gemm(params(false));
+      expect(c.toFloat32Array()[0]).toBe(Math.fround(Math.fround(1 + 2 ** -12) + Math.fround(3 * (1 + 2 ** -10))));
+      expect(() => backend.gemm(params(true, 'e4m3'))).toThrow(/roundInputs needs inputFormat fp16 or bf16/);
+    });
+  });
+});
