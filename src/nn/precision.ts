@@ -57,12 +57,13 @@ export interface PrecisionPolicy {
   /** gemmOutput(op(inputs.map(gemmInput), gemmFormats)): a whole matmul-like op. */
   matmul(inputs: readonly T.Tensor[], op: (inputs: T.Tensor[], formats: GemmFormats) => T.Tensor): T.Tensor;
   /**
-   * matmul for an op whose output's gradient only its own products read (a bias-free linear).
-   * With native FP16/BF16 products and nearest rounding (see `productsRound`) the products round
-   * that gradient as they read it (GemmFormats.roundInputs), so only the output is rounded here:
-   * the same values, one rounding pass less.
+   * matmul for an op whose output's gradient only its own products read, rounding it to the
+   * format as they read it (a bias-free linear; 16-bit attention). With native FP16/BF16 products
+   * and nearest rounding (see `productsRound`) that gradient's rounding pass goes
+   * (GemmFormats.roundInputs), and with `outputRoundedOnRead` (every reader of the output rounds
+   * it as it reads it: linears, 16-bit attention) the output's too: the same values, fewer passes.
    */
-  linear(inputs: readonly T.Tensor[], op: (inputs: T.Tensor[], formats: GemmFormats) => T.Tensor): T.Tensor;
+  linear(inputs: readonly T.Tensor[], op: (inputs: T.Tensor[], formats: GemmFormats) => T.Tensor, options?: { readonly outputRoundedOnRead?: boolean }): T.Tensor;
   /**
    * output(t) for a value that only linear products read: under `productsRound` they round it as
    * they read it, so only its gradient is rounded here.
@@ -143,7 +144,11 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
       gemmOutput: output,
       gemmFormats: formats,
       matmul: (inputs, op) => output(op([...inputs], formats)),
-      linear: (inputs, op) => (productsRound ? T.quantise(op([...inputs], linearFormats), activation, null) : output(op([...inputs], formats))),
+      linear: (inputs, op, options) => {
+        if (!productsRound) return output(op([...inputs], formats));
+        const out = op([...inputs], linearFormats);
+        return options?.outputRoundedOnRead ? out : T.quantise(out, activation, null);
+      },
       linearInput: (t) => (productsRound ? T.quantise(t, null, activation) : output(t)),
       productsRound,
       initialiseWeight: (t) => {

@@ -93,9 +93,10 @@ export class ReferenceGpt {
     return this.store.parameters;
   }
 
-  private linear(x: T.Tensor, w: T.Tensor): T.Tensor {
+  /** outputRoundedOnRead: only ops that round it as they read it read the output (see precision.linear). */
+  private linear(x: T.Tensor, w: T.Tensor, outputRoundedOnRead = false): T.Tensor {
     const { precision, scaling } = this.options;
-    return precision.linear([x, precision.parameter(w)], ([a, b], formats) => nn.linear(a, b, null, scaling, { weightLayout: 'out-in', formats }));
+    return precision.linear([x, precision.parameter(w)], ([a, b], formats) => nn.linear(a, b, null, scaling, { weightLayout: 'out-in', formats }), { outputRoundedOnRead });
   }
 
   /**
@@ -133,13 +134,17 @@ export class ReferenceGpt {
     const { heads, hidden: d, scaling, precision } = this.options;
     const [B, S] = h.shape;
     const headDim = d / heads;
-    const qkv = this.linear(h, layer.qkv); // [B, S, 3d]
+    // 16-bit attention rounds q, k, v and its output's gradient as it reads them, and the output
+    // projection rounds the attention's output: neither needs a rounding pass of its own.
+    const internalFormat = this.attentionFormat();
+    const qkv = this.linear(h, layer.qkv, internalFormat !== undefined); // [B, S, 3d]
     // Part i of qkv ([B, S, 3, H, Dh]) as a [B, H, S, Dh] window; the result is [B, S, H, Dh].
     // The precision policy sees qkv whole: FP8 quantises all three parts at once.
-    const attended = precision.matmul([qkv], ([t], formats) => {
-      const part = (i: number) => T.headsView(t, [B, heads, S, headDim], [S * 3 * d, headDim, 3 * d], i * d);
-      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, { causal: true, formats, internalFormat: this.attentionFormat() });
-    });
+    const attend = ([t]: T.Tensor[], formats: nn.GemmFormats) => {
+      const part = (i: number) => T.headsView(t!, [B, heads, S, headDim], [S * 3 * d, headDim, 3 * d], i * d);
+      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, { causal: true, formats, internalFormat });
+    };
+    const attended = internalFormat !== undefined ? precision.linear([qkv], attend, { outputRoundedOnRead: true }) : precision.matmul([qkv], attend);
     const merged = T.reshape(attended, [B, S, d]);
     return this.linear(merged, layer.proj);
   }
