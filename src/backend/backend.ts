@@ -550,6 +550,8 @@ export interface AttentionShape {
 
 /** The 16-bit formats of AttentionShape.format. */
 export type AttentionFormat = 'fp16' | 'bf16';
+/** A 16-bit format an element-wise kernel rounds its inputs to as it reads them. */
+export type ReadFormat = 'fp16' | 'bf16';
 
 /**
  * Fused scaled dot-product attention in float32, per (b, h), never holding the [S, S] scores in
@@ -619,9 +621,12 @@ export interface Backend {
   resetPeakMemory(): void;
 
   fill(out: Storage, offset: number, n: number, value: number): void;
-  /** out = outScale·f(inScale·x), element-wise over n contiguous elements. */
-  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number): void;
-  /** gradX = gradScale·inScale·f'(inScale·x)·gradOut (written, not accumulated). */
+  /**
+   * out = outScale·f(inScale·x), element-wise over n contiguous elements. readFormat: x is read
+   * rounded to FP16 or BF16 (nearest-even, overflow to infinity), as if a rounding pass ran first.
+   */
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: ReadFormat): void;
+  /** gradX = gradScale·inScale·f'(inScale·x)·gradOut (written, not accumulated); readFormat: x and gradOut read rounded. */
   unaryGrad(
     kind: UnaryKind,
     x: Storage,
@@ -630,6 +635,7 @@ export interface Backend {
     n: number,
     inScale: number,
     gradScale: number,
+    readFormat?: ReadFormat,
   ): void;
   /** Broadcasting binary op over `shape`; out is contiguous (it may alias a or b element-wise). */
   binary(

@@ -71,6 +71,11 @@ export interface PrecisionPolicy {
   linearInput(t: T.Tensor): T.Tensor;
   /** Whether linear and linearInput leave roundings to the products (native FP16/BF16, nearest rounding). */
   readonly productsRound: boolean;
+  /**
+   * Under productsRound, the format element-wise ops may round their inputs to as they read them
+   * (T.UnaryOptions.readFormat) in place of rounding passes; otherwise null.
+   */
+  readonly readFormat: T.ReadFormat | null;
   /** Rounds a freshly initialised weight to the storage format (nearest), in place. */
   initialiseWeight(t: T.Tensor): void;
 }
@@ -113,6 +118,7 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
       linear: (inputs, op) => T.quantise(op(inputs.map((t) => T.quantise(t, fp8.forward, null)), formats), null, fp8.backward),
       linearInput: (t) => t,
       productsRound: false,
+      readFormat: null,
       initialiseWeight: () => {},
     };
   }
@@ -151,6 +157,7 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
       },
       linearInput: (t) => (productsRound ? T.quantise(t, null, activation) : output(t)),
       productsRound,
+      readFormat: productsRound ? config.mode : null,
       initialiseWeight: (t) => {
         if (weightStorage) T.quantiseInPlace(t, nearest);
       },
@@ -172,6 +179,7 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
     linear: (inputs, op) => op([...inputs], FP32_FORMATS),
     linearInput: (t) => t,
     productsRound: false,
+    readFormat: null,
     initialiseWeight: () => {},
   };
 }

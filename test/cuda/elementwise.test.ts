@@ -34,6 +34,26 @@ describe.skipIf(!cuda)(`CUDA element-wise kernels ${noCudaReason}`, () => {
     });
   }
 
+  for (const format of ['bf16', 'fp16'] as const) {
+    it(`unary with readFormat ${format}: x and the gradient read rounded, like the CPU twin; copy rounds bit for bit`, () => {
+      const x = testValues(n, 21, 3);
+      const g = testValues(n, 22);
+      for (const kind of ['copy', 'relu', 'gelu', 'exp'] as const) {
+        const { cpu, gpu } = runBoth({ x, g, out: new Float32Array(n), gx: new Float32Array(n), plain: new Float32Array(n) }, (b, s) => {
+          b.unary(kind, s.x!, s.out!, n, 0.75, 1.5, format);
+          b.unaryGrad(kind, s.x!, s.g!, s.gx!, n, 0.75, -2, format);
+          b.unary(kind, s.x!, s.plain!, n, 0.75, 1.5);
+        }, ['out', 'gx', 'plain']);
+        expectClose(gpu.out!, cpu.out!, ELEMENTWISE, `${kind} ${format} forward`);
+        expectClose(gpu.gx!, cpu.gx!, ELEMENTWISE, `${kind} ${format} backward`);
+        // The rounding happened: the result differs from the unrounded read.
+        expect(Array.from(gpu.out!).some((v, i) => v !== gpu.plain![i]), `${kind} ${format} rounds`).toBe(true);
+      }
+      const { cpu, gpu } = runBoth({ x, out: new Float32Array(n) }, (b, s) => b.unary('copy', s.x!, s.out!, n, 1, 1, format), ['out']);
+      expectSameBits(gpu.out!, cpu.out!, `copy ${format}`);
+    });
+  }
+
   it('unary copy with unit scale copies bits exactly, in place too', () => {
     const x = testValues(n, 3);
     const { cpu, gpu } = runBoth({ x, out: new Float32Array(n) }, (b, s) => {

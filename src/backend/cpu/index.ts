@@ -25,6 +25,7 @@ import type {
   SgdmParams,
   Storage,
   StridedView,
+  ReadFormat,
   UnaryKind,
 } from '../backend.ts';
 import { CpuStorage, dataOf, f32, i32 } from './storage.ts';
@@ -38,7 +39,7 @@ import * as fusedAttention from './attention.ts';
 import { sgemmBatched } from './gemm.ts';
 import { gemmStrided } from './gemm-strided.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
-import { quantiseWithFormat, roundedCopy } from './quantise.ts';
+import { quantiseWithFormat, readRounded, roundedCopy } from './quantise.ts';
 import { operandRounding } from '../gemm-rules.ts';
 
 /** The reference backend: plain TypeScript kernels (and a system BLAS for matmuls when present). */
@@ -93,12 +94,12 @@ export class CpuBackend implements Backend {
     dataOf(out).fill(value, offset, offset + n);
   }
 
-  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number): void {
-    elementwise.unary(kind, f32(x), f32(out), n, inScale, outScale);
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: ReadFormat): void {
+    elementwise.unary(kind, readRounded(f32(x), n, readFormat), f32(out), n, inScale, outScale);
   }
 
-  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number): void {
-    elementwise.unaryGrad(kind, f32(x), f32(gradOut), f32(gradX), n, inScale, gradScale);
+  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: ReadFormat): void {
+    elementwise.unaryGrad(kind, readRounded(f32(x), n, readFormat), readRounded(f32(gradOut), n, readFormat), f32(gradX), n, inScale, gradScale);
   }
 
   binary(kind: BinaryKind, a: StridedView, b: StridedView, out: Storage, shape: readonly number[], scaleA: number, scaleB: number): void {

@@ -25,3 +25,8 @@ export function roundTo16Bits(values: Float32Array, format: 'fp16' | 'bf16'): Fl
 export function roundedCopy(values: Float32Array, format: 'fp16' | 'bf16'): Float32Array {
   return roundTo16Bits(Float32Array.from(values), format);
 }
+
+/** The first n values as an element-wise kernel reads them: rounded (a copy) with a readFormat, else as stored. */
+export function readRounded(values: Float32Array, n: number, format: 'fp16' | 'bf16' | undefined): Float32Array {
+  return format ? roundTo16Bits(values.slice(0, n), format) : values;
+}

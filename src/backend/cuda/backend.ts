@@ -31,6 +31,7 @@ import type {
   StridedGemmParams,
   StridedMatrix,
   StridedView,
+  ReadFormat,
   UnaryKind,
 } from '../backend.ts';
 import { checkStridedGemm } from '../strided-gemm-rules.ts';
@@ -178,12 +179,12 @@ export class CudaBackend implements Backend {
     elementwise.fill(this.runtime, out, offset, n, value);
   }
 
-  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number): void {
-    elementwise.unary(this.runtime, kind, x, out, n, inScale, outScale);
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: ReadFormat): void {
+    elementwise.unary(this.runtime, kind, x, out, n, inScale, outScale, readFormat);
   }
 
-  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number): void {
-    elementwise.unaryGrad(this.runtime, kind, x, gradOut, gradX, n, inScale, gradScale);
+  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: ReadFormat): void {
+    elementwise.unaryGrad(this.runtime, kind, x, gradOut, gradX, n, inScale, gradScale, readFormat);
   }
 
   binary(kind: BinaryKind, a: StridedView, b: StridedView, out: Storage, shape: readonly number[], scaleA: number, scaleB: number): void {

@@ -1,5 +1,5 @@
 /** Host wrappers of the element-wise kernels (unary, binary, where, copy, fill). */
-import type { BinaryKind, Storage, StridedView, UnaryKind } from '../backend.ts';
+import type { BinaryKind, ReadFormat, Storage, StridedView, UnaryKind } from '../backend.ts';
 import { checkDriver } from './driver-api.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
 import { STRIDED_WORDS } from './kernels/prelude.ts';
@@ -28,14 +28,19 @@ export function fill(rt: CudaRuntime, out: Storage, offset: number, n: number, v
   checkDriver(rt.api, 'cuMemsetD32Async', rt.api.cuMemsetD32Async(addressAt(out, offset, 'fill'), word, n, rt.stream));
 }
 
-export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number): void {
+/** Kernel code of a read format (kernels/elementwise.ts, read_rounded). */
+function readFormatCode(format: ReadFormat | undefined): number {
+  return format === undefined ? 0 : format === 'bf16' ? 1 : 2;
+}
+
+export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: ReadFormat): void {
   checkCount(`unary ${kind}`, 'x', x, n);
   checkCount(`unary ${kind}`, 'out', out, n);
   requireFloat(`unary ${kind}`, x, out);
   if (n === 0) return;
   const xa = asCuda(x, 'unary').address;
   const oa = asCuda(out, 'unary').address;
-  if (kind === 'copy') {
+  if (kind === 'copy' && readFormat === undefined) {
     const s = inScale * outScale;
     if (s === 1) {
       if (xa !== oa) checkDriver(rt.api, 'cuMemcpyDtoDAsync', rt.api.cuMemcpyDtoDAsync_v2(oa, xa, 4 * n, rt.stream));
@@ -44,7 +49,7 @@ export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage
     rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'scale_copy', ['p', 'p', 'i', 'f', 'i']), Math.ceil(n / 4), [xa, oa, n, s, aligned(xa, oa)]);
     return;
   }
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f', 'i']), Math.ceil(n / 4), [xa, oa, n, inScale, outScale, aligned(xa, oa)]);
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f', 'i', 'i']), Math.ceil(n / 4), [xa, oa, n, inScale, outScale, aligned(xa, oa), readFormatCode(readFormat)]);
 }
 
 /** 1 when every address allows float4 access. */
@@ -75,14 +80,14 @@ function launchStrided(
   rt.launchLinear(kernel, c.count, [...pointers, c.count, packStrided(c, op), ...values]);
 }
 
-export function unaryGrad(rt: CudaRuntime, kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number): void {
+export function unaryGrad(rt: CudaRuntime, kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: ReadFormat): void {
   for (const [name, s] of [['x', x], ['gradOut', gradOut], ['gradX', gradX]] as const) checkCount(`unaryGrad ${kind}`, name, s, n);
   requireFloat(`unaryGrad ${kind}`, x, gradOut, gradX);
   const xa = asCuda(x, 'unaryGrad').address;
   const ga = asCuda(gradOut, 'unaryGrad').address;
   const gxa = asCuda(gradX, 'unaryGrad').address;
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_grad_${kind}`, ['p', 'p', 'p', 'i', 'f', 'f', 'i']), Math.ceil(n / 4), [
-    xa, ga, gxa, n, inScale, gradScale * inScale, aligned(xa, ga, gxa),
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_grad_${kind}`, ['p', 'p', 'p', 'i', 'f', 'f', 'i', 'i']), Math.ceil(n / 4), [
+    xa, ga, gxa, n, inScale, gradScale * inScale, aligned(xa, ga, gxa), readFormatCode(readFormat),
   ]);
 }
 

@@ -157,6 +157,12 @@ export class ReferenceGpt {
 
   private ffn(h: T.Tensor, layer: Layer): T.Tensor {
     const { scaling, precision } = this.options;
+    const readFormat = precision.readFormat;
+    if (readFormat) {
+      // GELU reads the up projection rounded and rounds its output's gradient as it reads it; the
+      // down projection rounds GELU's output: no rounding pass in the block.
+      return this.linear(nn.gelu(this.linear(h, layer.up, true), scaling, { readFormat }), layer.down);
+    }
     return this.linear(precision.linearInput(nn.gelu(this.linear(h, layer.up), scaling)), layer.down);
   }
 

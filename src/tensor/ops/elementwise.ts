@@ -1,4 +1,5 @@
-import type { BinaryKind, UnaryKind } from '../../backend/backend.ts';
+import type { BinaryKind, ReadFormat, UnaryKind } from '../../backend/backend.ts';
+export type { ReadFormat } from '../../backend/backend.ts';
 import { record, SUNK, type GradSink } from '../autograd.ts';
 import { sameShape, type Tensor } from '../tensor.ts';
 import { broadcastShapes, broadcastView, sumTo } from './broadcast.ts';
@@ -149,16 +150,22 @@ export function where(cond: Tensor, aIn: Operand, bIn: Operand): Tensor {
 export interface UnaryOptions extends OutputScale {
   /** Multiplies the input before the function: y = scale·f(inScale·x). */
   inScale?: number;
+  /**
+   * The op reads x, and its backward the gradient arriving at its output, rounded to FP16 or BF16
+   * (nearest-even): the values of a rounding pass before it and one on its gradient, without
+   * the passes.
+   */
+  readFormat?: ReadFormat;
 }
 
 function unaryOp(kind: UnaryKind, x: Tensor, options: UnaryOptions = {}): Tensor {
   const { inScale = 1, scale = 1 } = options;
   const gradScale = options.gradScale ?? scale;
   const out = empty(x.shape, 'f32', x.backend);
-  x.backend.unary(kind, x.storage, out.storage, x.size, inScale, scale);
+  x.backend.unary(kind, x.storage, out.storage, x.size, inScale, scale, options.readFormat);
   return record(out, [x], (g) => {
     const gx = empty(x.shape, 'f32', x.backend);
-    x.backend.unaryGrad(kind, x.storage, g.storage, gx.storage, x.size, inScale, gradScale);
+    x.backend.unaryGrad(kind, x.storage, g.storage, gx.storage, x.size, inScale, gradScale, options.readFormat);
     return [gx];
   });
 }

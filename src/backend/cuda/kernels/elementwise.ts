@@ -12,8 +12,9 @@ export const UNARY_KINDS: readonly UnaryKind[] = [
 ];
 export const BINARY_KINDS: readonly BinaryKind[] = ['add', 'mul', 'div', 'max', 'min', 'eq', 'gt', 'ge'];
 
-/** f(v) for each kind ('copy' and 'relu' have their own kernels). */
-const FORWARD: Record<Exclude<UnaryKind, 'copy' | 'relu'>, string> = {
+/** f(v) for each kind ('relu' has its own kernel; 'copy' runs as scale_copy unless it rounds as it reads). */
+const FORWARD: Record<Exclude<UnaryKind, 'relu'>, string> = {
+  copy: 'v',
   abs: 'fabsf(v)',
   exp: 'expf(v)',
   log: 'logf(v)',
@@ -76,6 +77,21 @@ __device__ __forceinline__ float sech2_f(float x) {
   float c = coshf(x);
   return 1.0f / (c * c);
 }
+/** v as a kernel with a read format reads it: 0 as stored, 1 rounded to BF16, 2 to FP16 (nearest-even, overflow to infinity). */
+__device__ __forceinline__ float read_rounded(float v, int fmt) {
+  if (fmt == 0) return v;
+  if (fmt == 1) {
+    u32 b = __float_as_uint(v);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return v;
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return __uint_as_float(b & 0xffff0000u);
+  }
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
 __device__ __forceinline__ float gelu_tanh_inner(float x) { return GELU_TANH_C * (x + 0.044715f * x * x * x); }
 /** d/dx of 0.5·x·(1 + tanh(u(x))), with 0.5·(1 + tanh u) = σ(2u). */
 __device__ __forceinline__ float gelu_tanh_grad(float x) {
@@ -103,23 +119,23 @@ const LANES = ['x', 'y', 'z', 'w'] as const;
 function unaryKernels(): string {
   const forward = Object.entries(FORWARD).map(
     ([kind, expr]) => `__device__ __forceinline__ float unary_fn_${kind}(float v, float outScale) { return outScale * (${expr}); }
-extern "C" __global__ void unary_${kind}(const float *x, float *out, int n, float inScale, float outScale, int aligned) {
+extern "C" __global__ void unary_${kind}(const float *x, float *out, int n, float inScale, float outScale, int aligned, int fmt) {
 ${contiguousLoop(
   `    float4 a = reinterpret_cast<const float4 *>(x)[i], o;
-${LANES.map((l) => `    o.${l} = unary_fn_${kind}(inScale * a.${l}, outScale);`).join('\n')}
+${LANES.map((l) => `    o.${l} = unary_fn_${kind}(inScale * read_rounded(a.${l}, fmt), outScale);`).join('\n')}
     reinterpret_cast<float4 *>(out)[i] = o;`,
-  `    out[i] = unary_fn_${kind}(inScale * x[i], outScale);`,
+  `    out[i] = unary_fn_${kind}(inScale * read_rounded(x[i], fmt), outScale);`,
 )}
 }`,
   );
   const grads = Object.entries(DERIVATIVE).map(
     ([kind, expr]) => `__device__ __forceinline__ float unary_grad_fn_${kind}(float v, float g, float s) { (void)v; return s * (${expr}) * g; }
-extern "C" __global__ void unary_grad_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s, int aligned) {
+extern "C" __global__ void unary_grad_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s, int aligned, int fmt) {
 ${contiguousLoop(
   `    float4 a = reinterpret_cast<const float4 *>(x)[i], b = reinterpret_cast<const float4 *>(g)[i], o;
-${LANES.map((l) => `    o.${l} = unary_grad_fn_${kind}(inScale * a.${l}, b.${l}, s);`).join('\n')}
+${LANES.map((l) => `    o.${l} = unary_grad_fn_${kind}(inScale * read_rounded(a.${l}, fmt), read_rounded(b.${l}, fmt), s);`).join('\n')}
     reinterpret_cast<float4 *>(gx)[i] = o;`,
-  `    gx[i] = unary_grad_fn_${kind}(inScale * x[i], g[i], s);`,
+  `    gx[i] = unary_grad_fn_${kind}(inScale * read_rounded(x[i], fmt), read_rounded(g[i], fmt), s);`,
 )}
 }`,
   );
@@ -162,17 +178,17 @@ extern "C" __global__ void scale_copy(const float *x, float *out, int n, float s
   for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = s * x[i];
 }
 __device__ __forceinline__ float unary_fn_relu(float v, float outScale) { return v > 0.0f ? outScale * v : 0.0f; }
-extern "C" __global__ void unary_relu(const float *x, float *out, int n, float inScale, float outScale, int aligned) {
+extern "C" __global__ void unary_relu(const float *x, float *out, int n, float inScale, float outScale, int aligned, int fmt) {
   int n4 = aligned ? (n >> 2) : 0;
   GRID_STRIDE(i, n4) {
     float4 a = reinterpret_cast<const float4 *>(x)[i], o;
-    o.x = unary_fn_relu(inScale * a.x, outScale);
-    o.y = unary_fn_relu(inScale * a.y, outScale);
-    o.z = unary_fn_relu(inScale * a.z, outScale);
-    o.w = unary_fn_relu(inScale * a.w, outScale);
+    o.x = unary_fn_relu(inScale * read_rounded(a.x, fmt), outScale);
+    o.y = unary_fn_relu(inScale * read_rounded(a.y, fmt), outScale);
+    o.z = unary_fn_relu(inScale * read_rounded(a.z, fmt), outScale);
+    o.w = unary_fn_relu(inScale * read_rounded(a.w, fmt), outScale);
     reinterpret_cast<float4 *>(out)[i] = o;
   }
-  for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = unary_fn_relu(inScale * x[i], outScale);
+  for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = unary_fn_relu(inScale * read_rounded(x[i], fmt), outScale);
 }
 extern "C" __global__ void where_nd(const float *cond, const float *pa, const float *pb, float *out, int n, Strided st) {
   GRID_STRIDE(i, n) {
