@@ -216,6 +216,55 @@ __device__ __forceinline__ void store_fragments(float *base, long long stride, i
   }
 }
 
+// The masks of a score tile. Row-major tiles (forward, grad_q): rows are the warp's queries
+// rows[0], rows[1], columns the keys from k0. A key is seen by a query when it exists and, under
+// the causal mask, does not follow it. MASKED false: the caller checked that every key of the tile
+// is seen by every row of the warp (most tiles), and the index arithmetic goes.
+template <bool MASKED>
+__device__ __forceinline__ void scaled_scores(float s[RTILES][4], float tileMax[2], float scale2, int k0, int keys, const int rows[2], int causal) {
+  const int t = threadIdx.x & 3;
+  #pragma unroll
+  for (int n = 0; n < RTILES; n++)
+    #pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
+      s[n][e] = !MASKED || (key < keys && (!causal || key <= rows[half])) ? scale2 * s[n][e] : -f32_inf();
+      tileMax[half] = fmaxf(tileMax[half], s[n][e]);
+    }
+}
+
+// P = exp(s − lse) of a row-major tile (base 2: s carries log2(e) through scale2, lse too), 0 where masked.
+template <bool MASKED>
+__device__ __forceinline__ void row_probabilities(float s[RTILES][4], float scale2, const float rowLse[2], int k0, int keys, const int rows[2], int causal) {
+  const int t = threadIdx.x & 3;
+  #pragma unroll
+  for (int n = 0; n < RTILES; n++)
+    #pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
+      s[n][e] = !MASKED || (key < keys && (!causal || key <= rows[half])) ? exp2f(scale2 * s[n][e] - rowLse[half]) : 0.0f;
+    }
+}
+
+// The same for grad_kv's transposed tiles: rows are the warp's keys, columns the queries from q0
+// with their log-sum-exps in Ls; queries past S are masked too (they are not rows anyone drops).
+template <bool MASKED>
+__device__ __forceinline__ void column_probabilities(float s[RTILES][4], float scale2, const float *Ls, int q0, int S, int keys, const int rows[2], int causal) {
+  const int t = threadIdx.x & 3;
+  #pragma unroll
+  for (int n = 0; n < RTILES; n++)
+    #pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int c = n * 8 + 2 * t + (e & 1), query = q0 + c, key = rows[e >> 1];
+      s[n][e] = !MASKED || (query < S && key < keys && (!causal || key <= query)) ? exp2f(scale2 * s[n][e] - Ls[c]) : 0.0f;
+    }
+}
+
+// Whether every key of the tile from k0 is seen by every query of the warp's rows from row0.
+__device__ __forceinline__ bool tile_unmasked(int k0, int keys, int row0, int causal) {
+  return k0 + BR <= keys && (!causal || k0 + BR - 1 <= row0);
+}
+
 extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
     Operand q, Operand k, Operand v, Operand out, float *lse, int H, int S, int keys, int D, float temperature, float outputScale, int causal) {
   __shared__ __align__(16) u32 Ks[BR * RW];
@@ -249,14 +298,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
       float s[RTILES][4];
       dot_rows(s, qa, Ks);
       float tileMax[2] = {-f32_inf(), -f32_inf()};
-      #pragma unroll
-      for (int n = 0; n < RTILES; n++)
-        #pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
-          s[n][e] = key < keys && (!causal || key <= rows[half]) ? scale2 * s[n][e] : -f32_inf();
-          tileMax[half] = fmaxf(tileMax[half], s[n][e]);
-        }
+      if (tile_unmasked(k0, keys, q0 + warp * 16, causal)) scaled_scores<false>(s, tileMax, scale2, k0, keys, rows, causal);
+      else scaled_scores<true>(s, tileMax, scale2, k0, keys, rows, causal);
       #pragma unroll
       for (int half = 0; half < 2; half++) {
         const float next = fmaxf(m[half], quad_max(tileMax[half]));
@@ -280,13 +323,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_forward(
     __syncthreads();
     float s[RTILES][4];
     dot_rows(s, qa, Ks);
-    #pragma unroll
-    for (int n = 0; n < RTILES; n++)
-      #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
-        s[n][e] = key < keys && (!causal || key <= rows[half]) ? exp2f(scale2 * s[n][e] - rowLse[half]) : 0.0f;
-      }
+    if (tile_unmasked(k0, keys, q0 + warp * 16, causal)) row_probabilities<false>(s, scale2, rowLse, k0, keys, rows, causal);
+    else row_probabilities<true>(s, scale2, rowLse, k0, keys, rows, causal);
     accumulate_rows(acc, s, Vs);
   }
   store_fragments(head_base(out, b, h), out.ss, q0 + warp * 16, S, D, acc, outputScale);
@@ -337,15 +375,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
     float s[RTILES][4], dp[RTILES][4];
     dot_rows(s, qa, Ks);
     dot_rows(dp, ga, Vs);
+    // Rows past S are zero and never stored, so only keys need masking.
+    if (tile_unmasked(k0, keys, q0 + warp * 16, causal)) row_probabilities<false>(s, scale2, rowLse, k0, keys, rows, causal);
+    else row_probabilities<true>(s, scale2, rowLse, k0, keys, rows, causal);
     #pragma unroll
     for (int n = 0; n < RTILES; n++)
       #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
-        const bool seen = rows[half] < S && key < keys && (!causal || key <= rows[half]);
-        const float p = seen ? exp2f(scale2 * s[n][e] - rowLse[half]) : 0.0f;
-        s[n][e] = logitGradScale * p * (probsGradScale * dp[n][e] - rowDelta[half]);
-      }
+      for (int e = 0; e < 4; e++) s[n][e] = logitGradScale * s[n][e] * (probsGradScale * dp[n][e] - rowDelta[e >> 1]);
     accumulate_rows(acc, s, Ks);
   }
   store_fragments(head_base(gradQ, b, h), gradQ.ss, q0 + warp * 16, S, D, acc, 1.0f);
@@ -386,16 +422,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
     float s[RTILES][4], dp[RTILES][4];
     dot_rows(s, ka, Qs);
     dot_rows(dp, va, Gs);
+    // Every query of the tile exists and follows every key of the warp (rows past keys are never stored).
+    if (q0 + BR <= S && (!causal || k0 + warp * 16 + 15 <= q0)) column_probabilities<false>(s, scale2, Ls, q0, S, keys, rows, causal);
+    else column_probabilities<true>(s, scale2, Ls, q0, S, keys, rows, causal);
     #pragma unroll
     for (int n = 0; n < RTILES; n++)
       #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int c = n * 8 + 2 * t + (e & 1), query = q0 + c, key = rows[e >> 1];
-        const bool seen = query < S && key < keys && (!causal || key <= query);
-        const float p = seen ? exp2f(scale2 * s[n][e] - Ls[c]) : 0.0f;
-        s[n][e] = p;
-        dp[n][e] = logitGradScale * p * (probsGradScale * dp[n][e] - Ds[c]);
-      }
+      for (int e = 0; e < 4; e++) dp[n][e] = logitGradScale * s[n][e] * (probsGradScale * dp[n][e] - Ds[n * 8 + 2 * t + (e & 1)]);
     accumulate_rows(dv, s, Gs);
     accumulate_rows(dk, dp, Qs);
   }
