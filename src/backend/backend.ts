@@ -174,6 +174,8 @@ export interface LayerNormSumOf {
   readonly b: Storage;
   readonly scaleA: number;
   readonly scaleB: number;
+  /** a is read rounded to this format (nearest-even), as if a rounding pass had run on it first. */
+  readonly readFormatA?: ReadFormat;
 }
 
 export interface LayerNormGradParams {
@@ -208,6 +210,8 @@ export interface LayerNormGradParams {
    * residual add hands its scaled skip path, with no kernel of its own (T.addLayerNorm).
    */
   readonly gradXCopy?: { readonly target: Storage; readonly scale: number } | null;
+  /** gradOut is read rounded to this format (nearest-even), as if a rounding pass had run on it first. */
+  readonly gradOutReadFormat?: ReadFormat;
 }
 
 export interface CrossEntropyParams {

@@ -10,8 +10,10 @@
  * the largest value).
  */
 import { describe, expect, it } from 'vitest';
-import type { ReduceKind } from '../../src/backend/backend.ts';
-import { cpu, cuda, expectClose, noCudaReason, positiveValues, runBoth, runOn, testValues } from './helpers.ts';
+import type { ReduceKind, Storage } from '../../src/backend/backend.ts';
+import { quantise } from '../../src/formats/quantise.ts';
+import { parseFormat } from '../../src/formats/registry.ts';
+import { cpu, cuda, expectClose, expectSameBits, noCudaReason, positiveValues, runBoth, runOn, testValues } from './helpers.ts';
 
 const SUMS = { rel: 1e-5, absOfMax: 1e-6 };
 const KINDS: readonly ReduceKind[] = ['sum', 'sumSquares', 'max', 'min'];
@@ -110,6 +112,48 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
       for (const name of ['out', 'mean', 'rstd']) expectClose(gpu[name]!, c[name]!, SUMS, `fused layerNorm ${rows}x${cols} ${name}`);
     }
   });
+
+  for (const format of ['bf16', 'fp16'] as const) {
+    it(`layerNorm reading rounded (${format}): the fused add's a and the backward's gy, bit for bit as on pre-rounded inputs, and as the CPU twin`, () => {
+      const onGrid = (x: Float32Array) => {
+        const y = Float32Array.from(x);
+        quantise(y, y, parseFormat(format), { rounding: 'nearest', overflow: 'inf' });
+        return y;
+      };
+      // Warp kernels, vector and scalar (64, 96, 40 columns) and the row kernels with the parameter partials (1500).
+      for (const [rows, cols] of [[600, 64], [70, 96], [33, 40], [5, 1500]] as const) {
+        const size = rows * cols;
+        const a = testValues(size, 101, 3);
+        const bv = testValues(size, 102, 2);
+        const gy = testValues(size, 103);
+        const gamma = positiveValues(cols, 104);
+        const beta = testValues(cols, 105);
+        const buffers = {
+          a, aRounded: onGrid(a), b: bv, gy, gyRounded: onGrid(gy), gamma, beta,
+          x: new Float32Array(size), x2: new Float32Array(size), out: new Float32Array(size), out2: new Float32Array(size),
+          mean: new Float32Array(rows), rstd: new Float32Array(rows), mean2: new Float32Array(rows), rstd2: new Float32Array(rows),
+          gx: new Float32Array(size), gg: new Float32Array(cols), gb: new Float32Array(cols), gx2: new Float32Array(size), gg2: new Float32Array(cols), gb2: new Float32Array(cols),
+        };
+        const { cpu: c, gpu } = runBoth(buffers, (b, st) => {
+          const norm = (x: Storage, out: Storage, mean: Storage, rstd: Storage, a: Storage, readFormatA?: typeof format) =>
+            b.layerNorm({ x, gamma: st.gamma!, beta: st.beta!, out, mean, rstd, rows, cols, eps: 1e-5, sumOf: { a, b: st.b!, scaleA: 0.6, scaleB: 0.8, readFormatA } });
+          const grad = (gradOut: Storage, gx: Storage, gg: Storage, gb: Storage, gradOutReadFormat?: typeof format) =>
+            b.layerNormGrad({
+              x: st.x!, gamma: st.gamma!, mean: st.mean!, rstd: st.rstd!, gradOut, gradX: gx, gradGamma: gg, gradBeta: gb, rows, cols,
+              gradXScale: 0.5, gradGammaScale: 2, gradBetaScale: 3, accumulateGradX: false, accumulateParams: false, gradOutReadFormat,
+            });
+          norm(st.x!, st.out!, st.mean!, st.rstd!, st.a!, format);
+          norm(st.x2!, st.out2!, st.mean2!, st.rstd2!, st.aRounded!);
+          grad(st.gy!, st.gx!, st.gg!, st.gb!, format);
+          grad(st.gyRounded!, st.gx2!, st.gg2!, st.gb2!);
+        }, ['x', 'x2', 'out', 'out2', 'gx', 'gx2', 'gg', 'gg2', 'gb', 'gb2']);
+        for (const [name, twin] of [['x', 'x2'], ['out', 'out2'], ['gx', 'gx2'], ['gg', 'gg2'], ['gb', 'gb2']] as const) {
+          expectSameBits(gpu[name]!, gpu[twin]!, `${format} ${rows}x${cols} ${name}`);
+          expectClose(gpu[name]!, c[name]!, SUMS, `${format} ${rows}x${cols} ${name} against the CPU`);
+        }
+      }
+    });
+  }
 
   function layerNormCase(affine: boolean, rows: number, cols: number): void {
     const size = rows * cols;

@@ -25,4 +25,23 @@ describe('unary ops that read rounded (readFormat)', () => {
       expect(plain).not.toEqual(fusedOut);
     });
   }
+
+  it('addLayerNorm: a read rounded and the normed gradient read rounded equal the explicit rounding ops, bit for bit', () => {
+    const spec: T.CastSpec = { format: parseFormat('bf16'), rounding: 'nearest', overflow: 'inf' };
+    const run = (fused: boolean) =>
+      T.tidy(() => {
+        const a = param(values(6 * 16, 7, -2, 2), [6, 16]);
+        const b = param(values(6 * 16, 8, -2, 2), [6, 16]);
+        const gamma = param(values(16, 9, 0.5, 1.5), [16]);
+        const w = T.tensor(values(6 * 16, 10), [6, 16]);
+        const { sum, normed } = fused
+          ? T.addLayerNorm(a, b, { scaleA: 0.7 }, gamma, null, { aReadFormat: 'bf16', gradReadFormat: 'bf16' })
+          : (({ sum: s, normed: n }) => ({ sum: s, normed: T.quantise(n, null, spec) }))(T.addLayerNorm(T.quantise(a, spec, null), b, { scaleA: 0.7 }, gamma, null));
+        T.backward(T.add(T.sum(T.mul(normed, w)), T.sum(T.mul(sum, w))));
+        return [sum, normed, a.grad!, b.grad!, gamma.grad!].map((t) => t.toFloat32Array());
+      });
+    const fused = run(true);
+    const explicit = run(false);
+    fused.forEach((x, i) => expect(x, `array ${i}`).toEqual(explicit[i]));
+  });
 });

@@ -28,8 +28,8 @@ export function fill(rt: CudaRuntime, out: Storage, offset: number, n: number, v
   checkDriver(rt.api, 'cuMemsetD32Async', rt.api.cuMemsetD32Async(addressAt(out, offset, 'fill'), word, n, rt.stream));
 }
 
-/** Kernel code of a read format (kernels/elementwise.ts, read_rounded). */
-function readFormatCode(format: ReadFormat | undefined): number {
+/** Kernel code of a read format (read_rounded in kernels/prelude.ts). */
+export function readFormatCode(format: ReadFormat | undefined): number {
   return format === undefined ? 0 : format === 'bf16' ? 1 : 2;
 }
 

@@ -4,6 +4,7 @@ import { NN_MODULE, WARP_ROW_WIDTHS } from './kernels/nn.ts';
 import type { Block } from './allocator.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
+import { readFormatCode } from './elementwise-ops.ts';
 
 function address(storage: Storage, op: string): number {
   return asCuda(storage, op).address;
@@ -85,10 +86,10 @@ export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
     checkCount(op, 'sumOf.a', sumOf.a, size);
     checkCount(op, 'sumOf.b', sumOf.b, size);
   }
-  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'p', 'p', 'f', 'f'] as const;
+  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'p', 'p', 'f', 'f', 'i'] as const;
   const args = [
     address(p.x, op), optional(p.gamma, op), optional(p.beta, op), address(p.out, op), address(p.mean, op), address(p.rstd, op), p.rows, p.cols, p.eps,
-    optional(sumOf?.a ?? null, op), optional(sumOf?.b ?? null, op), sumOf?.scaleA ?? 1, sumOf?.scaleB ?? 1,
+    optional(sumOf?.a ?? null, op), optional(sumOf?.b ?? null, op), sumOf?.scaleA ?? 1, sumOf?.scaleB ?? 1, readFormatCode(sumOf?.readFormatA),
   ];
   const k = warpWidth(p.cols, 32);
   if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `layer_norm_warp_${k}`, kinds), p.rows, args);
@@ -111,6 +112,7 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   if (p.gradXAddend) checkCount(op, 'gradXAddend', p.gradXAddend, size);
   if (p.gradXCopy) checkCount(op, 'gradXCopy', p.gradXCopy.target, size);
   const copy = [optional(p.gradXCopy?.target ?? null, op), p.gradXCopy?.scale ?? 1] as const;
+  const fmtG = readFormatCode(p.gradOutReadFormat);
   // With accumulateGradX the kernels add the prior gradient read from here (gradX itself by default).
   const addend = p.gradXAddend ?? p.gradX;
   const k = warpWidth(cols, 32);
@@ -127,25 +129,25 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
     const partialGamma = scratch ? scratch.address : 0;
     const partialBeta = scratch ? scratch.address + parts * cols * 8 : 0;
     if (parts > 0) {
-      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i', 'p', 'f']), parts, 1, 32 * LN_WARPS, [
+      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i', 'p', 'f', 'i']), parts, 1, 32 * LN_WARPS, [
         address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
-        address(addend, op), partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX, ...copy,
+        address(addend, op), partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX, ...copy, fmtG,
       ]);
     }
   } else {
-    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i', 'p', 'f'] as const;
+    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i', 'p', 'f', 'i'] as const;
     rt.launchRows(rt.kernel(NN_MODULE, 'layer_norm_grad_rows', kinds), rows, cols, [
       address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
-      address(addend, op), rows, cols, p.gradXScale, accumulateX, ...copy,
+      address(addend, op), rows, cols, p.gradXScale, accumulateX, ...copy, fmtG,
     ]);
     if (params && rows > 0) {
       const chunkRows = Math.max(PARAM_CHUNK_ROWS, Math.ceil(rows / MAX_GRID_Y));
       parts = Math.ceil(rows / chunkRows);
       scratch = rt.allocateScratch(2 * parts * cols * 8);
-      const partials = rt.kernel(NN_MODULE, 'layer_norm_param_partials', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i']);
+      const partials = rt.kernel(NN_MODULE, 'layer_norm_param_partials', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'i']);
       rt.launch(partials, Math.ceil(cols / 32), parts, 1024, [
         address(p.x, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), scratch.address, scratch.address + parts * cols * 8,
-        rows, cols, chunkRows,
+        rows, cols, chunkRows, fmtG,
       ]);
     }
   }

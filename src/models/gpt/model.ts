@@ -123,8 +123,11 @@ export class ReferenceGpt {
     const [g, b] = [precision.parameter(gain), precision.parameter(bias)];
     const options = { eps, gradScaleX: index + 1 < 2 * depth ? this.residual(index + 1).branchGrad : 1 };
     if (this.options.fuseResidualNorms ?? true) {
-      const { sum, normed } = nn.addLayerNorm(out, x, add, g, b, scaling, options);
-      return { x: sum, normed: precision.linearInput(normed) };
+      // Under readFormat the kernel reads the branch output rounded and the normed output's
+      // gradient rounded: no rounding pass on either.
+      const readFormat = precision.readFormat ?? undefined;
+      const { sum, normed } = nn.addLayerNorm(out, x, add, g, b, scaling, { ...options, aReadFormat: readFormat, gradReadFormat: readFormat });
+      return { x: sum, normed: readFormat ? normed : precision.linearInput(normed) };
     }
     const sum = T.add(out, x, add);
     return { x: sum, normed: precision.linearInput(nn.layerNorm(sum, g, b, scaling, options)) };
@@ -146,7 +149,12 @@ export class ReferenceGpt {
     };
     const attended = internalFormat !== undefined ? precision.linear([qkv], attend, { outputRoundedOnRead: true }) : precision.matmul([qkv], attend);
     const merged = T.reshape(attended, [B, S, d]);
-    return this.linear(merged, layer.proj);
+    return this.linear(merged, layer.proj, this.branchOutputRoundedOnRead());
+  }
+
+  /** Whether the fused residual add reads each branch's output rounded (so the branch's last linear need not round it). */
+  private branchOutputRoundedOnRead(): boolean {
+    return this.options.precision.readFormat !== null && (this.options.fuseResidualNorms ?? true);
   }
 
   private attentionFormat(): T.AttentionFormat | undefined {
@@ -161,7 +169,7 @@ export class ReferenceGpt {
     if (readFormat) {
       // GELU reads the up projection rounded and rounds its output's gradient as it reads it; the
       // down projection rounds GELU's output: no rounding pass in the block.
-      return this.linear(nn.gelu(this.linear(h, layer.up, true), scaling, { readFormat }), layer.down);
+      return this.linear(nn.gelu(this.linear(h, layer.up, true), scaling, { readFormat }), layer.down, this.branchOutputRoundedOnRead());
     }
     return this.linear(precision.linearInput(nn.gelu(this.linear(h, layer.up), scaling)), layer.down);
   }
@@ -181,7 +189,9 @@ export class ReferenceGpt {
       { gain: layer.ln2Gain, bias: layer.ln2Bias, branch: (h: T.Tensor) => this.ffn(h, layer) },
     ]);
     const [g0, b0] = [precision.parameter(sublayers[0]!.gain), precision.parameter(sublayers[0]!.bias)];
-    let normed = precision.linearInput(nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad }));
+    const readFormat = precision.readFormat ?? undefined;
+    const first = nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad, gradReadFormat: readFormat });
+    let normed = readFormat ? first : precision.linearInput(first);
     sublayers.forEach((sublayer, i) => {
       const next = sublayers[i + 1] ?? { gain: this.finalGain, bias: this.finalBias };
       ({ x, normed } = this.residualThenNorm(x, sublayer.branch(normed), i, next.gain, next.bias, eps));

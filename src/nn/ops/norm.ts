@@ -16,10 +16,17 @@ export function normParamGradScale(scaling: Scaling, rows: number): number {
  * grads rows^-½ or 1/rows (paper-charlm). `gradScaleX` multiplies the input gradient (a residual
  * branch's backward factor, applied in the norm's kernel instead of by residual_split).
  */
-export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: { eps: number; gradScaleX?: number }): T.Tensor {
+export interface NormOptions {
+  readonly eps: number;
+  readonly gradScaleX?: number;
+  /** The output's gradient read rounded (T.LayerNormOptions.gradReadFormat). */
+  readonly gradReadFormat?: T.ReadFormat;
+}
+
+export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: NormOptions): T.Tensor {
   const rows = x.size / x.shape[x.rank - 1];
   const g = normParamGradScale(scaling, rows);
-  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX });
+  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX, gradReadFormat: options.gradReadFormat });
 }
 
 /**
@@ -34,11 +41,12 @@ export function addLayerNorm(
   gamma: T.Tensor | null,
   beta: T.Tensor | null,
   scaling: Scaling,
-  options: { eps: number; gradScaleX?: number },
+  options: NormOptions & { readonly aReadFormat?: T.ReadFormat },
 ): { sum: T.Tensor; normed: T.Tensor } {
   const rows = a.size / a.shape[a.rank - 1];
   const g = normParamGradScale(scaling, rows);
-  return T.addLayerNorm(a, b, add, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX });
+  const { eps, gradScaleX, gradReadFormat, aReadFormat } = options;
+  return T.addLayerNorm(a, b, add, gamma, beta, { eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX, gradReadFormat, aReadFormat });
 }
 
 /**

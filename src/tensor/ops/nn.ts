@@ -4,7 +4,7 @@ import { formatShape, sameShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
 import { sum } from './reduce.ts';
 import { backwardScaleOf, div, recordAdd, type AddOptions } from './elementwise.ts';
-import type { LayerNormSumOf } from '../../backend/backend.ts';
+import type { LayerNormSumOf, ReadFormat } from '../../backend/backend.ts';
 
 export interface SoftmaxOptions {
   /** y = scale·softmax(inScale·x) */
@@ -56,6 +56,13 @@ export interface LayerNormOptions {
   gradScaleBeta?: number;
   /** Backward multiplier of x's gradient (unit scaling: the backward factor of a residual branch). */
   gradScaleX?: number;
+  /** The gradient arriving at the output is read rounded to this format: a rounding pass on it, without the pass. */
+  gradReadFormat?: ReadFormat;
+}
+
+export interface AddLayerNormOptions extends LayerNormOptions {
+  /** a is read rounded to this format: a rounding pass on a before the add, without the pass. */
+  aReadFormat?: ReadFormat;
 }
 
 /**
@@ -79,7 +86,7 @@ export function addLayerNorm(
   add: AddOptions,
   gamma: Tensor | null,
   beta: Tensor | null,
-  options: LayerNormOptions = {},
+  options: AddLayerNormOptions = {},
 ): { sum: Tensor; normed: Tensor } {
   if (a.backend !== b.backend) throw new Error(`addLayerNorm: operands live on different backends (${a.backend.name}, ${b.backend.name})`);
   if (!sameShape(a.shape, b.shape)) throw new Error(`addLayerNorm: operands ${a.describe()} and ${b.describe()} differ in shape`);
@@ -87,7 +94,7 @@ export function addLayerNorm(
   const gradScaleA = add.gradScaleA ?? scaleA;
   const gradScaleB = add.gradScaleB ?? scaleB;
   const sum = empty(a.shape, 'f32', a.backend);
-  const sumOf: LayerNormSumOf = { a: a.storage, b: b.storage, scaleA, scaleB };
+  const sumOf: LayerNormSumOf = { a: a.storage, b: b.storage, scaleA, scaleB, readFormatA: options.aReadFormat };
   // b's gradient, gradScaleB times the sum's, costs a kernel of its own unless the factor is 1 (an
   // alias) or b's gradient lands in a sink. Otherwise (a unit-scaled skip path) the norm's backward
   // kernel writes it: it runs just before the add's backward and writes the sum's whole gradient.
@@ -172,6 +179,7 @@ function layerNormKernel(
       gradXAddend: xSink?.addend?.storage ?? null,
       accumulateParams,
       gradXCopy: copy && copyGradX ? { target: copy.storage, scale: copyGradX.scale } : null,
+      gradOutReadFormat: options.gradReadFormat,
     });
     if (copy && copyGradX) copyGradX.deliver(gx, copy);
     const param = (t: Tensor | null): Tensor | typeof SUNK | null => (t && paramsSunk ? SUNK : t);

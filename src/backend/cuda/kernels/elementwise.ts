@@ -77,21 +77,6 @@ __device__ __forceinline__ float sech2_f(float x) {
   float c = coshf(x);
   return 1.0f / (c * c);
 }
-/** v as a kernel with a read format reads it: 0 as stored, 1 rounded to BF16, 2 to FP16 (nearest-even, overflow to infinity). */
-__device__ __forceinline__ float read_rounded(float v, int fmt) {
-  if (fmt == 0) return v;
-  if (fmt == 1) {
-    u32 b = __float_as_uint(v);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return v;
-    b += 0x7fffu + ((b >> 16) & 1u);
-    return __uint_as_float(b & 0xffff0000u);
-  }
-  unsigned short h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-  float f;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-  return f;
-}
 __device__ __forceinline__ float gelu_tanh_inner(float x) { return GELU_TANH_C * (x + 0.044715f * x * x * x); }
 /** d/dx of 0.5·x·(1 + tanh(u(x))), with 0.5·(1 + tanh u) = σ(2u). */
 __device__ __forceinline__ float gelu_tanh_grad(float x) {

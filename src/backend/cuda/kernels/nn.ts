@@ -74,13 +74,13 @@ __device__ __forceinline__ float residual_sum(float sa, float a, float sb, float
  * columns it wrote.
  */
 extern "C" __global__ void layer_norm_rows(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
-                                           int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb) {
+                                           int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb, int fmtA) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     float *xr = x + (long long)r * cols;
     float *outr = out + (long long)r * cols;
     if (addA) {
       const float *ar = addA + (long long)r * cols, *br = addB + (long long)r * cols;
-      for (int c = threadIdx.x; c < cols; c += blockDim.x) xr[c] = residual_sum(sa, ar[c], sb, br[c]);
+      for (int c = threadIdx.x; c < cols; c += blockDim.x) xr[c] = residual_sum(sa, read_rounded(ar[c], fmtA), sb, br[c]);
     }
     double sum = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += (double)xr[c];
@@ -111,7 +111,7 @@ extern "C" __global__ void layer_norm_rows(float *x, const float *gamma, const f
  */
 extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
                                                 float *gx, const float *addend, int rows, int cols, double gradXScale, int accumulate,
-                                                float *gxCopy, float copyScale) {
+                                                float *gxCopy, float copyScale, int fmtG) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + (long long)r * cols;
     const float *gyr = gy + (long long)r * cols;
@@ -121,7 +121,7 @@ extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gam
     double sumD = 0.0, sumDX = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
       double xhat = ((double)xr[c] - mu) * rs;
-      double d = (double)gyr[c] * (gamma ? (double)gamma[c] : 1.0);
+      double d = (double)read_rounded(gyr[c], fmtG) * (gamma ? (double)gamma[c] : 1.0);
       sumD += d;
       sumDX += d * xhat;
     }
@@ -129,7 +129,7 @@ extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gam
     double meanDX = block_sum(sumDX) / cols;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
       double xhat = ((double)xr[c] - mu) * rs;
-      double d = (double)gyr[c] * (gamma ? (double)gamma[c] : 1.0);
+      double d = (double)read_rounded(gyr[c], fmtG) * (gamma ? (double)gamma[c] : 1.0);
       float v = (float)(gradXScale * rs * (d - meanD - xhat * meanDX));
       float o = accumulate ? addr[c] + v : v;
       gxr[c] = o;
@@ -219,7 +219,7 @@ __device__ __forceinline__ void softmax_grad_warp(const float *y, const float *g
 /** With addA non-null, x is first written as sa·addA + sb·addB (see layer_norm_rows). */
 template <int K>
 __device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
-                                                int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb) {
+                                                int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb, int fmtA) {
   int lane = threadIdx.x & 31;
   WARP_ROWS_LOOP(r) {
     float *xr = x + (long long)r * cols;
@@ -233,7 +233,7 @@ __device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, co
       #pragma unroll
       for (int k = 0; k < K; ++k) {
         int c = lane + 32 * k;
-        v[k] = c < cols ? residual_sum(sa, ar[c], sb, br[c]) : 0.0f;
+        v[k] = c < cols ? residual_sum(sa, read_rounded(ar[c], fmtA), sb, br[c]) : 0.0f;
       }
       #pragma unroll
       for (int k = 0; k < K; ++k) {
@@ -369,7 +369,7 @@ __device__ __forceinline__ void ln_block_partial(const float (&acc)[K], float (*
 template <int K, bool VEC>
 __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
                                                       float *gx, const float *addend, double *partialGamma, double *partialBeta, int rows, int cols,
-                                                      int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale) {
+                                                      int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale, int fmtG) {
   __shared__ __align__(16) float sharedSums[LN_WARPS][32 * K];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int first = blockIdx.x * tileRows;
@@ -389,6 +389,8 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
     float xv[K], gv[K];
     ln_load<K, VEC>(x + (long long)r * cols, lane, cols, xv);
     ln_load<K, VEC>(gy + (long long)r * cols, lane, cols, gv);
+    #pragma unroll
+    for (int k = 0; k < K; ++k) gv[k] = read_rounded(gv[k], fmtG);
     float mu = mean[r], rs = rstd[r];
     // Lanes past the row's end hold gy = 0 and add nothing.
     float sumD = 0.0f, sumDX = 0.0f;
@@ -424,8 +426,8 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
 #define LN_GRAD_FUSED(K, VEC, MIN_BLOCKS, SUFFIX) \
   extern "C" __global__ void __launch_bounds__(32 * LN_WARPS, MIN_BLOCKS) layer_norm_grad_fused_##SUFFIX( \
       const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, const float *addend, \
-      double *partialGamma, double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale) { \
-    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, addend, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate, gxCopy, copyScale); \
+      double *partialGamma, double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale, int fmtG) { \
+    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, addend, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate, gxCopy, copyScale, fmtG); \
   }
 LN_GRAD_FUSED(4, true, 2, v4)
 LN_GRAD_FUSED(8, true, 2, v8)
@@ -444,7 +446,7 @@ LN_GRAD_FUSED(32, false, 1, s32)
  * (fixed order, no atomics). 1024 threads = 32 columns × 32 row lanes.
  */
 extern "C" __global__ void layer_norm_param_partials(const float *x, const float *mean, const float *rstd, const float *gy, double *partialGamma,
-                                                     double *partialBeta, int rows, int cols, int chunkRows) {
+                                                     double *partialBeta, int rows, int cols, int chunkRows, int fmtG) {
   __shared__ double sharedGamma[32][33];
   __shared__ double sharedBeta[32][33];
   int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
@@ -454,7 +456,7 @@ extern "C" __global__ void layer_norm_param_partials(const float *x, const float
   double accGamma = 0.0, accBeta = 0.0;
   if (c < cols) {
     for (int r = first + ty; r < last; r += 32) {
-      double g = (double)gy[(long long)r * cols + c];
+      double g = (double)read_rounded(gy[(long long)r * cols + c], fmtG);
       double xhat = ((double)x[(long long)r * cols + c] - (double)mean[r]) * (double)rstd[r];
       accGamma += g * xhat;
       accBeta += g;
@@ -517,8 +519,8 @@ extern "C" __global__ void softmax_grad_warp_1(const float *y, const float *gy, 
   softmax_grad_warp<1>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_1(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb) {
-  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
+  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
 }
 extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<2>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -527,8 +529,8 @@ extern "C" __global__ void softmax_grad_warp_2(const float *y, const float *gy, 
   softmax_grad_warp<2>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_2(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb) {
-  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
+  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
 }
 extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<4>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -537,8 +539,8 @@ extern "C" __global__ void softmax_grad_warp_4(const float *y, const float *gy, 
   softmax_grad_warp<4>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_4(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb) {
-  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
+  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
 }
 extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<8>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -547,8 +549,8 @@ extern "C" __global__ void softmax_grad_warp_8(const float *y, const float *gy, 
   softmax_grad_warp<8>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_8(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb) {
-  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
+  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
 }
 extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<16>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -557,8 +559,8 @@ extern "C" __global__ void softmax_grad_warp_16(const float *y, const float *gy,
   softmax_grad_warp<16>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_16(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb) {
-  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
+  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
 }
 extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<32>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -567,8 +569,8 @@ extern "C" __global__ void softmax_grad_warp_32(const float *y, const float *gy,
   softmax_grad_warp<32>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_32(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb) {
-  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb);
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
+  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
 }
 
 /** out[i, :] = table[ids[i], :]; an id outside the table gives a NaN row (the CPU twin throws). */

@@ -17,6 +17,22 @@ typedef unsigned long long u64;
 __device__ __forceinline__ float f32_nan() { return __int_as_float(0x7fc00000); }
 __device__ __forceinline__ float f32_inf() { return __int_as_float(0x7f800000); }
 
+/** v as a kernel with a read format reads it: 0 as stored, 1 rounded to BF16, 2 to FP16 (nearest-even, overflow to infinity). */
+__device__ __forceinline__ float read_rounded(float v, int fmt) {
+  if (fmt == 0) return v;
+  if (fmt == 1) {
+    u32 b = __float_as_uint(v);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return v;
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return __uint_as_float(b & 0xffff0000u);
+  }
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+
 /**
  * Up to three strided views over one row-major index space. Each extent comes with a
  * multiply-shift pair (see strided.ts) so the index decomposition costs a __umulhi per axis
