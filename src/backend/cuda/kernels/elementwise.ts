@@ -102,26 +102,38 @@ ${body1}
 const LANES = ['x', 'y', 'z', 'w'] as const;
 
 function unaryKernels(): string {
+  // The read format is a template parameter of the loop, so the common unrounded kernels keep
+  // their loop as it was and the rounding ones carry no per-element branch.
+  const dispatch = (body: string, args: string) =>
+    `  if (fmt == 1) ${body}<1>(${args});\n  else if (fmt == 2) ${body}<2>(${args});\n  else ${body}<0>(${args});`;
   const forward = Object.entries(FORWARD).map(
     ([kind, expr]) => `__device__ __forceinline__ float unary_fn_${kind}(float v, float outScale) { return outScale * (${expr}); }
-extern "C" __global__ void unary_${kind}(const float *x, float *out, int n, float inScale, float outScale, int aligned, int fmt) {
+template <int FMT>
+__device__ __forceinline__ void unary_loop_${kind}(const float *x, float *out, int n, float inScale, float outScale, int aligned) {
 ${contiguousLoop(
   `    float4 a = reinterpret_cast<const float4 *>(x)[i], o;
-${LANES.map((l) => `    o.${l} = unary_fn_${kind}(inScale * read_rounded(a.${l}, fmt), outScale);`).join('\n')}
+${LANES.map((l) => `    o.${l} = unary_fn_${kind}(inScale * rounded_as<FMT>(a.${l}), outScale);`).join('\n')}
     reinterpret_cast<float4 *>(out)[i] = o;`,
-  `    out[i] = unary_fn_${kind}(inScale * read_rounded(x[i], fmt), outScale);`,
+  `    out[i] = unary_fn_${kind}(inScale * rounded_as<FMT>(x[i]), outScale);`,
 )}
+}
+extern "C" __global__ void unary_${kind}(const float *x, float *out, int n, float inScale, float outScale, int aligned, int fmt) {
+${dispatch(`unary_loop_${kind}`, 'x, out, n, inScale, outScale, aligned')}
 }`,
   );
   const grads = Object.entries(DERIVATIVE).map(
     ([kind, expr]) => `__device__ __forceinline__ float unary_grad_fn_${kind}(float v, float g, float s) { (void)v; return s * (${expr}) * g; }
-extern "C" __global__ void unary_grad_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s, int aligned, int fmt) {
+template <int FMT>
+__device__ __forceinline__ void unary_grad_loop_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s, int aligned) {
 ${contiguousLoop(
   `    float4 a = reinterpret_cast<const float4 *>(x)[i], b = reinterpret_cast<const float4 *>(g)[i], o;
-${LANES.map((l) => `    o.${l} = unary_grad_fn_${kind}(inScale * read_rounded(a.${l}, fmt), read_rounded(b.${l}, fmt), s);`).join('\n')}
+${LANES.map((l) => `    o.${l} = unary_grad_fn_${kind}(inScale * rounded_as<FMT>(a.${l}), rounded_as<FMT>(b.${l}), s);`).join('\n')}
     reinterpret_cast<float4 *>(gx)[i] = o;`,
-  `    gx[i] = unary_grad_fn_${kind}(inScale * read_rounded(x[i], fmt), read_rounded(g[i], fmt), s);`,
+  `    gx[i] = unary_grad_fn_${kind}(inScale * rounded_as<FMT>(x[i]), rounded_as<FMT>(g[i]), s);`,
 )}
+}
+extern "C" __global__ void unary_grad_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s, int aligned, int fmt) {
+${dispatch(`unary_grad_loop_${kind}`, 'x, g, gx, n, inScale, s, aligned')}
 }`,
   );
   return [...forward, ...grads].join('\n');

@@ -17,10 +17,11 @@ typedef unsigned long long u64;
 __device__ __forceinline__ float f32_nan() { return __int_as_float(0x7fc00000); }
 __device__ __forceinline__ float f32_inf() { return __int_as_float(0x7f800000); }
 
-/** v as a kernel with a read format reads it: 0 as stored, 1 rounded to BF16, 2 to FP16 (nearest-even, overflow to infinity). */
-__device__ __forceinline__ float read_rounded(float v, int fmt) {
-  if (fmt == 0) return v;
-  if (fmt == 1) {
+/** v as a kernel with read format FMT reads it: 0 as stored, 1 rounded to BF16, 2 to FP16 (nearest-even, overflow to infinity). */
+template <int FMT>
+__device__ __forceinline__ float rounded_as(float v) {
+  if (FMT == 0) return v;
+  if (FMT == 1) {
     u32 b = __float_as_uint(v);
     if ((b & 0x7fffffffu) > 0x7f800000u) return v;
     b += 0x7fffu + ((b >> 16) & 1u);
@@ -31,6 +32,11 @@ __device__ __forceinline__ float read_rounded(float v, int fmt) {
   float f;
   asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
   return f;
+}
+
+/** rounded_as with the format known only at run time (kernels where the rounding is off the hot loop). */
+__device__ __forceinline__ float read_rounded(float v, int fmt) {
+  return fmt == 0 ? v : fmt == 1 ? rounded_as<1>(v) : rounded_as<2>(v);
 }
 
 /**
