@@ -59,21 +59,21 @@ export interface PrecisionPolicy {
   /**
    * matmul for an op whose output's gradient only its own products read, rounding it to the
    * format as they read it (a bias-free linear; 16-bit attention). With native FP16/BF16 products
-   * and nearest rounding (see `productsRound`) that gradient's rounding pass goes
+   * and nearest rounding (`readFormat` non-null) that gradient's rounding pass goes
    * (GemmFormats.roundInputs), and with `outputRoundedOnRead` (every reader of the output rounds
    * it as it reads it: linears, 16-bit attention) the output's too: the same values, fewer passes.
    */
   linear(inputs: readonly T.Tensor[], op: (inputs: T.Tensor[], formats: GemmFormats) => T.Tensor, options?: { readonly outputRoundedOnRead?: boolean }): T.Tensor;
   /**
-   * output(t) for a value that only linear products read: under `productsRound` they round it as
-   * they read it, so only its gradient is rounded here.
+   * output(t) for a value that only linear products read: with `readFormat` non-null they round it
+   * as they read it, so only its gradient is rounded here.
    */
   linearInput(t: T.Tensor): T.Tensor;
-  /** Whether linear and linearInput leave roundings to the products (native FP16/BF16, nearest rounding). */
-  readonly productsRound: boolean;
   /**
-   * Under productsRound, the format element-wise ops may round their inputs to as they read them
-   * (T.UnaryOptions.readFormat) in place of rounding passes; otherwise null.
+   * Non-null when products round their own operands (native FP16/BF16, nearest rounding, and
+   * PolicyOptions.productsRoundOperands): linear and linearInput then leave roundings to the
+   * products, and element-wise ops may round their inputs to this format as they read them
+   * (T.UnaryOptions.readFormat) in place of rounding passes.
    */
   readonly readFormat: T.ReadFormat | null;
   /** Rounds a freshly initialised weight to the storage format (nearest), in place. */
@@ -102,6 +102,7 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
     const family = config.fp8_family === 'paper' ? '-paper' : '';
     const fp8 = { forward: cast(`e4m3${family}`, config.rounding, 'saturate'), backward: cast(`e5m2${family}`, config.rounding, 'saturate') };
     const formats: GemmFormats = native ? { inputFormat: 'e4m3', gradFormat: 'e5m2' } : FP32_FORMATS;
+    const matmul: PrecisionPolicy['matmul'] = (inputs, op) => T.quantise(op(inputs.map((t) => T.quantise(t, fp8.forward, null)), formats), null, fp8.backward);
     return {
       mode: config.mode,
       fp8,
@@ -114,10 +115,9 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
       gemmInput: (t) => T.quantise(t, fp8.forward, null),
       gemmOutput: (t) => T.quantise(t, null, fp8.backward),
       gemmFormats: formats,
-      matmul: (inputs, op) => T.quantise(op(inputs.map((t) => T.quantise(t, fp8.forward, null)), formats), null, fp8.backward),
-      linear: (inputs, op) => T.quantise(op(inputs.map((t) => T.quantise(t, fp8.forward, null)), formats), null, fp8.backward),
+      matmul,
+      linear: (inputs, op) => matmul(inputs, op),
       linearInput: (t) => t,
-      productsRound: false,
       readFormat: null,
       initialiseWeight: () => {},
     };
@@ -156,7 +156,6 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
         return options?.outputRoundedOnRead ? out : T.quantise(out, activation, null);
       },
       linearInput: (t) => (productsRound ? T.quantise(t, null, activation) : output(t)),
-      productsRound,
       readFormat: productsRound ? config.mode : null,
       initialiseWeight: (t) => {
         if (weightStorage) T.quantiseInPlace(t, nearest);
@@ -178,7 +177,6 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
     matmul: (inputs, op) => op([...inputs], FP32_FORMATS),
     linear: (inputs, op) => op([...inputs], FP32_FORMATS),
     linearInput: (t) => t,
-    productsRound: false,
     readFormat: null,
     initialiseWeight: () => {},
   };

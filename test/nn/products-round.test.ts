@@ -48,10 +48,11 @@ describe('products that round their own operands (precision.linear, linearInput)
   }
 
   it('is on only for native products with nearest rounding', () => {
-    expect(policy('bf16', true).productsRound).toBe(true);
-    expect(policy('bf16', false).productsRound).toBe(false);
-    expect(policy('bf16', true, 'stochastic').productsRound).toBe(false);
-    expect(policy('bf16', true, 'nearest', 'simulated').productsRound).toBe(false);
+    expect(policy('bf16', true).readFormat).toBe('bf16');
+    expect(policy('fp16', true).readFormat).toBe('fp16');
+    expect(policy('bf16', false).readFormat).toBe(null);
+    expect(policy('bf16', true, 'stochastic').readFormat).toBe(null);
+    expect(policy('bf16', true, 'nearest', 'simulated').readFormat).toBe(null);
   });
 
   it('the CPU gemm rounds operands under roundInputs, and refuses it for other formats', () => {
