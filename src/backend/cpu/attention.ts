@@ -8,7 +8,7 @@
  * rounded, and P and logitGradScale·dS are rounded to the format before they multiply anything.
  */
 import type { AttentionFormat, AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape } from '../backend.ts';
-import { roundedCopy, roundTo16Bits as roundInPlace } from './quantise.ts';
+import { roundedCopy, roundTo16Bits } from './quantise.ts';
 import { f32 } from './storage.ts';
 
 const pair = new Float32Array(2);
@@ -17,7 +17,7 @@ const pair = new Float32Array(2);
 function roundPair(a: number, b: number, format: AttentionFormat): [number, number] {
   pair[0] = a;
   pair[1] = b;
-  roundInPlace(pair, format);
+  roundTo16Bits(pair, format);
   return [pair[0], pair[1]];
 }
 
@@ -64,12 +64,14 @@ export function attention(p: AttentionParams): void {
           max = Math.max(max, scores[j]!);
         }
         let total = 0;
-        for (let j = 0; j < n; j++) total += Math.exp(scores[j]! - max);
+        for (let j = 0; j < n; j++) {
+          weights[j] = Math.exp(scores[j]! - max);
+          total += weights[j]!;
+        }
         // float32 divides by the total once at the end; the 16-bit path rounds each probability.
-        for (let j = 0; j < n; j++) weights[j] = Math.exp(scores[j]! - max);
         if (p.format) {
           for (let j = 0; j < n; j++) rounded[j] = weights[j]! / total;
-          roundInPlace(rounded.subarray(0, n), p.format);
+          roundTo16Bits(rounded.subarray(0, n), p.format);
           for (let j = 0; j < n; j++) weights[j] = rounded[j]!;
         }
         acc.fill(0);
