@@ -30,7 +30,7 @@ const SHAPES = [
 interface Variant {
   readonly label: string;
   readonly implementation: nn.AttentionImplementation;
-  readonly internalFormat?: T.AttentionFormat;
+  readonly internalFormat?: T.Format16;
 }
 const VARIANTS: readonly Variant[] = [
   { label: 'materialised', implementation: 'materialised' },

@@ -175,7 +175,7 @@ export interface LayerNormSumOf {
   readonly scaleA: number;
   readonly scaleB: number;
   /** a is read rounded to this format (nearest-even), as if a rounding pass had run on it first. */
-  readonly readFormatA?: ReadFormat;
+  readonly readFormatA?: Format16;
 }
 
 export interface LayerNormGradParams {
@@ -211,7 +211,7 @@ export interface LayerNormGradParams {
    */
   readonly gradXCopy?: { readonly target: Storage; readonly scale: number } | null;
   /** gradOut is read rounded to this format (nearest-even), as if a rounding pass had run on it first. */
-  readonly gradOutReadFormat?: ReadFormat;
+  readonly gradOutReadFormat?: Format16;
 }
 
 export interface CrossEntropyParams {
@@ -549,13 +549,14 @@ export interface AttentionShape {
    * even, overflow to infinity) before they multiply anything; row statistics and outputs stay
    * float32. Absent: float32 throughout. Backends may use tensor cores for it.
    */
-  readonly format?: AttentionFormat;
+  readonly format?: Format16;
 }
 
-/** The 16-bit formats of AttentionShape.format. */
-export type AttentionFormat = 'fp16' | 'bf16';
-/** A 16-bit format an element-wise kernel rounds its inputs to as it reads them. */
-export type ReadFormat = 'fp16' | 'bf16';
+/**
+ * The 16-bit formats an op may round values to as it reads them (attention's `format`, the
+ * element-wise and layer-norm read formats, GemmParams.roundInputs).
+ */
+export type Format16 = 'fp16' | 'bf16';
 
 /**
  * Fused scaled dot-product attention in float32, per (b, h), never holding the [S, S] scores in
@@ -629,7 +630,7 @@ export interface Backend {
    * out = outScale·f(inScale·x), element-wise over n contiguous elements. readFormat: x is read
    * rounded to FP16 or BF16 (nearest-even, overflow to infinity), as if a rounding pass ran first.
    */
-  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: ReadFormat): void;
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void;
   /** gradX = gradScale·inScale·f'(inScale·x)·gradOut (written, not accumulated); readFormat: x and gradOut read rounded. */
   unaryGrad(
     kind: UnaryKind,
@@ -639,7 +640,7 @@ export interface Backend {
     n: number,
     inScale: number,
     gradScale: number,
-    readFormat?: ReadFormat,
+    readFormat?: Format16,
   ): void;
   /** Broadcasting binary op over `shape`; out is contiguous (it may alias a or b element-wise). */
   binary(

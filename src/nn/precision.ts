@@ -75,7 +75,7 @@ export interface PrecisionPolicy {
    * products, and element-wise ops may round their inputs to this format as they read them
    * (T.UnaryOptions.readFormat) in place of rounding passes.
    */
-  readonly readFormat: T.ReadFormat | null;
+  readonly readFormat: T.Format16 | null;
   /** Rounds a freshly initialised weight to the storage format (nearest), in place. */
   initialiseWeight(t: T.Tensor): void;
 }

@@ -12,7 +12,7 @@
  * the kernels are closer to the rounding twin than to the float32 one.
  */
 import { describe, expect, it } from 'vitest';
-import type { AttentionFormat, AttentionOperand, Backend, Storage } from '../../src/backend/backend.ts';
+import type { Format16, AttentionOperand, Backend, Storage } from '../../src/backend/backend.ts';
 import { quantise } from '../../src/formats/quantise.ts';
 import { parseFormat } from '../../src/formats/registry.ts';
 import { cpu as cpuBackend, cuda, expectClose, noCudaReason, runBoth, runOn, testValues, type HostArray } from './helpers.ts';
@@ -32,7 +32,7 @@ interface Case {
   readonly packed: boolean;
   /** Keys (and values) per head when not causal; default S. */
   readonly keys?: number;
-  readonly format?: AttentionFormat;
+  readonly format?: Format16;
 }
 
 function worstDifference(a: HostArray, b: HostArray): number {

@@ -13,12 +13,12 @@ import { param, values } from './gradcheck.ts';
 const [B, H, S, D] = [1, 2, 6, 4];
 const FACTORS = { temperature: 0.6, outputScale: 1.5, probsGradScale: 0.8, logitGradScale: 0.3, valueGradScale: 1.7 };
 
-function rounded(xs: Float32Array, format: T.AttentionFormat): Float32Array {
+function rounded(xs: Float32Array, format: T.Format16): Float32Array {
   const out = Float32Array.from(xs);
   quantise(out, out, parseFormat(format), { rounding: 'nearest', overflow: 'inf' });
   return out;
 }
-const round1 = (x: number, format: T.AttentionFormat) => rounded(Float32Array.of(x), format)[0]!;
+const round1 = (x: number, format: T.Format16) => rounded(Float32Array.of(x), format)[0]!;
 
 /** Element (h, s, d) of a contiguous [1, H, S, D] array. */
 const at = (h: number, s: number, d: number) => (h * S + s) * D + d;
@@ -34,7 +34,7 @@ function worstRelative(actual: Float32Array, expected: Float32Array): number {
 }
 
 /** out, and the q, k, v gradients of Σ out·w, through T.attention with the given format. */
-function attend(format: T.AttentionFormat | undefined, inputs: Float32Array[], w: Float32Array, causal = true) {
+function attend(format: T.Format16 | undefined, inputs: Float32Array[], w: Float32Array, causal = true) {
   return T.tidy(() => {
     const [q, k, v] = inputs.map((x) => param(x, [B, H, S, D]));
     const out = T.attention(T.heads(q!), T.heads(k!), T.heads(v!), { causal, ...FACTORS, format });
@@ -45,7 +45,7 @@ function attend(format: T.AttentionFormat | undefined, inputs: Float32Array[], w
 }
 
 /** The rule, straight from its statement (AttentionShape.format), in float64 with the stated roundings. */
-function expected(format: T.AttentionFormat, inputs: Float32Array[], w: Float32Array) {
+function expected(format: T.Format16, inputs: Float32Array[], w: Float32Array) {
   const [q, k, v] = inputs.map((x) => rounded(x, format));
   const { temperature, outputScale, probsGradScale, logitGradScale, valueGradScale } = FACTORS;
   // The gradient arriving at out: w, laid out [B, S, H, D], read rounded.

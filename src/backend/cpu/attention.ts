@@ -7,23 +7,18 @@
  * With a 16-bit `format` (see AttentionShape.format) q, k, v and the output's gradient are read
  * rounded, and P and logitGradScale·dS are rounded to the format before they multiply anything.
  */
-import type { AttentionFormat, AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape } from '../backend.ts';
-import { roundedCopy, roundTo16Bits } from './quantise.ts';
+import type { Format16, AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape } from '../backend.ts';
+import { readRounded, roundTo16Bits } from './quantise.ts';
 import { f32 } from './storage.ts';
 
 const pair = new Float32Array(2);
 
 /** Two values rounded to the format. */
-function roundPair(a: number, b: number, format: AttentionFormat): [number, number] {
+function roundPair(a: number, b: number, format: Format16): [number, number] {
   pair[0] = a;
   pair[1] = b;
   roundTo16Bits(pair, format);
   return [pair[0], pair[1]];
-}
-
-/** An operand's storage as the products read it: rounded to the format (a copy), or as stored. */
-function readAs(values: Float32Array, format: AttentionFormat | undefined): Float32Array {
-  return format ? roundedCopy(values, format) : values;
 }
 
 /** Element offset of row (b, h, s) of an operand. */
@@ -43,9 +38,9 @@ function visibleKeys(p: AttentionShape, i: number): number {
 }
 
 export function attention(p: AttentionParams): void {
-  const q = readAs(f32(p.q.storage), p.format);
-  const k = readAs(f32(p.k.storage), p.format);
-  const v = readAs(f32(p.v.storage), p.format);
+  const q = readRounded(f32(p.q.storage), p.format);
+  const k = readRounded(f32(p.k.storage), p.format);
+  const v = readRounded(f32(p.v.storage), p.format);
   const out = f32(p.out.storage);
   const lse = f32(p.logSumExp);
   const D = p.headDim;
@@ -89,11 +84,11 @@ export function attention(p: AttentionParams): void {
 }
 
 export function attentionGrad(p: AttentionGradParams): void {
-  const q = readAs(f32(p.q.storage), p.format);
-  const k = readAs(f32(p.k.storage), p.format);
-  const v = readAs(f32(p.v.storage), p.format);
+  const q = readRounded(f32(p.q.storage), p.format);
+  const k = readRounded(f32(p.k.storage), p.format);
+  const v = readRounded(f32(p.v.storage), p.format);
   const out = f32(p.out.storage);
-  const g = readAs(f32(p.gradOut.storage), p.format);
+  const g = readRounded(f32(p.gradOut.storage), p.format);
   const lse = f32(p.logSumExp);
   const delta = f32(p.delta);
   const gq = f32(p.gradQ.storage);

@@ -25,7 +25,7 @@ import type {
   SgdmParams,
   Storage,
   StridedView,
-  ReadFormat,
+  Format16,
   UnaryKind,
 } from '../backend.ts';
 import { CpuStorage, dataOf, f32, i32 } from './storage.ts';
@@ -39,7 +39,7 @@ import * as fusedAttention from './attention.ts';
 import { sgemmBatched } from './gemm.ts';
 import { gemmStrided } from './gemm-strided.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
-import { quantiseWithFormat, readRounded, roundedCopy } from './quantise.ts';
+import { quantiseWithFormat, readRounded } from './quantise.ts';
 import { operandRounding } from '../gemm-rules.ts';
 
 /** The reference backend: plain TypeScript kernels (and a system BLAS for matmuls when present). */
@@ -94,12 +94,12 @@ export class CpuBackend implements Backend {
     dataOf(out).fill(value, offset, offset + n);
   }
 
-  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: ReadFormat): void {
-    elementwise.unary(kind, readRounded(f32(x), n, readFormat), f32(out), n, inScale, outScale);
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {
+    elementwise.unary(kind, readRounded(f32(x), readFormat, n), f32(out), n, inScale, outScale);
   }
 
-  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: ReadFormat): void {
-    elementwise.unaryGrad(kind, readRounded(f32(x), n, readFormat), readRounded(f32(gradOut), n, readFormat), f32(gradX), n, inScale, gradScale);
+  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: Format16): void {
+    elementwise.unaryGrad(kind, readRounded(f32(x), readFormat, n), readRounded(f32(gradOut), readFormat, n), f32(gradX), n, inScale, gradScale);
   }
 
   binary(kind: BinaryKind, a: StridedView, b: StridedView, out: Storage, shape: readonly number[], scaleA: number, scaleB: number): void {
@@ -133,7 +133,7 @@ export class CpuBackend implements Backend {
   gemm(p: GemmParams): void {
     // roundInputs: the product of the operands rounded to the format (copies, rounded).
     const rounding = operandRounding(p);
-    const operand = (storage: Storage) => (rounding ? roundedCopy(f32(storage), rounding) : f32(storage));
+    const operand = (storage: Storage) => readRounded(f32(storage), rounding);
     sgemmBatched({
       transA: p.transA,
       transB: p.transB,

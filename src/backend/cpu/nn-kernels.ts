@@ -54,7 +54,7 @@ export function layerNorm(p: LayerNormParams): void {
   const gamma = p.gamma ? f32(p.gamma) : null;
   const beta = p.beta ? f32(p.beta) : null;
   const { rows, cols, eps } = p;
-  const sumOf = p.sumOf ? { a: readRounded(f32(p.sumOf.a), rows * cols, p.sumOf.readFormatA), b: f32(p.sumOf.b), sa: p.sumOf.scaleA, sb: p.sumOf.scaleB } : null;
+  const sumOf = p.sumOf ? { a: readRounded(f32(p.sumOf.a), p.sumOf.readFormatA, rows * cols), b: f32(p.sumOf.b), sa: p.sumOf.scaleA, sb: p.sumOf.scaleB } : null;
   if (sumOf && (sumOf.a.length < rows * cols || sumOf.b.length < rows * cols)) throw new RangeError(`layerNorm: sumOf operands hold fewer than ${rows * cols} values`);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
@@ -81,7 +81,7 @@ export function layerNorm(p: LayerNormParams): void {
 }
 
 export function layerNormGrad(p: LayerNormGradParams): void {
-  const x = f32(p.x), mean = f32(p.mean), rstd = f32(p.rstd), gy = readRounded(f32(p.gradOut), p.rows * p.cols, p.gradOutReadFormat), gx = f32(p.gradX);
+  const x = f32(p.x), mean = f32(p.mean), rstd = f32(p.rstd), gy = readRounded(f32(p.gradOut), p.gradOutReadFormat, p.rows * p.cols), gx = f32(p.gradX);
   const prior = p.gradXAddend ? f32(p.gradXAddend) : gx;
   const copy = p.gradXCopy ? f32(p.gradXCopy.target) : null;
   const copyScale = p.gradXCopy?.scale ?? 1;

@@ -1,4 +1,4 @@
-import type { QuantiseFormat, QuantiseOptions } from '../backend.ts';
+import type { Format16, QuantiseFormat, QuantiseOptions } from '../backend.ts';
 import { quantise } from '../../formats/quantise.ts';
 import { parseFormat } from '../../formats/registry.ts';
 
@@ -16,17 +16,12 @@ export function quantiseWithFormat(src: Float32Array, dst: Float32Array, format:
 }
 
 /** values rounded to FP16 or BF16 in place (nearest-even, overflow to infinity), as tensor-core operands are read. */
-export function roundTo16Bits(values: Float32Array, format: 'fp16' | 'bf16'): Float32Array {
+export function roundTo16Bits(values: Float32Array, format: Format16): Float32Array {
   quantise(values, values, parseFormat(format), { rounding: 'nearest', overflow: 'inf' });
   return values;
 }
 
-/** A rounded copy (see roundTo16Bits). */
-export function roundedCopy(values: Float32Array, format: 'fp16' | 'bf16'): Float32Array {
-  return roundTo16Bits(Float32Array.from(values), format);
-}
-
-/** The first n values as an element-wise kernel reads them: rounded (a copy) with a readFormat, else as stored. */
-export function readRounded(values: Float32Array, n: number, format: 'fp16' | 'bf16' | undefined): Float32Array {
+/** The first n values as a kernel with a read format reads them: rounded (a copy), or with none as stored. */
+export function readRounded(values: Float32Array, format: Format16 | null | undefined, n = values.length): Float32Array {
   return format ? roundTo16Bits(values.slice(0, n), format) : values;
 }

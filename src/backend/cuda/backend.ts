@@ -31,7 +31,7 @@ import type {
   StridedGemmParams,
   StridedMatrix,
   StridedView,
-  ReadFormat,
+  Format16,
   UnaryKind,
 } from '../backend.ts';
 import { checkStridedGemm } from '../strided-gemm-rules.ts';
@@ -179,11 +179,11 @@ export class CudaBackend implements Backend {
     elementwise.fill(this.runtime, out, offset, n, value);
   }
 
-  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: ReadFormat): void {
+  unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {
     elementwise.unary(this.runtime, kind, x, out, n, inScale, outScale, readFormat);
   }
 
-  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: ReadFormat): void {
+  unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: Format16): void {
     elementwise.unaryGrad(this.runtime, kind, x, gradOut, gradX, n, inScale, gradScale, readFormat);
   }
 

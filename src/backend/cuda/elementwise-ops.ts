@@ -1,8 +1,8 @@
 /** Host wrappers of the element-wise kernels (unary, binary, where, copy, fill). */
-import type { BinaryKind, ReadFormat, Storage, StridedView, UnaryKind } from '../backend.ts';
+import type { BinaryKind, Format16, Storage, StridedView, UnaryKind } from '../backend.ts';
 import { checkDriver } from './driver-api.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
-import { STRIDED_WORDS } from './kernels/prelude.ts';
+import { readFormatCode, STRIDED_WORDS } from './kernels/prelude.ts';
 import { addressAt, asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount, checkView, collapse, contiguousStrides, isInjective, packStrided, vectorise, type Collapsed } from './strided.ts';
 
@@ -28,12 +28,7 @@ export function fill(rt: CudaRuntime, out: Storage, offset: number, n: number, v
   checkDriver(rt.api, 'cuMemsetD32Async', rt.api.cuMemsetD32Async(addressAt(out, offset, 'fill'), word, n, rt.stream));
 }
 
-/** Kernel code of a read format (read_rounded in kernels/prelude.ts). */
-export function readFormatCode(format: ReadFormat | undefined): number {
-  return format === undefined ? 0 : format === 'bf16' ? 1 : 2;
-}
-
-export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: ReadFormat): void {
+export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {
   checkCount(`unary ${kind}`, 'x', x, n);
   checkCount(`unary ${kind}`, 'out', out, n);
   requireFloat(`unary ${kind}`, x, out);
@@ -80,7 +75,7 @@ function launchStrided(
   rt.launchLinear(kernel, c.count, [...pointers, c.count, packStrided(c, op), ...values]);
 }
 
-export function unaryGrad(rt: CudaRuntime, kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: ReadFormat): void {
+export function unaryGrad(rt: CudaRuntime, kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: Format16): void {
   for (const [name, s] of [['x', x], ['gradOut', gradOut], ['gradX', gradX]] as const) checkCount(`unaryGrad ${kind}`, name, s, n);
   requireFloat(`unaryGrad ${kind}`, x, gradOut, gradX);
   const xa = asCuda(x, 'unaryGrad').address;

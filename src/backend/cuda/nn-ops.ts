@@ -4,7 +4,7 @@ import { NN_MODULE, WARP_ROW_WIDTHS } from './kernels/nn.ts';
 import type { Block } from './allocator.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
-import { readFormatCode } from './elementwise-ops.ts';
+import { readFormatCode } from './kernels/prelude.ts';
 
 function address(storage: Storage, op: string): number {
   return asCuda(storage, op).address;

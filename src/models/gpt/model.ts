@@ -157,7 +157,7 @@ export class ReferenceGpt {
     return this.options.precision.readFormat !== null && (this.options.fuseResidualNorms ?? true);
   }
 
-  private attentionFormat(): T.AttentionFormat | undefined {
+  private attentionFormat(): T.Format16 | undefined {
     const mode = this.options.precision.mode;
     if (mode !== 'fp16' && mode !== 'bf16') return undefined;
     return (this.options.flashAttention16 ?? true) ? mode : undefined;

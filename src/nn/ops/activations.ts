@@ -15,7 +15,7 @@ export interface ActivationOptions {
   /** u-μP's GELU `mult`: f(x) = gelu(mult·x)/mult (1 elsewhere). */
   readonly mult?: number;
   /** The input, and in the backward the output's gradient, read rounded to this format (T.UnaryOptions.readFormat). */
-  readonly readFormat?: T.ReadFormat;
+  readonly readFormat?: T.Format16;
 }
 
 /** Ideal (output, grad) scales of a nonlinearity before the constraint. */

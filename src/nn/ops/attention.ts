@@ -57,7 +57,7 @@ export interface AttentionOptions {
    * REPRO_ATTENTION says. Needs head size ≤ T.ATTENTION_MAX_HEAD_DIM, no dropout and q, k, v in
    * distinct windows. Absent: float32 attention internals.
    */
-  readonly internalFormat?: T.AttentionFormat;
+  readonly internalFormat?: T.Format16;
 }
 
 /**
@@ -90,7 +90,7 @@ function fusable(headDim: number, dropout: number, training: boolean): boolean {
   return headDim <= T.ATTENTION_MAX_HEAD_DIM && !(dropout > 0 && training);
 }
 
-function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropout: number, training: boolean, internalFormat: T.AttentionFormat | undefined): AttentionImplementation {
+function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropout: number, training: boolean, internalFormat: T.Format16 | undefined): AttentionImplementation {
   const chosen = attentionImplementation();
   if (chosen !== 'fused' && internalFormat === undefined) return chosen;
   const distinct = !sameWindow(q, k) && !sameWindow(q, v) && !sameWindow(k, v);

@@ -20,7 +20,7 @@ export interface NormOptions {
   readonly eps: number;
   readonly gradScaleX?: number;
   /** The output's gradient read rounded (T.LayerNormOptions.gradReadFormat). */
-  readonly gradReadFormat?: T.ReadFormat;
+  readonly gradReadFormat?: T.Format16;
 }
 
 export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: NormOptions): T.Tensor {
@@ -41,7 +41,7 @@ export function addLayerNorm(
   gamma: T.Tensor | null,
   beta: T.Tensor | null,
   scaling: Scaling,
-  options: NormOptions & { readonly aReadFormat?: T.ReadFormat },
+  options: NormOptions & { readonly aReadFormat?: T.Format16 },
 ): { sum: T.Tensor; normed: T.Tensor } {
   const rows = a.size / a.shape[a.rank - 1];
   const g = normParamGradScale(scaling, rows);

@@ -1,6 +1,6 @@
 /** The largest head size T.attention takes on every backend (see the backend interface). */
-export { ATTENTION_MAX_HEAD_DIM, type AttentionFormat } from '../../backend/backend.ts';
-import type { AttentionFormat } from '../../backend/backend.ts';
+export { ATTENTION_MAX_HEAD_DIM } from '../../backend/backend.ts';
+import type { Format16 } from '../../backend/backend.ts';
 import { record, SUNK } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty } from './creation.ts';
@@ -19,7 +19,7 @@ export interface AttentionOpOptions {
   readonly logitGradScale: number;
   readonly valueGradScale: number;
   /** 16-bit attention, FlashAttention-style (see AttentionShape.format); absent: float32. */
-  readonly format?: AttentionFormat;
+  readonly format?: Format16;
 }
 
 /**

@@ -1,5 +1,5 @@
-import type { BinaryKind, ReadFormat, UnaryKind } from '../../backend/backend.ts';
-export type { ReadFormat } from '../../backend/backend.ts';
+import type { BinaryKind, Format16, UnaryKind } from '../../backend/backend.ts';
+export type { Format16 } from '../../backend/backend.ts';
 import { record, SUNK, type GradSink } from '../autograd.ts';
 import { sameShape, type Tensor } from '../tensor.ts';
 import { broadcastShapes, broadcastView, sumTo } from './broadcast.ts';
@@ -155,7 +155,7 @@ export interface UnaryOptions extends OutputScale {
    * (nearest-even): the values of a rounding pass before it and one on its gradient, without
    * the passes.
    */
-  readFormat?: ReadFormat;
+  readFormat?: Format16;
 }
 
 function unaryOp(kind: UnaryKind, x: Tensor, options: UnaryOptions = {}): Tensor {

@@ -4,7 +4,7 @@ import { formatShape, sameShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
 import { sum } from './reduce.ts';
 import { backwardScaleOf, div, recordAdd, type AddOptions } from './elementwise.ts';
-import type { LayerNormSumOf, ReadFormat } from '../../backend/backend.ts';
+import type { LayerNormSumOf, Format16 } from '../../backend/backend.ts';
 
 export interface SoftmaxOptions {
   /** y = scale·softmax(inScale·x) */
@@ -57,12 +57,12 @@ export interface LayerNormOptions {
   /** Backward multiplier of x's gradient (unit scaling: the backward factor of a residual branch). */
   gradScaleX?: number;
   /** The gradient arriving at the output is read rounded to this format: a rounding pass on it, without the pass. */
-  gradReadFormat?: ReadFormat;
+  gradReadFormat?: Format16;
 }
 
 export interface AddLayerNormOptions extends LayerNormOptions {
   /** a is read rounded to this format: a rounding pass on a before the add, without the pass. */
-  aReadFormat?: ReadFormat;
+  aReadFormat?: Format16;
 }
 
 /**

@@ -26,6 +26,7 @@
  * Global loads: all of a tile's loads are issued before any is used (the forward's first walk
  * also fetches the next key tile while it multiplies the current one).
  */
+import type { Format16 } from '../../backend.ts';
 import type { KernelModuleSource } from '../modules.ts';
 import { ATTENTION_OPERAND } from './attention.ts';
 import { PRELUDE } from './prelude.ts';
@@ -33,9 +34,8 @@ import { PRELUDE } from './prelude.ts';
 /** Rows a block owns, and rows of the tiles it streams (keys, or queries in grad_kv). */
 export const ATTENTION_TC_ROWS = 64;
 export const ATTENTION_TC_THREADS = 128;
-export type AttentionTcFormat = 'fp16' | 'bf16';
 
-const source = (dp: number, format: AttentionTcFormat) => String.raw`
+const source = (dp: number, format: Format16) => String.raw`
 #define DP ${dp}
 #define BR ${ATTENTION_TC_ROWS}
 #define THREADS ${ATTENTION_TC_THREADS}
@@ -448,7 +448,7 @@ export function attentionTcPaddedDim(headDim: number): number {
 }
 
 /** The module for one format and padded head size (a multiple of 16, at most 64). */
-export function attentionTcModule(paddedDim: number, format: AttentionTcFormat): KernelModuleSource {
+export function attentionTcModule(paddedDim: number, format: Format16): KernelModuleSource {
   const name = `attention_tc_${format}_d${paddedDim}`;
   let module = modules.get(name);
   if (!module) {

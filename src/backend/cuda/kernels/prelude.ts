@@ -2,11 +2,17 @@
  * CUDA C shared by every kernel module: integer types, the grid-stride loop, strided-view offsets
  * and block reductions. NVRTC compiles it without any header.
  */
+import type { Format16 } from '../../backend.ts';
 
 /** Most dimensions a strided kernel handles after collapsing (see strided.ts). */
 export const MAX_RANK = 6;
 /** Words of the `Strided` struct: rank, shape[MAX_RANK], magic[MAX_RANK], shift[MAX_RANK], stride[3][MAX_RANK]. */
 export const STRIDED_WORDS = 1 + 3 * MAX_RANK + 3 * MAX_RANK;
+
+/** A kernel's `fmt` argument for a read format: rounded_as / read_rounded below. */
+export function readFormatCode(format: Format16 | undefined): number {
+  return format === undefined ? 0 : format === 'bf16' ? 1 : 2;
+}
 
 export const PRELUDE = String.raw`
 typedef unsigned int u32;
