@@ -131,6 +131,7 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
     // The 16-bit products' operand packing rounds to nearest, so it can stand in for a nearest rounding pass.
     const productsRound = native && config.rounding === 'nearest' && (options.productsRoundOperands ?? true);
     const linearFormats: GemmFormats = productsRound ? { ...formats, roundInputs: true } : formats;
+    const matmul: PrecisionPolicy['matmul'] = (inputs, op) => output(op([...inputs], formats));
     return {
       mode: config.mode,
       fp8: null,
@@ -149,9 +150,9 @@ export function precisionPolicy(config: PrecisionConfig, options: PolicyOptions 
       gemmInput: (t) => t,
       gemmOutput: output,
       gemmFormats: formats,
-      matmul: (inputs, op) => output(op([...inputs], formats)),
+      matmul,
       linear: (inputs, op, options) => {
-        if (!productsRound) return output(op([...inputs], formats));
+        if (!productsRound) return matmul(inputs, op);
         const out = op([...inputs], linearFormats);
         return options?.outputRoundedOnRead ? out : T.quantise(out, activation, null);
       },

@@ -103,10 +103,8 @@ function implementationFor(q: T.HeadsView, k: T.HeadsView, v: T.HeadsView, dropo
 
 /** softmax(temperature·q·kᵀ, causal: keys after the query masked)·v for q, k, v [B, H, S, D], as [B, H, S, D]. Unit: σ on the q, k, v grads and on the output (√(s/e·(1−p)) or u-μP's), fused into the kernels. */
 export function scaledDotProductAttention(q: T.Tensor, k: T.Tensor, v: T.Tensor, scaling: Scaling, options: AttentionOptions): T.Tensor {
-  const fused = (attentionImplementation() === 'fused' || options.internalFormat !== undefined) && q.rank === 4 && fusable(q.shape[3], options.dropout ?? 0, options.training ?? true);
-  if (!fused && options.internalFormat !== undefined) {
-    throw new ReproError(`attention: ${options.internalFormat} internals need [B, H, S, D] inputs with D ≤ ${T.ATTENTION_MAX_HEAD_DIM} and no dropout while training`);
-  }
+  // 16-bit internals always take the heads path, whose checks say what they need.
+  const fused = options.internalFormat !== undefined || (attentionImplementation() === 'fused' && q.rank === 4 && fusable(q.shape[3], options.dropout ?? 0, options.training ?? true));
   if (!fused) return unfusedAttention(q, k, v, scaling, options);
   return T.permute(scaledDotProductAttentionHeads(T.heads(q), T.heads(k), T.heads(v), scaling, options), [0, 2, 1, 3]);
 }
