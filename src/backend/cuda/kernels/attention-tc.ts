@@ -216,6 +216,21 @@ __device__ __forceinline__ void store_fragments(float *base, long long stride, i
   }
 }
 
+// Where a thread works: its warp, its fragment row g and column pair t (see the header), and the
+// (batch, head) of its block.
+struct ThreadPlace {
+  int warp, g, t, b, h;
+};
+__device__ __forceinline__ ThreadPlace thread_place(int H) {
+  ThreadPlace p;
+  p.warp = threadIdx.x >> 5;
+  p.g = (threadIdx.x & 31) >> 2;
+  p.t = threadIdx.x & 3;
+  p.b = blockIdx.y / H;
+  p.h = blockIdx.y - p.b * H;
+  return p;
+}
+
 // The masks of a score tile. Row-major tiles (forward, grad_q): rows are the warp's queries
 // rows[0], rows[1], columns the keys from k0. A key is seen by a query when it exists and, under
 // the causal mask, does not follow it. MASKED false: the caller checked that every key of the tile
@@ -272,8 +287,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 3) attention_tc_forward(
     Operand q, Operand k, Operand v, Operand out, float *lse, int H, int S, int keys, int D, float temperature, float outputScale, int causal) {
   __shared__ __align__(16) u32 Ks[BR * RW];
   __shared__ __align__(16) u32 Vs[BR * RW];
-  const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-  const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const auto [warp, g, t, b, h] = thread_place(H);
   const float scale2 = temperature * LOG2E;
   const int q0 = blockIdx.x * BR;
   const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
@@ -343,8 +357,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
     int H, int S, int keys, int D, float temperature, float outputScale, int causal, float probsGradScale, float logitGradScale) {
   __shared__ __align__(16) u32 Ks[BR * RW];
   __shared__ __align__(16) u32 Vs[BR * RW];
-  const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-  const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const auto [warp, g, t, b, h] = thread_place(H);
   const float scale2 = temperature * LOG2E;
   const int q0 = blockIdx.x * BR;
   const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
@@ -396,8 +409,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
   __shared__ __align__(16) u32 Qs[BR * RW];
   __shared__ __align__(16) u32 Gs[BR * RW];
   __shared__ float Ls[BR], Ds[BR];
-  const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-  const int b = blockIdx.y / H, h = blockIdx.y - b * H;
+  const auto [warp, g, t, b, h] = thread_place(H);
   const float scale2 = temperature * LOG2E;
   const int k0 = blockIdx.x * BR;
   const float *qh = head_base(q, b, h), *gh = head_base(gradOut, b, h);
