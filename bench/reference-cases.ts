@@ -17,17 +17,19 @@ function precision(mode: 'fp32' | 'bf16' | 'fp16' | 'fp8', native: boolean, prod
 
 export function referenceCases(native: boolean): StepCase[] {
   const cases: StepCase[] = [];
-  // BF16 three times, for side-by-side ratios: as the defaults run it (attention as PyTorch runs
-  // it under autocast, linear operands rounded by the products' packing), with the precision
-  // policy's float32 attention internals, and with separate rounding passes.
+  // BF16 four times, for side-by-side ratios: as the defaults run it (attention as PyTorch runs
+  // it under autocast, norms and GELU writing 16-bit operands, the other linear operands rounded
+  // by the products' packing), with the precision policy's float32 attention internals, with
+  // float32 norm and GELU outputs packed by the products, and with separate rounding passes.
   const modes = [
-    { mode: 'fp32', flashAttention16: true, productsRound: true, suffix: '' },
-    { mode: 'bf16', flashAttention16: true, productsRound: true, suffix: '' },
-    { mode: 'bf16', flashAttention16: false, productsRound: true, suffix: ' (fp32 attention)' },
-    { mode: 'bf16', flashAttention16: true, productsRound: false, suffix: ' (separate roundings)' },
+    { mode: 'fp32', flashAttention16: true, productsRound: true, operands16: true, suffix: '' },
+    { mode: 'bf16', flashAttention16: true, productsRound: true, operands16: true, suffix: '' },
+    { mode: 'bf16', flashAttention16: false, productsRound: true, operands16: true, suffix: ' (fp32 attention)' },
+    { mode: 'bf16', flashAttention16: true, productsRound: true, operands16: false, suffix: ' (operands packed)' },
+    { mode: 'bf16', flashAttention16: true, productsRound: false, operands16: false, suffix: ' (separate roundings)' },
   ] as const;
   for (const size of ['paper', 'large'] as const) {
-    for (const { mode, flashAttention16, productsRound, suffix } of modes) {
+    for (const { mode, flashAttention16, productsRound, operands16, suffix } of modes) {
       for (const variant of ['regular', 'unit'] as const) {
         const s = SIZES[size];
         cases.push({
@@ -44,6 +46,7 @@ export function referenceCases(native: boolean): StepCase[] {
               precision: precision(mode, native, productsRound),
               seed: 1,
               flashAttention16,
+              operands16,
             });
             const ids = (stream: number) =>
               T.persistent(() => {

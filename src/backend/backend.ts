@@ -15,7 +15,23 @@
  *   Philox layout is in src/tensor/philox.ts.
  */
 
-export type DType = 'f32' | 'i32';
+/**
+ * Element types of storage. 'bf16' and 'fp16' hold values that are on that format's grid, written
+ * by a producer for products that read them in the format (LayerNormParams.out, unary's out,
+ * GEMM operands): the CUDA backend keeps them in 2 bytes, the CPU backend as the float32 values.
+ * Only the kernels whose documentation says so accept them; the rest require 'f32'.
+ */
+export type DType = 'f32' | 'i32' | Format16;
+
+/** Bytes an element of this type takes in device memory (what memoryStats counts on every backend). */
+export function bytesPerElement(dtype: DType): number {
+  return isFormat16(dtype) ? 2 : 4;
+}
+
+/** Whether storage of this type holds 16-bit values. */
+export function isFormat16(dtype: DType): dtype is Format16 {
+  return dtype === 'bf16' || dtype === 'fp16';
+}
 
 /** An allocation on a backend. Backends extend this with their own handle. */
 export interface Storage {
@@ -85,6 +101,7 @@ export interface GemmParams {
   readonly n: number;
   readonly k: number;
   readonly alpha: number;
+  /** A and B: float32, or 16-bit storage of inputFormat's format (fp16 or bf16), read as stored. C is float32. */
   readonly a: Storage;
   readonly aOffset: number;
   readonly lda: number;
@@ -110,6 +127,7 @@ export interface GemmParams {
    */
   readonly roundInputs?: boolean;
 }
+
 
 /**
  * One operand of gemmStrided as stored (before transA/transB): element (i, j) of batch entry
@@ -155,6 +173,7 @@ export interface LayerNormParams {
   readonly x: Storage;
   readonly gamma: Storage | null;
   readonly beta: Storage | null;
+  /** float32, or 16-bit storage: the normalised values written rounded to its format (nearest-even). */
   readonly out: Storage;
   /** Per-row mean and 1/sqrt(var + eps), saved for the backward kernel. */
   readonly mean: Storage;
@@ -629,6 +648,7 @@ export interface Backend {
   /**
    * out = outScale·f(inScale·x), element-wise over n contiguous elements. readFormat: x is read
    * rounded to FP16 or BF16 (nearest-even, overflow to infinity), as if a rounding pass ran first.
+   * out may be 16-bit storage: the results are written rounded to its format (nearest-even).
    */
   unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void;
   /** gradX = gradScale·inScale·f'(inScale·x)·gradOut (written, not accumulated); readFormat: x and gradOut read rounded. */

@@ -14,20 +14,28 @@ function policy(mode: Mode, productsRoundOperands: boolean, rounding: 'nearest' 
   return nn.precisionPolicy({ mode, fp8_family: 'paper', rounding, master_weights: false, matmul, allow_tf32: false }, { productsRoundOperands });
 }
 
-/** Loss and every parameter gradient of one step of a small reference model, and the quantise calls it made. */
-function step(precision: nn.PrecisionPolicy, scaling: nn.Scaling) {
+/**
+ * Loss and every parameter gradient of one step of a small reference model, the quantise calls it
+ * made, and how many float32 operands its rounding products read (each one a pack on CUDA).
+ */
+function step(precision: nn.PrecisionPolicy, scaling: nn.Scaling, operands16 = true) {
   return T.tidy(() => {
     const backend = T.defaultBackend();
     const quantise = vi.spyOn(backend, 'quantise');
-    const model = new ReferenceGpt({ vocab: 13, hidden: 16, depth: 2, heads: 2, sequenceLength: 9, scaling, precision, seed: 3 });
+    const gemm = vi.spyOn(backend, 'gemm');
+    const model = new ReferenceGpt({ vocab: 13, hidden: 16, depth: 2, heads: 2, sequenceLength: 9, scaling, precision, seed: 3, operands16 });
     const ids = T.tensor(Int32Array.from({ length: 18 }, (_, i) => (i * 5) % 13), [2, 9]);
     const loss = model.loss(ids, ids);
     T.backward(loss);
     const arrays = [loss.toFloat32Array(), ...model.parameters.map((p) => p.tensor.grad!.toFloat32Array())];
     const roundings = quantise.mock.calls.length;
+    const rounding = gemm.mock.calls.map(([p]) => p).filter((p: GemmParams) => p.roundInputs);
+    const float32Operands = rounding.flatMap((p) => [p.a, p.b]).filter((s) => s.dtype === 'f32').length;
+    const stored16 = rounding.flatMap((p) => [p.a, p.b]).filter((s) => s.dtype === precision.readFormat).length;
     quantise.mockRestore();
+    gemm.mockRestore();
     model.dispose();
-    return { arrays, roundings };
+    return { arrays, roundings, float32Operands, stored16 };
   });
 }
 
@@ -45,6 +53,22 @@ describe('products that round their own operands (precision.linear, linearInput)
         expect(separate.roundings - fused.roundings).toBe(2 * 16 + 3);
       });
     }
+  }
+
+  for (const mode of ['bf16', 'fp16'] as const) {
+    it(`${mode}: with operands16 the norms, GELU and weight copies hand the products 16-bit storage, and nothing else changes`, () => {
+      const stored = step(policy(mode, true), nn.unitScaling('umup'), true);
+      const float32 = step(policy(mode, true), nn.unitScaling('umup'), false);
+      stored.arrays.forEach((x, i) => expect(x, `array ${i}`).toEqual(float32.arrays[i]));
+      // 3 products per linear (forward, input and weight gradients), 4 linears a layer and the
+      // readout: 2·(2·4·3 + 2·3) = 54 operands, all float32 without operands16. With it, per layer
+      // only the attention output (forward and weight gradient) and the 4 linears' incoming
+      // gradient (twice each) stay float32; the readout's incoming gradient twice.
+      expect(float32.float32Operands).toBe(54);
+      expect(float32.stored16).toBe(0);
+      expect(stored.float32Operands).toBe(2 * (2 + 8) + 2);
+      expect(stored.stored16).toBe(54 - stored.float32Operands);
+    });
   }
 
   it('is on only for native products with nearest rounding', () => {

@@ -1,3 +1,4 @@
+import { bytesPerElement } from '../backend.ts';
 import type {
   AdamWMultiParams,
   AttentionGradParams,
@@ -28,7 +29,7 @@ import type {
   Format16,
   UnaryKind,
 } from '../backend.ts';
-import { CpuStorage, dataOf, f32, i32 } from './storage.ts';
+import { CpuStorage, dataOf, f32, floats, i32, outputFormat } from './storage.ts';
 import * as elementwise from './elementwise.ts';
 import { reduce } from './reduce.ts';
 import * as nn from './nn-kernels.ts';
@@ -39,8 +40,8 @@ import * as fusedAttention from './attention.ts';
 import { sgemmBatched } from './gemm.ts';
 import { gemmStrided } from './gemm-strided.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
-import { quantiseWithFormat, readRounded } from './quantise.ts';
-import { operandRounding } from '../gemm-rules.ts';
+import { quantiseWithFormat, readRounded, roundTo16Bits } from './quantise.ts';
+import { checkOperandTypes, operandRounding } from '../gemm-rules.ts';
 
 /** The reference backend: plain TypeScript kernels (and a system BLAS for matmuls when present). */
 export class CpuBackend implements Backend {
@@ -55,10 +56,11 @@ export class CpuBackend implements Backend {
   alloc(size: number, dtype: DType): Storage {
     const key = `${dtype}:${size}`;
     const cached = this.pool.get(key)?.pop();
-    this.allocated += size * 4;
+    const bytes = size * bytesPerElement(dtype);
+    this.allocated += bytes;
     this.peak = Math.max(this.peak, this.allocated);
     if (cached) {
-      this.pooledBytes -= size * 4;
+      this.pooledBytes -= bytes;
       return cached;
     }
     return new CpuStorage(size, dtype);
@@ -66,16 +68,21 @@ export class CpuBackend implements Backend {
 
   release(storage: Storage): void {
     if (!(storage instanceof CpuStorage)) throw new Error('CpuBackend.release: foreign storage');
-    this.allocated -= storage.size * 4;
+    const bytes = storage.size * bytesPerElement(storage.dtype);
+    this.allocated -= bytes;
     const key = `${storage.dtype}:${storage.size}`;
     let list = this.pool.get(key);
     if (!list) this.pool.set(key, (list = []));
     list.push(storage);
-    this.pooledBytes += storage.size * 4;
+    this.pooledBytes += bytes;
   }
 
   write(storage: Storage, data: Float32Array | Int32Array, offset = 0): void {
-    dataOf(storage).set(data, offset);
+    const target = dataOf(storage);
+    target.set(data, offset);
+    // 16-bit storage holds values on its grid, as the CUDA backend's 2-byte copy does.
+    const format = storage.dtype === 'i32' ? null : outputFormat(storage);
+    if (format) roundTo16Bits((target as Float32Array).subarray(offset, offset + data.length), format);
   }
 
   read(storage: Storage): Float32Array | Int32Array {
@@ -95,7 +102,10 @@ export class CpuBackend implements Backend {
   }
 
   unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {
-    elementwise.unary(kind, readRounded(f32(x), readFormat, n), f32(out), n, inScale, outScale);
+    const values = floats(out);
+    elementwise.unary(kind, readRounded(f32(x), readFormat, n), values, n, inScale, outScale);
+    const format = outputFormat(out);
+    if (format) roundTo16Bits(values.subarray(0, n), format);
   }
 
   unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: Format16): void {
@@ -132,8 +142,9 @@ export class CpuBackend implements Backend {
 
   gemm(p: GemmParams): void {
     // roundInputs: the product of the operands rounded to the format (copies, rounded).
+    checkOperandTypes(p);
     const rounding = operandRounding(p);
-    const operand = (storage: Storage) => readRounded(f32(storage), rounding);
+    const operand = (storage: Storage) => (storage.dtype === 'f32' ? readRounded(f32(storage), rounding) : floats(storage));
     sgemmBatched({
       transA: p.transA,
       transB: p.transB,

@@ -1,6 +1,6 @@
 import type { CrossEntropyGradParams, CrossEntropyParams, LayerNormGradParams, LayerNormParams } from '../backend.ts';
-import { readRounded } from './quantise.ts';
-import { f32, i32 } from './storage.ts';
+import { readRounded, roundTo16Bits } from './quantise.ts';
+import { f32, floats, i32, outputFormat } from './storage.ts';
 
 /**
  * causalRows > 0: element (r, c) with c > r mod causalRows reads as −∞, the value a −∞ mask added
@@ -50,7 +50,7 @@ export function softmaxGrad(y: Float32Array, gy: Float32Array, gx: Float32Array,
 }
 
 export function layerNorm(p: LayerNormParams): void {
-  const x = f32(p.x), out = f32(p.out), mean = f32(p.mean), rstd = f32(p.rstd);
+  const x = f32(p.x), out = floats(p.out), mean = f32(p.mean), rstd = f32(p.rstd);
   const gamma = p.gamma ? f32(p.gamma) : null;
   const beta = p.beta ? f32(p.beta) : null;
   const { rows, cols, eps } = p;
@@ -78,6 +78,8 @@ export function layerNorm(p: LayerNormParams): void {
       out[base + c] = v;
     }
   }
+  const format = outputFormat(p.out);
+  if (format) roundTo16Bits(out.subarray(0, rows * cols), format);
 }
 
 export function layerNormGrad(p: LayerNormGradParams): void {

@@ -1,13 +1,13 @@
-import type { DType, Storage, StridedView } from '../backend.ts';
+import { isFormat16, type DType, type Format16, type Storage, type StridedView } from '../backend.ts';
 
-/** CPU storage: a typed array owned by the backend. */
+/** CPU storage: a typed array owned by the backend (16-bit storage holds its values as float32). */
 export class CpuStorage implements Storage {
   readonly data: Float32Array | Int32Array;
   constructor(
     readonly size: number,
     readonly dtype: DType,
   ) {
-    this.data = dtype === 'f32' ? new Float32Array(size) : new Int32Array(size);
+    this.data = dtype === 'i32' ? new Int32Array(size) : new Float32Array(size);
   }
 }
 
@@ -18,8 +18,22 @@ export function dataOf(storage: Storage): Float32Array | Int32Array {
 
 export function f32(storage: Storage): Float32Array {
   const data = dataOf(storage);
-  if (!(data instanceof Float32Array)) throw new Error('CPU kernel expected float32 storage');
+  if (storage.dtype !== 'f32' || !(data instanceof Float32Array)) throw new Error(`CPU kernel expected float32 storage, got ${storage.dtype}`);
   return data;
+}
+
+/** The values of float32 or 16-bit storage (kernels that accept both, such as GEMM operands). */
+export function floats(storage: Storage): Float32Array {
+  const data = dataOf(storage);
+  if (storage.dtype === 'i32' || !(data instanceof Float32Array)) throw new Error('CPU kernel expected float32 or 16-bit storage, got int32');
+  return data;
+}
+
+/** The format of 16-bit storage, or null for float32 (output storage of kernels that write either). */
+export function outputFormat(storage: Storage): Format16 | null {
+  if (isFormat16(storage.dtype)) return storage.dtype;
+  if (storage.dtype !== 'f32') throw new Error(`CPU kernel expected float32 or 16-bit output storage, got ${storage.dtype}`);
+  return null;
 }
 
 export function i32(storage: Storage): Int32Array {

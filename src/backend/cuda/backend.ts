@@ -34,6 +34,8 @@ import type {
   Format16,
   UnaryKind,
 } from '../backend.ts';
+import { bytesPerElement, isFormat16 } from '../backend.ts';
+import { decode16, encode16 } from './codes16.ts';
 import { checkStridedGemm } from '../strided-gemm-rules.ts';
 import { checkDriver, CU_STREAM_CAPTURE_MODE_GLOBAL, type Handle } from './driver-api.ts';
 import * as elementwise from './elementwise-ops.ts';
@@ -140,21 +142,24 @@ export class CudaBackend implements Backend {
     if (this.runtime.allocator.isCapturing) throw new Error('write: host-to-device copies cannot be captured in a CUDA graph; write before capturing');
     if (data.length === 0) return;
     // Typed-array assignment semantics, as the CPU twin's set(): values convert to the storage's type.
-    const values = storage.dtype === 'f32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Int32Array ? data : Int32Array.from(data);
+    const values = isFormat16(storage.dtype)
+      ? encode16(data, storage.dtype)
+      : storage.dtype === 'f32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Int32Array ? data : Int32Array.from(data);
     const api = this.runtime.api;
-    checkDriver(api, 'cuMemcpyHtoDAsync', api.cuMemcpyHtoDAsync_v2(target.address + 4 * offset, values, 4 * values.length, this.runtime.stream));
+    const bytes = bytesPerElement(storage.dtype);
+    checkDriver(api, 'cuMemcpyHtoDAsync', api.cuMemcpyHtoDAsync_v2(target.address + bytes * offset, values, bytes * values.length, this.runtime.stream));
   }
 
   read(storage: Storage): Float32Array | Int32Array {
     const source = asCuda(storage, 'read');
     if (this.runtime.allocator.isCapturing) throw new Error('read: reading back synchronises, which a CUDA graph capture does not allow');
-    const out = storage.dtype === 'f32' ? new Float32Array(storage.size) : new Int32Array(storage.size);
+    const out = isFormat16(storage.dtype) ? new Uint16Array(storage.size) : storage.dtype === 'f32' ? new Float32Array(storage.size) : new Int32Array(storage.size);
     if (out.length > 0) {
       const api = this.runtime.api;
-      checkDriver(api, 'cuMemcpyDtoHAsync', api.cuMemcpyDtoHAsync_v2(out, source.address, 4 * out.length, this.runtime.stream));
+      checkDriver(api, 'cuMemcpyDtoHAsync', api.cuMemcpyDtoHAsync_v2(out, source.address, out.byteLength, this.runtime.stream));
     }
     this.runtime.synchronize();
-    return out;
+    return out instanceof Uint16Array ? decode16(out, storage.dtype as Format16) : out;
   }
 
   memoryStats(): { allocatedBytes: number; peakBytes: number; reservedBytes: number } {

@@ -2,7 +2,7 @@
 import type { BinaryKind, Format16, Storage, StridedView, UnaryKind } from '../backend.ts';
 import { checkDriver } from './driver-api.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
-import { readFormatCode, STRIDED_WORDS } from './kernels/prelude.ts';
+import { readFormatCode, storageFormatCode, STRIDED_WORDS } from './kernels/prelude.ts';
 import { addressAt, asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount, checkView, collapse, contiguousStrides, isInjective, packStrided, vectorise, type Collapsed } from './strided.ts';
 
@@ -31,11 +31,12 @@ export function fill(rt: CudaRuntime, out: Storage, offset: number, n: number, v
 export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {
   checkCount(`unary ${kind}`, 'x', x, n);
   checkCount(`unary ${kind}`, 'out', out, n);
-  requireFloat(`unary ${kind}`, x, out);
+  requireFloat(`unary ${kind}`, x);
+  const outFmt = storageFormatCode(out.dtype);
   if (n === 0) return;
   const xa = asCuda(x, 'unary').address;
   const oa = asCuda(out, 'unary').address;
-  if (kind === 'copy' && readFormat === undefined) {
+  if (kind === 'copy' && readFormat === undefined && outFmt === 0) {
     const s = inScale * outScale;
     if (s === 1) {
       if (xa !== oa) checkDriver(rt.api, 'cuMemcpyDtoDAsync', rt.api.cuMemcpyDtoDAsync_v2(oa, xa, 4 * n, rt.stream));
@@ -44,7 +45,9 @@ export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage
     rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'scale_copy', ['p', 'p', 'i', 'f', 'i']), Math.ceil(n / 4), [xa, oa, n, s, aligned(xa, oa)]);
     return;
   }
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f', 'i', 'i']), Math.ceil(n / 4), [xa, oa, n, inScale, outScale, aligned(xa, oa), readFormatCode(readFormat)]);
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f', 'i', 'i', 'i']), Math.ceil(n / 4), [
+    xa, oa, n, inScale, outScale, aligned(xa, oa), readFormatCode(readFormat), outFmt,
+  ]);
 }
 
 /** 1 when every address allows float4 access. */

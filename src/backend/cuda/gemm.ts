@@ -17,8 +17,8 @@
  *   engine tags mixed E5M2×E4M3 backward products 'e5m2' and cuBLASLt has no E5M2×E5M2 kernel.
  */
 import koffi from 'koffi';
-import { operandRounding } from '../gemm-rules.ts';
-import type { GemmParams, Storage } from '../backend.ts';
+import { checkOperandTypes, operandRounding } from '../gemm-rules.ts';
+import { bytesPerElement, isFormat16, type GemmParams, type Storage } from '../backend.ts';
 import type { Block } from './allocator.ts';
 import {
   CUBLASLT_MATMUL_DESC_TRANSA,
@@ -98,6 +98,8 @@ interface Operand {
   readonly cols: number;
   readonly ld: number;
   readonly stride: number;
+  /** The values are 16-bit (of the product's format) where they lie: nothing to pack. */
+  readonly stored16: boolean;
 }
 
 interface LtPlan {
@@ -185,7 +187,8 @@ export class CudaGemm {
     }
     const format = p.inputFormat ?? 'fp32';
     // Operands to be rounded as read go to the 16-bit path, whose packing rounds them; gemm_small reads float32 as it is.
-    const rounds = operandRounding(p) !== null;
+    // 16-bit operands (storage) too: gemm_small reads float32.
+    const rounds = operandRounding(p) !== null || p.a.dtype !== 'f32' || p.b.dtype !== 'f32';
     if (this.smallProducts && !rounds && p.m * p.n * p.k * p.batch <= SMALL_GEMM_MACS && format !== 'tf32' && !(format === 'e4m3' && this.options.nativeFp8)) {
       this.small(p);
       this.counts.small++;
@@ -335,10 +338,10 @@ export class CudaGemm {
     // Stored shapes: A is m×k (k×m when transposed), B is k×n (n×k when transposed).
     if (which === 'a') {
       const [rows, cols] = p.transA ? [p.k, p.m] : [p.m, p.k];
-      return { address: this.host.addressOf(p.a) + 4 * p.aOffset, rows, cols, ld: p.lda, stride: p.strideA };
+      return { address: this.host.addressOf(p.a) + bytesPerElement(p.a.dtype) * p.aOffset, rows, cols, ld: p.lda, stride: p.strideA, stored16: isFormat16(p.a.dtype) };
     }
     const [rows, cols] = p.transB ? [p.n, p.k] : [p.k, p.n];
-    return { address: this.host.addressOf(p.b) + 4 * p.bOffset, rows, cols, ld: p.ldb, stride: p.strideB };
+    return { address: this.host.addressOf(p.b) + bytesPerElement(p.b.dtype) * p.bOffset, rows, cols, ld: p.ldb, stride: p.strideB, stored16: isFormat16(p.b.dtype) };
   }
 
   private cAddress(p: GemmParams): number {
@@ -378,12 +381,16 @@ export class CudaGemm {
     launchPack16(this.host, kernelName, { ...operand, strides: [operand.stride, 0], batch1: 1, batches }, block.address);
     return {
       block,
-      packed: { address: block.address, rows: operand.rows, cols: operand.cols, ld: Math.max(1, operand.cols), stride: operand.stride === 0 ? 0 : perBatch },
+      packed: { address: block.address, rows: operand.rows, cols: operand.cols, ld: Math.max(1, operand.cols), stride: operand.stride === 0 ? 0 : perBatch, stored16: true },
     };
   }
 
-  /** pack(), or inside runAll the pack an earlier product of the call made of the same operand. */
-  private packShared(kernelName: 'pack_f16' | 'pack_bf16', operand: Operand, batch: number): { block: Block; packed: Operand } {
+  /**
+   * pack(), or inside runAll the pack an earlier product of the call made of the same operand; an
+   * operand already in 16-bit storage (of the product's format: checkOperandTypes) as it is.
+   */
+  private packShared(kernelName: 'pack_f16' | 'pack_bf16', operand: Operand, batch: number): { block: Block | null; packed: Operand } {
+    if (operand.stored16) return { block: null, packed: operand };
     const shared = this.sharedPacks;
     const key = `${kernelName}:${operand.address}:${operand.rows}:${operand.cols}:${operand.ld}:${operand.stride}:${operand.stride === 0 ? 1 : batch}`;
     const earlier = shared?.get(key);
@@ -402,8 +409,8 @@ export class CudaGemm {
     } finally {
       // Shared packs are released when runAll ends.
       if (!this.sharedPacks) {
-        this.host.releaseScratch(a.block);
-        this.host.releaseScratch(b.block);
+        if (a.block) this.host.releaseScratch(a.block);
+        if (b.block) this.host.releaseScratch(b.block);
       }
     }
   }
@@ -567,6 +574,7 @@ function checkCount(name: string, value: number): void {
 
 /** Same checks as the CPU twin: out-of-range views would read or write past the allocation. */
 function validate(p: GemmParams): void {
+  checkOperandTypes(p);
   for (const [name, value] of [['m', p.m], ['n', p.n], ['k', p.k], ['batch', p.batch], ['strideA', p.strideA], ['strideB', p.strideB], ['strideC', p.strideC]] as const) {
     checkCount(name, value);
   }
@@ -583,7 +591,6 @@ function checkView(name: string, storage: Storage, offset: number, ld: number, r
   const lower = name.toLowerCase();
   checkCount(`${name} offset`, offset);
   checkCount(`ld${lower}`, ld);
-  if (storage.dtype !== 'f32') throw new TypeError(`gemm: ${name} must be float32 storage, got ${storage.dtype}`);
   if (ld < Math.max(1, cols)) throw new RangeError(`gemm: ld${lower}=${ld} is smaller than the ${cols} columns of ${name}`);
   if (rows === 0 || cols === 0) return;
   const last = offset + (batch - 1) * stride + (rows - 1) * ld + cols - 1;

@@ -4,7 +4,7 @@ import { NN_MODULE, WARP_ROW_WIDTHS } from './kernels/nn.ts';
 import type { Block } from './allocator.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
-import { readFormatCode } from './kernels/prelude.ts';
+import { readFormatCode, storageFormatCode } from './kernels/prelude.ts';
 
 function address(storage: Storage, op: string): number {
   return asCuda(storage, op).address;
@@ -86,10 +86,11 @@ export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
     checkCount(op, 'sumOf.a', sumOf.a, size);
     checkCount(op, 'sumOf.b', sumOf.b, size);
   }
-  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'p', 'p', 'f', 'f', 'i'] as const;
+  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'p', 'p', 'f', 'f', 'i', 'i'] as const;
   const args = [
     address(p.x, op), optional(p.gamma, op), optional(p.beta, op), address(p.out, op), address(p.mean, op), address(p.rstd, op), p.rows, p.cols, p.eps,
     optional(sumOf?.a ?? null, op), optional(sumOf?.b ?? null, op), sumOf?.scaleA ?? 1, sumOf?.scaleB ?? 1, readFormatCode(sumOf?.readFormatA),
+    storageFormatCode(p.out.dtype),
   ];
   const k = warpWidth(p.cols, 32);
   if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `layer_norm_warp_${k}`, kinds), p.rows, args);

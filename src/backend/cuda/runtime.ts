@@ -2,7 +2,7 @@
  * What every CUDA kernel wrapper needs: the device, the backend's one stream, the kernel
  * registry, device storage from the caching allocator, and launch-size helpers.
  */
-import type { DeviceFence, DType, Storage } from '../backend.ts';
+import { bytesPerElement, type DeviceFence, type DType, type Storage } from '../backend.ts';
 import { CachingAllocator, type Block } from './allocator.ts';
 import { checkDriver, CU_EVENT_DISABLE_TIMING, CU_STREAM_NON_BLOCKING, type DriverApi, type Handle } from './driver-api.ts';
 
@@ -12,7 +12,7 @@ import type { OpenDevice } from './device.ts';
 import type { KernelArg, ParamKind, Kernel } from './launch.ts';
 import type { KernelModuleSource, KernelRegistry } from './modules.ts';
 
-/** Device memory holding `size` 32-bit elements. */
+/** Device memory holding `size` elements of `dtype` (4 bytes each, 2 for 16-bit storage). */
 export class CudaStorage implements Storage {
   released = false;
   constructor(
@@ -65,8 +65,9 @@ export class CudaRuntime {
   alloc(size: number, dtype: DType): CudaStorage {
     if (!Number.isInteger(size) || size < 0) throw new RangeError(`alloc: size must be a non-negative integer, got ${size}`);
     if (size > 0x7fffffff) throw new RangeError(`alloc: ${size} elements exceed the CUDA kernels' 32-bit indexing`);
-    const block = this.allocator.allocate(Math.max(4, size * 4));
-    this.allocatedBytes += size * 4;
+    const bytes = size * bytesPerElement(dtype);
+    const block = this.allocator.allocate(Math.max(4, bytes));
+    this.allocatedBytes += bytes;
     this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
     return new CudaStorage(size, dtype, block);
   }
@@ -75,7 +76,7 @@ export class CudaRuntime {
     const s = asCuda(storage, 'release');
     if (s.released) throw new Error('release: storage released twice');
     s.released = true;
-    this.allocatedBytes -= s.size * 4;
+    this.allocatedBytes -= s.size * bytesPerElement(s.dtype);
     this.allocator.release(s.block);
   }
 
@@ -203,5 +204,5 @@ export function asCuda(storage: Storage, op: string): CudaStorage {
 
 /** Device address of element `offset` of a storage. */
 export function addressAt(storage: Storage, offset: number, op: string): number {
-  return asCuda(storage, op).address + 4 * offset;
+  return asCuda(storage, op).address + bytesPerElement(storage.dtype) * offset;
 }

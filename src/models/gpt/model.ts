@@ -36,6 +36,14 @@ export interface ReferenceGptOptions {
    * policy's float32 attention internals.
    */
   readonly flashAttention16?: boolean;
+  /**
+   * With products that round their own operands (precision.readFormat): layer norms and GELU
+   * write their outputs in 16-bit storage, and each weight is copied to 16 bits once a step for
+   * its forward and backward products (T.copy16), so no product packs them: the same values, fewer
+   * passes over memory. Default true; false keeps float32 outputs that the products round as they
+   * read them.
+   */
+  readonly operands16?: boolean;
 }
 
 interface Layer {
@@ -94,9 +102,19 @@ export class ReferenceGpt {
   }
 
   /** outputRoundedOnRead: only ops that round it as they read it read the output (see precision.linear). */
-  private linear(x: T.Tensor, w: T.Tensor, outputRoundedOnRead = false): T.Tensor {
+  private linear(x: T.Tensor, w: T.Tensor, outputRoundedOnRead = false, layer: typeof nn.linear = nn.linear): T.Tensor {
     const { precision, scaling } = this.options;
-    return precision.linear([x, precision.parameter(w)], ([a, b], formats) => nn.linear(a, b, null, scaling, { weightLayout: 'out-in', formats }), { outputRoundedOnRead });
+    const format = this.operandFormat();
+    return precision.linear(
+      [x, precision.parameter(w)],
+      ([a, b], formats) => layer(a, b, null, scaling, { weightLayout: 'out-in', formats, weightRead: format ? T.copy16(b!, format) : undefined }),
+      { outputRoundedOnRead },
+    );
+  }
+
+  /** The 16-bit format that layer norms and GELU write their outputs in and weights are copied to (operands16), if any. */
+  private operandFormat(): T.Format16 | undefined {
+    return (this.options.operands16 ?? true) ? (this.options.precision.readFormat ?? undefined) : undefined;
   }
 
   /**
@@ -126,7 +144,7 @@ export class ReferenceGpt {
       // Under readFormat the kernel reads the branch output rounded and the normed output's
       // gradient rounded: no rounding pass on either.
       const readFormat = precision.readFormat ?? undefined;
-      const { sum, normed } = nn.addLayerNorm(out, x, add, g, b, scaling, { ...options, aReadFormat: readFormat, gradReadFormat: readFormat });
+      const { sum, normed } = nn.addLayerNorm(out, x, add, g, b, scaling, { ...options, aReadFormat: readFormat, gradReadFormat: readFormat, outputFormat: this.operandFormat() });
       return { x: sum, normed: readFormat ? normed : precision.linearInput(normed) };
     }
     const sum = T.add(out, x, add);
@@ -169,7 +187,8 @@ export class ReferenceGpt {
     if (readFormat) {
       // GELU reads the up projection rounded and rounds its output's gradient as it reads it; the
       // down projection rounds GELU's output: no rounding pass in the block.
-      return this.linear(nn.gelu(this.linear(h, layer.up, true), scaling, { readFormat }), layer.down, this.branchOutputRoundedOnRead());
+      const activated = nn.gelu(this.linear(h, layer.up, true), scaling, { readFormat, outputFormat: this.operandFormat() });
+      return this.linear(activated, layer.down, this.branchOutputRoundedOnRead());
     }
     return this.linear(precision.linearInput(nn.gelu(this.linear(h, layer.up), scaling)), layer.down);
   }
@@ -190,16 +209,13 @@ export class ReferenceGpt {
     ]);
     const [g0, b0] = [precision.parameter(sublayers[0]!.gain), precision.parameter(sublayers[0]!.bias)];
     const readFormat = precision.readFormat ?? undefined;
-    const first = nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad, gradReadFormat: readFormat });
+    const first = nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad, gradReadFormat: readFormat, outputFormat: this.operandFormat() });
     let normed = readFormat ? first : precision.linearInput(first);
     sublayers.forEach((sublayer, i) => {
       const next = sublayers[i + 1] ?? { gain: this.finalGain, bias: this.finalBias };
       ({ x, normed } = this.residualThenNorm(x, sublayer.branch(normed), i, next.gain, next.bias, eps));
     });
-    const final = normed;
-    const logits = precision.linear([final, precision.parameter(this.readout)], ([a, w], formats) =>
-      nn.linearReadout(a, w, null, scaling, { weightLayout: 'out-in', formats }),
-    );
+    const logits = this.linear(normed, this.readout, false, nn.linearReadout);
     return nn.crossEntropy(T.reshape(logits, [B * S, vocab]), T.reshape(labels, [B * S]), null, scaling).loss;
   }
 

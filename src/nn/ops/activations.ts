@@ -16,6 +16,8 @@ export interface ActivationOptions {
   readonly mult?: number;
   /** The input, and in the backward the output's gradient, read rounded to this format (T.UnaryOptions.readFormat). */
   readonly readFormat?: T.Format16;
+  /** The output stored in 16 bits of this format, for products of that format (T.UnaryOptions.outputFormat). */
+  readonly outputFormat?: T.Format16;
 }
 
 /** Ideal (output, grad) scales of a nonlinearity before the constraint. */
@@ -49,7 +51,7 @@ export function activationScales(kind: Nonlinearity, scaling: Scaling, options: 
 const UNARY = { gelu: T.gelu, relu: T.relu, tanh: T.tanh, sigmoid: T.sigmoid } as const;
 
 function activation(kind: Nonlinearity, x: T.Tensor, scaling: Scaling, options: ActivationOptions): T.Tensor {
-  return UNARY[kind](x, { ...activationScales(kind, scaling, options), readFormat: options.readFormat });
+  return UNARY[kind](x, { ...activationScales(kind, scaling, options), readFormat: options.readFormat, outputFormat: options.outputFormat });
 }
 
 /** GELU (erf form): 2023 rules 1/0.588 and 1/0.675 constrained (gmean 1.5873); u-μP interpolation. */

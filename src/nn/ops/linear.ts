@@ -21,6 +21,8 @@ export interface LinearOptions {
   /** u-μP's scale_power (p0, p1, p2): output fanIn^-p0, input grad fanOut^-p1, weight grad B^-p2. */
   readonly scalePower?: readonly [number, number, number];
   readonly formats?: GemmFormats;
+  /** The weight as its products read it: a 16-bit copy (T.copy16) read in its place (T.MatmulOptions.readB). */
+  readonly weightRead?: T.Tensor;
 }
 
 const UNSCALED: LinearScales = { output: 1, gradInput: 1, gradWeight: 1, gradBias: 1, biasForward: 1 };
@@ -60,6 +62,7 @@ export function linear(x: T.Tensor, weight: T.Tensor, bias: T.Tensor | null, sca
     inputFormat: options.formats?.inputFormat,
     gradFormat: options.formats?.gradFormat,
     roundInputs: options.formats?.roundInputs,
+    readB: options.weightRead,
   });
   if (bias) y = T.add(y, bias, { scaleB: s.biasForward, gradScaleB: s.gradBias });
   return T.reshape(y, [...x.shape.slice(0, -1), fanOut]);

@@ -21,12 +21,14 @@ export interface NormOptions {
   readonly gradScaleX?: number;
   /** The output's gradient read rounded (T.LayerNormOptions.gradReadFormat). */
   readonly gradReadFormat?: T.Format16;
+  /** The output stored in 16 bits of this format, for products of that format (T.LayerNormOptions.outputFormat). */
+  readonly outputFormat?: T.Format16;
 }
 
 export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: NormOptions): T.Tensor {
   const rows = x.size / x.shape[x.rank - 1];
   const g = normParamGradScale(scaling, rows);
-  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX, gradReadFormat: options.gradReadFormat });
+  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX, gradReadFormat: options.gradReadFormat, outputFormat: options.outputFormat });
 }
 
 /**
@@ -45,8 +47,8 @@ export function addLayerNorm(
 ): { sum: T.Tensor; normed: T.Tensor } {
   const rows = a.size / a.shape[a.rank - 1];
   const g = normParamGradScale(scaling, rows);
-  const { eps, gradScaleX, gradReadFormat, aReadFormat } = options;
-  return T.addLayerNorm(a, b, add, gamma, beta, { eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX, gradReadFormat, aReadFormat });
+  const { eps, gradScaleX, gradReadFormat, aReadFormat, outputFormat } = options;
+  return T.addLayerNorm(a, b, add, gamma, beta, { eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX, gradReadFormat, aReadFormat, outputFormat });
 }
 
 /**

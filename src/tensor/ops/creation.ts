@@ -46,7 +46,7 @@ export function tensor(
     throw new Error(`tensor: ${data.length} values do not fill shape [${shape.join(', ')}]`);
   }
   const t = empty(shape, dtype, backend);
-  const host = dtype === 'f32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Int32Array ? data : Int32Array.from(data);
+  const host = dtype !== 'i32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Int32Array ? data : Int32Array.from(data);
   backend.write(t.storage, host);
   return t;
 }

@@ -156,12 +156,18 @@ export interface UnaryOptions extends OutputScale {
    * the passes.
    */
   readFormat?: Format16;
+  /**
+   * The output is 16-bit storage of this format, the results rounded to it (nearest-even): for a
+   * value that only products of that format read (a 16-bit tensor is accepted by matmul, and by
+   * little else). The gradient is float32 as always.
+   */
+  outputFormat?: Format16;
 }
 
 function unaryOp(kind: UnaryKind, x: Tensor, options: UnaryOptions = {}): Tensor {
   const { inScale = 1, scale = 1 } = options;
   const gradScale = options.gradScale ?? scale;
-  const out = empty(x.shape, 'f32', x.backend);
+  const out = empty(x.shape, options.outputFormat ?? 'f32', x.backend);
   x.backend.unary(kind, x.storage, out.storage, x.size, inScale, scale, options.readFormat);
   return record(out, [x], (g) => {
     const gx = empty(x.shape, 'f32', x.backend);
@@ -185,6 +191,17 @@ export const cos = (x: Tensor, o?: UnaryOptions) => unaryOp('cos', x, o);
 /** GELU, erf form (PyTorch's default) or tanh approximation. */
 export const gelu = (x: Tensor, o: UnaryOptions & { approximate?: 'none' | 'tanh' } = {}) =>
   unaryOp(o.approximate === 'tanh' ? 'geluTanh' : 'gelu', x, o);
+
+/**
+ * x rounded to FP16 or BF16 (nearest-even, overflow to infinity) in 16-bit storage, outside
+ * autograd: a copy for products to read in place of x (MatmulOptions.readB), made once and read by
+ * the forward and the backward products alike.
+ */
+export function copy16(x: Tensor, format: Format16): Tensor {
+  const out = empty(x.shape, format, x.backend);
+  x.backend.unary('copy', x.storage, out.storage, x.size, 1, 1);
+  return out;
+}
 
 /** Multiplies by a constant (one kernel; the true gradient unless gradScale says otherwise). */
 export function scale(x: Tensor, factor: number, gradScale = factor): Tensor {

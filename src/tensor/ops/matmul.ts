@@ -1,6 +1,6 @@
 import type { GemmParams } from '../../backend/backend.ts';
 import { deferLeafProduct, record, SUNK, type GradSink } from '../autograd.ts';
-import { formatShape, type Tensor } from '../tensor.ts';
+import { formatShape, sameShape, type Tensor } from '../tensor.ts';
 import { alias, empty } from './creation.ts';
 
 /**
@@ -25,6 +25,12 @@ export interface MatmulOptions {
   gradFormat?: GemmParams['inputFormat'];
   /** FP16/BF16: operands (and, in the backward, the incoming gradient) may be off the grid; see GemmParams.roundInputs. */
   roundInputs?: boolean;
+  /**
+   * b's values as the products read them: a 16-bit copy of b in inputFormat's format (T.copy16),
+   * which the forward product and the backward's input-gradient product read in place of b, so
+   * that neither packs b. b itself still receives the gradient.
+   */
+  readB?: Tensor;
 }
 
 interface Layout {
@@ -104,8 +110,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   if (a.backend !== b.backend) throw new Error('matmul: operands live on different backends');
   const L = layout(a, b, transA, transB);
   const { m, n, k, batch } = L;
+  const gradFormat = options.gradFormat ?? options.inputFormat;
+  const bRead = readOperandB(b, options.readB);
+  for (const [name, t] of [['a', a], ['b', bRead]] as const) checkStoredFormat(name, t, options.inputFormat, gradFormat);
   const out = empty([...L.batchShape, m, n], 'f32', a.backend);
-  gemm(a, b, out, {
+  gemm(a, bRead, out, {
     transA,
     transB,
     m,
@@ -118,7 +127,6 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     inputFormat: options.inputFormat,
     roundInputs: options.roundInputs,
   });
-  const gradFormat = options.gradFormat ?? options.inputFormat;
   const roundInputs = options.roundInputs;
   return record(out, [a, b], (g, sinks) => {
     // A gradient goes straight into its sink when there is one (beta 1 adds, beta 0 overwrites).
@@ -148,21 +156,21 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       if (shared && !transA && !transB) {
         // Σ_batch g_b·B_bᵀ cannot fold the batch into one GEMM; accumulate with beta = 1.
         gradA = zeroed(a, sinks[0]);
-        for (let i = 0; i < batch; i++) accumulateGemm(g, b, gradA, i * m * n, i * k * n, false, true, m, k, n, n, n, k, gradScaleA, gradFormat, roundInputs);
+        for (let i = 0; i < batch; i++) accumulateGemm(g, bRead, gradA, i * m * n, i * k * n, false, true, m, k, n, n, n, k, gradScaleA, gradFormat, roundInputs);
       } else if (shared) {
         gradA = zeroed(a, sinks[0]);
         for (let i = 0; i < batch; i++) {
-          if (!transA) accumulateGemm(g, b, gradA, i * m * n, i * n * k, false, false, m, k, n, n, k, k, gradScaleA, gradFormat, roundInputs);
-          else if (!transB) accumulateGemm(b, g, gradA, i * k * n, i * m * n, false, true, k, m, n, n, n, m, gradScaleA, gradFormat, roundInputs);
-          else accumulateGemm(b, g, gradA, i * n * k, i * m * n, true, true, k, m, n, k, n, m, gradScaleA, gradFormat, roundInputs);
+          if (!transA) accumulateGemm(g, bRead, gradA, i * m * n, i * n * k, false, false, m, k, n, n, k, k, gradScaleA, gradFormat, roundInputs);
+          else if (!transB) accumulateGemm(bRead, g, gradA, i * k * n, i * m * n, false, true, k, m, n, n, n, m, gradScaleA, gradFormat, roundInputs);
+          else accumulateGemm(bRead, g, gradA, i * n * k, i * m * n, true, true, k, m, n, k, n, m, gradScaleA, gradFormat, roundInputs);
         }
       } else {
         const { t, beta } = target(a, sinks[0]);
         gradA = t;
         const strideG = m * n;
         const strideB = L.bBatched ? k * n : 0;
-        if (!transA) queue(g, b, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat, roundInputs }, sinks[0]);
-        else queue(b, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat, roundInputs }, sinks[0]);
+        if (!transA) queue(g, bRead, gradA, { transA: false, transB: !transB, m, n: k, k: n, batch, strideA: strideG, strideB, alpha: gradScaleA, beta, inputFormat: gradFormat, roundInputs }, sinks[0]);
+        else queue(bRead, g, gradA, { transA: transB, transB: true, m: k, n: m, k: n, batch, strideA: strideB, strideB: strideG, alpha: gradScaleA, beta, inputFormat: gradFormat, roundInputs }, sinks[0]);
       }
     }
     if (b.requiresGrad) {
@@ -191,6 +199,23 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     if (independent.length > 0) g.backend.gemms(independent);
     return [gradA && sinks[0] ? SUNK : gradA, gradB && sinks[1] ? SUNK : gradB];
   });
+}
+
+/** b, or its 16-bit stand-in (MatmulOptions.readB) once checked to hold the same shape. */
+function readOperandB(b: Tensor, readB: Tensor | undefined): Tensor {
+  if (!readB) return b;
+  if (readB.backend !== b.backend || !sameShape(readB.shape, b.shape)) throw new Error(`matmul: readB ${readB.describe()} does not stand in for ${b.describe()}`);
+  if (readB.dtype === 'f32' || readB.dtype === 'i32') throw new Error(`matmul: readB ${readB.describe()} must be 16-bit storage, got ${readB.dtype}`);
+  return readB;
+}
+
+/** A 16-bit operand needs products of its own format, forward and backward. */
+function checkStoredFormat(name: string, t: Tensor, inputFormat: GemmParams['inputFormat'], gradFormat: GemmParams['inputFormat']): void {
+  if (t.dtype === 'f32') return;
+  if (t.dtype === 'i32') throw new Error(`matmul: ${name} ${t.describe()} is int32`);
+  if (inputFormat !== t.dtype || gradFormat !== t.dtype) {
+    throw new Error(`matmul: ${name} ${t.describe()} is ${t.dtype} storage, but the products read ${inputFormat ?? 'fp32'} (forward) and ${gradFormat ?? 'fp32'} (backward)`);
+  }
 }
 
 /** C += alpha·op(A)·op(B) on sub-matrices at the given offsets (single, unbatched GEMM). */

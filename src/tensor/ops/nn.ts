@@ -58,6 +58,8 @@ export interface LayerNormOptions {
   gradScaleX?: number;
   /** The gradient arriving at the output is read rounded to this format: a rounding pass on it, without the pass. */
   gradReadFormat?: Format16;
+  /** The output is 16-bit storage of this format (rounded to it, nearest-even): see UnaryOptions.outputFormat. */
+  outputFormat?: Format16;
 }
 
 export interface AddLayerNormOptions extends LayerNormOptions {
@@ -139,7 +141,7 @@ function layerNormKernel(
   for (const p of [gamma, beta]) {
     if (p && (p.rank !== 1 || p.shape[0] !== cols)) throw new Error(`layerNorm: parameter ${p.describe()} does not match ${x.describe()}`);
   }
-  const out = empty(x.shape, 'f32', x.backend);
+  const out = empty(x.shape, options.outputFormat ?? 'f32', x.backend);
   const mean = empty([rows], 'f32', x.backend);
   const rstd = empty([rows], 'f32', x.backend);
   x.backend.layerNorm({ x: x.storage, gamma: gamma?.storage ?? null, beta: beta?.storage ?? null, out: out.storage, mean: mean.storage, rstd: rstd.storage, rows, cols, eps, sumOf: fused?.sumOf ?? null });

@@ -18,17 +18,6 @@ const PACK_LOOP = String.raw`
 `;
 
 const SOURCE16 = String.raw`
-__device__ __forceinline__ unsigned short to_half_bits(float v) {
-  unsigned short h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-  return h;
-}
-__device__ __forceinline__ unsigned short to_bf16_bits(float v) {
-  u32 b = __float_as_uint(v);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((b >> 16) | 0x40u);
-  b += 0x7fffu + ((b >> 16) & 1u);
-  return (unsigned short)(b >> 16);
-}
 /**
  * pack_f16 / pack_bf16: rows of a two-level batch of row-major windows, dst[b][r][c] =
  * convert(src[p·batchStride0 + q·batchStride1 + r·rowStride + c]) with b = p·batch1 + q, written

@@ -12,7 +12,7 @@ export const UNARY_KINDS: readonly UnaryKind[] = [
 ];
 export const BINARY_KINDS: readonly BinaryKind[] = ['add', 'mul', 'div', 'max', 'min', 'eq', 'gt', 'ge'];
 
-/** f(v) for each kind ('relu' has its own kernel; 'copy' runs as scale_copy unless it rounds as it reads). */
+/** f(v) for each kind but relu ('copy' runs as scale_copy unless it rounds as it reads or writes 16 bits). */
 const FORWARD: Record<Exclude<UnaryKind, 'relu'>, string> = {
   copy: 'v',
   abs: 'fabsf(v)',
@@ -29,6 +29,11 @@ const FORWARD: Record<Exclude<UnaryKind, 'relu'>, string> = {
   sin: 'sinf(v)',
   cos: 'cosf(v)',
 };
+
+/** outScale·f(v); relu gives +0 below zero whatever the scale's sign. */
+function forwardExpression(kind: UnaryKind): string {
+  return kind === 'relu' ? 'v > 0.0f ? outScale * v : 0.0f' : `outScale * (${FORWARD[kind]})`;
+}
 
 /** f'(v) for each kind. */
 const DERIVATIVE: Record<UnaryKind, string> = {
@@ -102,23 +107,27 @@ ${body1}
 const LANES = ['x', 'y', 'z', 'w'] as const;
 
 function unaryKernels(): string {
-  // The read format is a template parameter of the loop, so the common unrounded kernels keep
-  // their loop as it was and the rounding ones carry no per-element branch.
+  // The read format and the output's type are template parameters of the loop, so the common
+  // float32 kernels keep their loop as it was and the rounding ones carry no per-element branch.
   const dispatch = (body: string, args: string) =>
     `  if (fmt == 1) ${body}<1>(${args});\n  else if (fmt == 2) ${body}<2>(${args});\n  else ${body}<0>(${args});`;
-  const forward = Object.entries(FORWARD).map(
-    ([kind, expr]) => `__device__ __forceinline__ float unary_fn_${kind}(float v, float outScale) { return outScale * (${expr}); }
-template <int FMT>
-__device__ __forceinline__ void unary_loop_${kind}(const float *x, float *out, int n, float inScale, float outScale, int aligned) {
+  const dispatchOut = (body: string, args: string) =>
+    [0, 1, 2]
+      .map((out) => `  ${out ? 'else ' : ''}if (outFmt == ${out}) {\n    if (fmt == 1) ${body}<${out}, 1>(${args});\n    else if (fmt == 2) ${body}<${out}, 2>(${args});\n    else ${body}<${out}, 0>(${args});\n  }`)
+      .join('\n');
+  const forward = (Object.keys(DERIVATIVE) as UnaryKind[]).map(
+    (kind) => `__device__ __forceinline__ float unary_fn_${kind}(float v, float outScale) { return ${forwardExpression(kind)}; }
+template <int OUT, int FMT>
+__device__ __forceinline__ void unary_loop_${kind}(const float *x, void *out, int n, float inScale, float outScale, int aligned) {
 ${contiguousLoop(
   `    float4 a = reinterpret_cast<const float4 *>(x)[i], o;
 ${LANES.map((l) => `    o.${l} = unary_fn_${kind}(inScale * rounded_as<FMT>(a.${l}), outScale);`).join('\n')}
-    reinterpret_cast<float4 *>(out)[i] = o;`,
-  `    out[i] = unary_fn_${kind}(inScale * rounded_as<FMT>(x[i]), outScale);`,
+    store4_as<OUT>(out, i, o);`,
+  `    store_as<OUT>(out, i, unary_fn_${kind}(inScale * rounded_as<FMT>(x[i]), outScale));`,
 )}
 }
-extern "C" __global__ void unary_${kind}(const float *x, float *out, int n, float inScale, float outScale, int aligned, int fmt) {
-${dispatch(`unary_loop_${kind}`, 'x, out, n, inScale, outScale, aligned')}
+extern "C" __global__ void unary_${kind}(const float *x, void *out, int n, float inScale, float outScale, int aligned, int fmt, int outFmt) {
+${dispatchOut(`unary_loop_${kind}`, 'x, out, n, inScale, outScale, aligned')}
 }`,
   );
   const grads = Object.entries(DERIVATIVE).map(
@@ -173,19 +182,6 @@ extern "C" __global__ void scale_copy(const float *x, float *out, int n, float s
     reinterpret_cast<float4 *>(out)[i] = make_float4(s * a.x, s * a.y, s * a.z, s * a.w);
   }
   for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = s * x[i];
-}
-__device__ __forceinline__ float unary_fn_relu(float v, float outScale) { return v > 0.0f ? outScale * v : 0.0f; }
-extern "C" __global__ void unary_relu(const float *x, float *out, int n, float inScale, float outScale, int aligned, int fmt) {
-  int n4 = aligned ? (n >> 2) : 0;
-  GRID_STRIDE(i, n4) {
-    float4 a = reinterpret_cast<const float4 *>(x)[i], o;
-    o.x = unary_fn_relu(inScale * read_rounded(a.x, fmt), outScale);
-    o.y = unary_fn_relu(inScale * read_rounded(a.y, fmt), outScale);
-    o.z = unary_fn_relu(inScale * read_rounded(a.z, fmt), outScale);
-    o.w = unary_fn_relu(inScale * read_rounded(a.w, fmt), outScale);
-    reinterpret_cast<float4 *>(out)[i] = o;
-  }
-  for (int i = (n4 << 2) + blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = unary_fn_relu(inScale * read_rounded(x[i], fmt), outScale);
 }
 extern "C" __global__ void where_nd(const float *cond, const float *pa, const float *pb, float *out, int n, Strided st) {
   GRID_STRIDE(i, n) {

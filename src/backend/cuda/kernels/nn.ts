@@ -73,11 +73,10 @@ __device__ __forceinline__ float residual_sum(float sa, float a, float sb, float
  * residual add fused into the layer norm that reads its result. Each thread reads back only the
  * columns it wrote.
  */
-extern "C" __global__ void layer_norm_rows(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
-                                           int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb, int fmtA) {
+extern "C" __global__ void layer_norm_rows(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd,
+                                           int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     float *xr = x + (long long)r * cols;
-    float *outr = out + (long long)r * cols;
     if (addA) {
       const float *ar = addA + (long long)r * cols, *br = addB + (long long)r * cols;
       for (int c = threadIdx.x; c < cols; c += blockDim.x) xr[c] = residual_sum(sa, read_rounded(ar[c], fmtA), sb, br[c]);
@@ -99,7 +98,7 @@ extern "C" __global__ void layer_norm_rows(float *x, const float *gamma, const f
       double v = ((double)xr[c] - mu) * rs;
       if (gamma) v *= (double)gamma[c];
       if (beta) v += (double)beta[c];
-      outr[c] = (float)v;
+      store_in(out, (long long)r * cols + c, (float)v, outFmt);
     }
     __syncthreads();
   }
@@ -218,12 +217,11 @@ __device__ __forceinline__ void softmax_grad_warp(const float *y, const float *g
 
 /** With addA non-null, x is first written as sa·addA + sb·addB (see layer_norm_rows). */
 template <int K>
-__device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd,
-                                                int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb, int fmtA) {
+__device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd,
+                                                int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
   int lane = threadIdx.x & 31;
   WARP_ROWS_LOOP(r) {
     float *xr = x + (long long)r * cols;
-    float *outr = out + (long long)r * cols;
     float v[K];
     double sum = 0.0;
     if (addA) {
@@ -274,7 +272,7 @@ __device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, co
       double o = ((double)v[k] - mu) * rs;
       if (gamma) o *= (double)gamma[c];
       if (beta) o += (double)beta[c];
-      outr[c] = (float)o;
+      store_in(out, (long long)r * cols + c, (float)o, outFmt);
     }
   }
 }
@@ -524,9 +522,9 @@ extern "C" __global__ void softmax_warp_1(const float *x, float *out, int rows, 
 extern "C" __global__ void softmax_grad_warp_1(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<1>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_1(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
-  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
+extern "C" __global__ void layer_norm_warp_1(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
+  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
 }
 extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<2>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -534,9 +532,9 @@ extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, 
 extern "C" __global__ void softmax_grad_warp_2(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<2>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_2(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
-  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
+extern "C" __global__ void layer_norm_warp_2(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
+  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
 }
 extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<4>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -544,9 +542,9 @@ extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, 
 extern "C" __global__ void softmax_grad_warp_4(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<4>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_4(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
-  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
+extern "C" __global__ void layer_norm_warp_4(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
+  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
 }
 extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<8>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -554,9 +552,9 @@ extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, 
 extern "C" __global__ void softmax_grad_warp_8(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<8>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_8(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
-  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
+extern "C" __global__ void layer_norm_warp_8(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
+  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
 }
 extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<16>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -564,9 +562,9 @@ extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows,
 extern "C" __global__ void softmax_grad_warp_16(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<16>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_16(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
-  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
+extern "C" __global__ void layer_norm_warp_16(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
+  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
 }
 extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<32>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -574,9 +572,9 @@ extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows,
 extern "C" __global__ void softmax_grad_warp_32(const float *y, const float *gy, float *gx, int rows, int cols, float gradScale, int logMode) {
   softmax_grad_warp<32>(y, gy, gx, rows, cols, gradScale, logMode);
 }
-extern "C" __global__ void layer_norm_warp_32(float *x, const float *gamma, const float *beta, float *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA) {
-  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA);
+extern "C" __global__ void layer_norm_warp_32(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
+                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
+  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
 }
 
 /** out[i, :] = table[ids[i], :]; an id outside the table gives a NaN row (the CPU twin throws). */

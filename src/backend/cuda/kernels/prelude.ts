@@ -2,16 +2,23 @@
  * CUDA C shared by every kernel module: integer types, the grid-stride loop, strided-view offsets
  * and block reductions. NVRTC compiles it without any header.
  */
-import type { Format16 } from '../../backend.ts';
+import { isFormat16, type DType, type Format16 } from '../../backend.ts';
 
 /** Most dimensions a strided kernel handles after collapsing (see strided.ts). */
 export const MAX_RANK = 6;
 /** Words of the `Strided` struct: rank, shape[MAX_RANK], magic[MAX_RANK], shift[MAX_RANK], stride[3][MAX_RANK]. */
 export const STRIDED_WORDS = 1 + 3 * MAX_RANK + 3 * MAX_RANK;
 
-/** A kernel's `fmt` argument for a read format: rounded_as / read_rounded below. */
+/** A kernel's `fmt` argument for a read format (rounded_as / read_rounded below), or its `outFmt` for 16-bit output storage (store_as). */
 export function readFormatCode(format: Format16 | undefined): number {
   return format === undefined ? 0 : format === 'bf16' ? 1 : 2;
+}
+
+/** A kernel's `outFmt` argument for its output storage's type (store_as below). */
+export function storageFormatCode(dtype: DType): number {
+  if (dtype === 'f32') return 0;
+  if (isFormat16(dtype)) return readFormatCode(dtype);
+  throw new TypeError(`kernel output must be float32 or 16-bit storage, got ${dtype}`);
 }
 
 export const PRELUDE = String.raw`
@@ -38,6 +45,46 @@ __device__ __forceinline__ float rounded_as(float v) {
   float f;
   asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
   return f;
+}
+
+/** The 16-bit codes of v rounded to nearest-even (overflow to infinity; NaN stays NaN). */
+__device__ __forceinline__ unsigned short to_half_bits(float v) {
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+  return h;
+}
+__device__ __forceinline__ unsigned short to_bf16_bits(float v) {
+  u32 b = __float_as_uint(v);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((b >> 16) | 0x40u);
+  b += 0x7fffu + ((b >> 16) & 1u);
+  return (unsigned short)(b >> 16);
+}
+
+/**
+ * Element i of an output of type OUT (codes as readFormatCode's: 0 float32, 1 BF16, 2 FP16 storage),
+ * written rounded to its format; store4_as writes elements 4i..4i+3 (16-byte aligned float32, 8-byte 16-bit).
+ */
+template <int OUT>
+__device__ __forceinline__ void store_as(void *out, long long i, float v) {
+  if (OUT == 0) static_cast<float *>(out)[i] = v;
+  else static_cast<unsigned short *>(out)[i] = OUT == 1 ? to_bf16_bits(v) : to_half_bits(v);
+}
+template <int OUT>
+__device__ __forceinline__ void store4_as(void *out, long long i, float4 v) {
+  if (OUT == 0) {
+    static_cast<float4 *>(out)[i] = v;
+  } else {
+    u32 lo = OUT == 1 ? ((u32)to_bf16_bits(v.x) | ((u32)to_bf16_bits(v.y) << 16)) : ((u32)to_half_bits(v.x) | ((u32)to_half_bits(v.y) << 16));
+    u32 hi = OUT == 1 ? ((u32)to_bf16_bits(v.z) | ((u32)to_bf16_bits(v.w) << 16)) : ((u32)to_half_bits(v.z) | ((u32)to_half_bits(v.w) << 16));
+    static_cast<uint2 *>(out)[i] = make_uint2(lo, hi);
+  }
+}
+
+/** store_as with the output's type known only at run time (kernels that write few outputs per load). */
+__device__ __forceinline__ void store_in(void *out, long long i, float v, int outFmt) {
+  if (outFmt == 0) store_as<0>(out, i, v);
+  else if (outFmt == 1) store_as<1>(out, i, v);
+  else store_as<2>(out, i, v);
 }
 
 /** rounded_as with the format known only at run time (kernels where the rounding is off the hot loop). */

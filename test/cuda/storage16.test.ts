@@ -1,0 +1,106 @@
+/**
+ * 16-bit storage on CUDA: 2-byte buffers written by the unary and layer-norm kernels (store_as),
+ * by copy16, and by write(); read back exactly; and read in place by the 16-bit GEMMs. Each must
+ * give, bit for bit, the float32 result rounded to the format, i.e. what the products read
+ * when they round float32 operands themselves.
+ */
+import { describe, expect, it } from 'vitest';
+import * as T from '../../src/tensor/index.ts';
+import { UNARY_KINDS } from '../../src/backend/cuda/kernels/elementwise.ts';
+import { values } from '../tensor/gradcheck.ts';
+import { cpu, cuda, noCudaReason } from './helpers.ts';
+
+const FORMATS = ['bf16', 'fp16'] as const;
+
+function onCuda<R>(body: () => R): R {
+  const before = T.defaultBackend();
+  T.setDefaultBackend(cuda!);
+  try {
+    return T.tidy(body);
+  } finally {
+    T.setDefaultBackend(before);
+  }
+}
+
+/** Values across the formats' ranges: subnormals, ties, overflow, specials, odd length (scalar tail). */
+function awkward(n: number, seed: number): Float32Array {
+  const v = values(n, seed, -4, 4);
+  const specials = [0, -0, Infinity, -Infinity, NaN, 65520, 65519, 7e4, 2 ** -24, 3 * 2 ** -26, 1 + 2 ** -8, 1 + 3 * 2 ** -9, 3e38, 1e-40];
+  specials.forEach((s, i) => (v[i * 7] = s));
+  return v;
+}
+
+describe.skipIf(cuda === null)(`16-bit storage on CUDA ${noCudaReason}`, () => {
+  for (const format of FORMATS) {
+    it(`${format}: write, copy16 and read give the CPU's rounding of every value`, () => {
+      const x = awkward(1001, 1);
+      const expected = T.tidy(() => T.copy16(T.tensor(x, [1001], { backend: cpu }), format).toFloat32Array());
+      onCuda(() => {
+        const before = cuda!.memoryStats().allocatedBytes;
+        const written = T.tensor(x, [1001], { dtype: format });
+        expect(cuda!.memoryStats().allocatedBytes - before).toBe(2 * 1001);
+        expect(written.toFloat32Array()).toEqual(expected);
+        expect(T.copy16(T.tensor(x, [1001]), format).toFloat32Array()).toEqual(expected);
+      });
+    });
+
+    it(`${format}: every unary kernel writing 16 bits gives its float32 result rounded, with and without a read format`, () => {
+      onCuda(() => {
+        const x = T.tensor(awkward(4099, 2).map((v) => (Number.isFinite(v) ? v : 0.5)), [4099]);
+        // copy writes 16 bits as copy16, tested above.
+        for (const kind of UNARY_KINDS.filter((k) => k !== 'copy')) {
+          for (const readFormat of [undefined, format]) {
+            const options = { inScale: 0.7, scale: -1.3, readFormat };
+            const op = (o: T.UnaryOptions) => unaryOf(kind, x, o);
+            const stored = op({ ...options, outputFormat: format });
+            expect(stored.dtype, kind).toBe(format);
+            const rounded = T.copy16(op(options), format);
+            expect(stored.toFloat32Array(), `${kind} read ${readFormat ?? 'f32'}`).toEqual(rounded.toFloat32Array());
+          }
+        }
+      });
+    });
+
+    it(`${format}: layer norm (warp and block kernels, fused add) writing 16 bits gives its float32 result rounded`, () => {
+      onCuda(() => {
+        for (const cols of [24, 512, 1500]) {
+          const x = T.tensor(values(9 * cols, 3, -3, 3), [9, cols]);
+          const y = T.tensor(values(9 * cols, 4, -3, 3), [9, cols]);
+          const gamma = T.tensor(values(cols, 5, 0.5, 1.5), [cols]);
+          const beta = T.tensor(values(cols, 6, -1, 1), [cols]);
+          const stored = T.layerNorm(x, gamma, beta, { outputFormat: format });
+          expect(stored.toFloat32Array(), `cols ${cols}`).toEqual(T.copy16(T.layerNorm(x, gamma, beta), format).toFloat32Array());
+          const fused = T.addLayerNorm(x, y, { scaleA: 0.5 }, gamma, beta, { outputFormat: format, aReadFormat: format }).normed;
+          const plain = T.addLayerNorm(x, y, { scaleA: 0.5 }, gamma, beta, { aReadFormat: format }).normed;
+          expect(fused.toFloat32Array(), `fused cols ${cols}`).toEqual(T.copy16(plain, format).toFloat32Array());
+        }
+      });
+    });
+
+    it(`${format}: products reading 16-bit storage equal the products that pack float32 operands, forward and backward`, () => {
+      const run = (stored: boolean) =>
+        onCuda(() => {
+          const x = T.tensor(values(256 * 192, 7, -2, 2), [256, 192]);
+          x.requiresGrad = true;
+          const w = T.tensor(values(320 * 192, 8, -1, 1), [320, 192]);
+          w.requiresGrad = true;
+          const h = T.gelu(x, stored ? { outputFormat: format } : {});
+          const options = { transB: true, scale: 0.3, inputFormat: format, roundInputs: true } as const;
+          const y = T.matmul(h, w, stored ? { ...options, readB: T.copy16(w, format) } : options);
+          T.backward(T.sum(T.mul(y, T.tensor(values(256 * 320, 9), [256, 320]))));
+          return [y, x.grad!, w.grad!].map((t) => t.toFloat32Array());
+        });
+      const stored = run(true);
+      const packed = run(false);
+      stored.forEach((a, i) => expect(a, `array ${i}`).toEqual(packed[i]));
+    });
+  }
+});
+
+function unaryOf(kind: (typeof UNARY_KINDS)[number], x: T.Tensor, options: T.UnaryOptions): T.Tensor {
+  const ops: Record<string, (t: T.Tensor, o: T.UnaryOptions) => T.Tensor> = {
+    abs: T.abs, exp: T.exp, log: T.log, sqrt: T.sqrt, rsqrt: T.rsqrt, reciprocal: T.reciprocal, square: T.square, tanh: T.tanh,
+    sigmoid: T.sigmoid, relu: T.relu, gelu: T.gelu, geluTanh: (t, o) => T.gelu(t, { ...o, approximate: 'tanh' }), sin: T.sin, cos: T.cos,
+  };
+  return ops[kind]!(x, options);
+}
