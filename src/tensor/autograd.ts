@@ -1,4 +1,4 @@
-import type { Backend, GemmParams } from '../backend/backend.ts';
+import type { Backend, DType, GemmParams } from '../backend/backend.ts';
 import { connectTape } from './scope.ts';
 import { formatShape, sameShape, type Tensor } from './tensor.ts';
 
@@ -71,6 +71,7 @@ export function record(output: Tensor, inputs: readonly Tensor[], backward: Back
   output.isLeaf = false;
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return output;
   output.requiresGrad = true;
+  for (const input of inputs) input.consumers++;
   tape.push({ output, inputs, backward, addendSinks: options.addendSinks ?? false });
   return output;
 }
@@ -266,6 +267,20 @@ function sinkFor(entry: TapeEntry, k: number, input: Tensor, grads: Map<number, 
   if (!existing || existing.shared === gradOut.shared) return null;
   if (existing.shared.exclusive) return { target: existing, accumulate: true, leaf: false };
   return entry.addendSinks ? { target: emptyLike(existing), accumulate: true, leaf: false, addend: existing } : null;
+}
+
+/**
+ * The storage type a backward function may give t's gradient when it writes it fresh (no sink):
+ * 16 bits where only one op reads t (so the gradient is never summed) and t's producer reads the
+ * gradient rounded to that format anyway (Tensor.gradRoundedTo, through gradPassesTo aliases);
+ * float32 otherwise. The values are the same either way.
+ */
+export function gradientDType(t: Tensor): DType {
+  for (let at: Tensor | null = t; at; at = at.gradPassesTo) {
+    if (at.consumers !== 1 || at.isLeaf) return 'f32';
+    if (at.gradRoundedTo) return at.gradRoundedTo;
+  }
+  return 'f32';
 }
 
 export type AccumulateFn = (leaf: Tensor, grad: Tensor) => void;

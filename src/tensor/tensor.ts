@@ -1,5 +1,5 @@
 import { contiguousStrides } from '../backend/strides.ts';
-import type { Backend, DType, Storage, StridedView } from '../backend/backend.ts';
+import type { Backend, DType, Format16, Storage, StridedView } from '../backend/backend.ts';
 import { registerInScope } from './scope.ts';
 
 /** Storage shared by a tensor and its reshaped aliases; released when the last holder lets go. */
@@ -37,6 +37,15 @@ export class Tensor {
   requiresGrad = false;
   /** True for tensors created by the user (parameters, inputs) rather than by an op. */
   isLeaf = true;
+  /**
+   * Set by the op that produced this tensor when its backward reads the gradient arriving here
+   * only rounded to this format (nearest-even), or passes it unchanged to a tensor that has such a
+   * producer (gradPassesTo): the gradient may then be stored in 16 bits (autograd.gradientDType).
+   */
+  gradRoundedTo: Format16 | null = null;
+  gradPassesTo: Tensor | null = null;
+  /** Recorded ops that read this tensor (autograd.record counts them): one means its gradient is never a sum. */
+  consumers = 0;
   name = '';
   private disposed = false;
 

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import * as T from '../../src/tensor/index.ts';
 import { UNARY_KINDS } from '../../src/backend/cuda/kernels/elementwise.ts';
+import { STORAGE16_UNARY_KINDS } from '../../src/backend/unary-rules.ts';
 import { values } from '../tensor/gradcheck.ts';
 import { cpu, cuda, noCudaReason } from './helpers.ts';
 
@@ -74,6 +75,43 @@ describe.skipIf(cuda === null)(`16-bit storage on CUDA ${noCudaReason}`, () => {
           const plain = T.addLayerNorm(x, y, { scaleA: 0.5 }, gamma, beta, { aReadFormat: format }).normed;
           expect(fused.toFloat32Array(), `fused cols ${cols}`).toEqual(T.copy16(plain, format).toFloat32Array());
         }
+      });
+    });
+
+    it(`${format}: the activations read 16-bit x and gradient and write a 16-bit gradient as the float32 kernels round them`, () => {
+      onCuda(() => {
+        const xValues = awkward(4099, 12).map((v) => (Number.isFinite(v) ? v : -0.25));
+        const gValues = awkward(4099, 13).map((v) => (Number.isFinite(v) ? v : 0.75));
+        for (const kind of STORAGE16_UNARY_KINDS) {
+          for (const [x16, g16] of [[true, false], [false, true], [true, true]] as const) {
+            const backend = cuda!;
+            const x32 = T.tensor(xValues, [4099]);
+            const g32 = T.tensor(gValues, [4099]);
+            const x = x16 ? T.copy16(x32, format) : x32;
+            const g = g16 ? T.copy16(g32, format) : g32;
+            const gx16 = T.empty([4099], format);
+            const gx32 = T.empty([4099], 'f32');
+            backend.unaryGrad(kind, x.storage, g.storage, gx16.storage, 4099, 0.9, -1.1, format);
+            backend.unaryGrad(kind, x32.storage, g32.storage, gx32.storage, 4099, 0.9, -1.1, format);
+            expect(gx16.toFloat32Array(), `${kind} x16 ${x16} g16 ${g16}`).toEqual(T.copy16(gx32, format).toFloat32Array());
+            const y16 = T.empty([4099], format);
+            const y32 = T.empty([4099], 'f32');
+            backend.unary(kind, x.storage, y16.storage, 4099, 0.9, 1.2, format);
+            backend.unary(kind, x32.storage, y32.storage, 4099, 0.9, 1.2, format);
+            expect(y16.toFloat32Array(), `${kind} forward x16 ${x16}`).toEqual(T.copy16(y32, format).toFloat32Array());
+          }
+        }
+      });
+    });
+
+    it(`${format}: a product writing 16-bit C gives its float32 result rounded to nearest-even`, () => {
+      onCuda(() => {
+        const a = T.tensor(values(300 * 256, 14, -3, 3), [300, 256]);
+        const b = T.tensor(values(256 * 520, 15, -3, 3), [256, 520]);
+        const options = { scale: 0.7, inputFormat: format, roundInputs: true } as const;
+        const c16 = T.matmul(a, b, { ...options, outputFormat: format });
+        expect(c16.dtype).toBe(format);
+        expect(c16.toFloat32Array()).toEqual(T.copy16(T.matmul(a, b, options), format).toFloat32Array());
       });
     });
 

@@ -32,10 +32,11 @@ function step(precision: nn.PrecisionPolicy, scaling: nn.Scaling, operands16 = t
     const rounding = gemm.mock.calls.map(([p]) => p).filter((p: GemmParams) => p.roundInputs);
     const float32Operands = rounding.flatMap((p) => [p.a, p.b]).filter((s) => s.dtype === 'f32').length;
     const stored16 = rounding.flatMap((p) => [p.a, p.b]).filter((s) => s.dtype === precision.readFormat).length;
+    const outputs16 = rounding.filter((p) => p.c.dtype === precision.readFormat).length;
     quantise.mockRestore();
     gemm.mockRestore();
     model.dispose();
-    return { arrays, roundings, float32Operands, stored16 };
+    return { arrays, roundings, float32Operands, stored16, outputs16 };
   });
 }
 
@@ -62,12 +63,16 @@ describe('products that round their own operands (precision.linear, linearInput)
       stored.arrays.forEach((x, i) => expect(x, `array ${i}`).toEqual(float32.arrays[i]));
       // 3 products per linear (forward, input and weight gradients), 4 linears a layer and the
       // readout: 2·(2·4·3 + 2·3) = 54 operands, all float32 without operands16. With it, per layer
-      // only the attention output (forward and weight gradient) and the 4 linears' incoming
-      // gradient (twice each) stay float32; the readout's incoming gradient twice.
+      // only the attention output (forward and weight gradient) and the incoming gradient of the
+      // qkv, output and down projections (twice each) stay float32 (the up projection's comes
+      // from GELU in 16 bits); the readout's incoming gradient twice.
       expect(float32.float32Operands).toBe(54);
       expect(float32.stored16).toBe(0);
-      expect(stored.float32Operands).toBe(2 * (2 + 8) + 2);
+      expect(float32.outputs16).toBe(0);
+      expect(stored.float32Operands).toBe(2 * (2 + 6) + 2);
       expect(stored.stored16).toBe(54 - stored.float32Operands);
+      // Per layer the up projection's output and the down projection's input gradient (GELU's output's).
+      expect(stored.outputs16).toBe(2 * 2);
     });
   }
 

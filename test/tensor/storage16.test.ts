@@ -3,7 +3,7 @@
  * their producers, and weight copies that products read in place of the weight (readB). The
  * values are those of float32 outputs that the products round as they read them, bit for bit.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import * as T from '../../src/tensor/index.ts';
 import { parseFormat } from '../../src/formats/registry.ts';
 import { param, values } from './gradcheck.ts';
@@ -58,6 +58,35 @@ describe('16-bit storage', () => {
     });
   }
 
+  for (const format of FORMATS) {
+    it(`${format}: gradStorage16 puts the gradients between products and GELU in 16 bits, bit for bit the float32 ones; a value read twice keeps float32`, () => {
+      const run = (grad16: boolean, readTwice = false) =>
+        T.tidy(() => {
+          const backend = T.defaultBackend();
+          const unaryGrad = vi.spyOn(backend, 'unaryGrad');
+          const x = param(values(6 * 16, 1, -2, 2), [6, 16]);
+          const w1 = param(values(32 * 16, 2), [32, 16]);
+          const w2 = param(values(8 * 32, 3), [8, 32]);
+          const linear = { transB: true, inputFormat: format, roundInputs: true, gradStorage16: grad16 } as const;
+          const up = T.matmul(x, w1, { ...linear, outputFormat: grad16 ? format : undefined });
+          const h = T.gelu(up, { readFormat: format, outputFormat: grad16 ? format : undefined, gradStorage16: grad16 });
+          let y = T.matmul(h, w2, linear);
+          if (readTwice) y = T.add(T.sum(y), T.sum(T.matmul(h, w2, linear)));
+          T.backward(T.sum(T.mul(y, T.tensor(values(y.size, 4), y.shape))));
+          const [, , gradOut, gradX] = unaryGrad.mock.calls[0]!;
+          unaryGrad.mockRestore();
+          return { arrays: [x.grad!, w1.grad!, w2.grad!].map((t) => t.toFloat32Array()), types: [gradOut.dtype, gradX.dtype] };
+        });
+      const stored = run(true);
+      const float32 = run(false);
+      expect(stored.types).toEqual([format, format]);
+      expect(float32.types).toEqual(['f32', 'f32']);
+      stored.arrays.forEach((a, i) => expect(a, `array ${i}`).toEqual(float32.arrays[i]));
+      // h read by two products: its gradient is a sum, so float32; up's still 16 bits.
+      expect(run(true, true).types).toEqual(['f32', format]);
+    });
+  }
+
   it('readB is what the products read: another stand-in changes the output and the input gradient, not the weight gradient', () => {
     const run = (standIn: Float32Array) =>
       T.tidy(() => {
@@ -78,7 +107,7 @@ describe('16-bit storage', () => {
     T.tidy(() => {
       const t = T.tensor(Float32Array.of(1 + 2 ** -9, 3), [2], { dtype: 'bf16' });
       expect(t.toFloat32Array()).toEqual(Float32Array.of(1, 3));
-      expect(() => T.exp(t)).toThrow(/float32/);
+      expect(() => T.exp(t)).toThrow(/bf16 storage, which only copy, relu, gelu, geluTanh take/);
       const w = T.tensor(Float32Array.of(1, 2, 3, 4), [2, 2]);
       expect(() => T.matmul(T.reshape(t, [1, 2]), w)).toThrow(/bf16 storage, but the products read fp32/);
       expect(() => T.matmul(w, w, { inputFormat: 'fp16', roundInputs: true, readB: T.copy16(w, 'bf16') })).toThrow(/bf16 storage, but the products read fp16/);

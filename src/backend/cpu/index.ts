@@ -42,6 +42,7 @@ import { gemmStrided } from './gemm-strided.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
 import { quantiseWithFormat, readRounded, roundTo16Bits } from './quantise.ts';
 import { checkOperandTypes, operandRounding } from '../gemm-rules.ts';
+import { checkUnaryStorage } from '../unary-rules.ts';
 
 /** The reference backend: plain TypeScript kernels (and a system BLAS for matmuls when present). */
 export class CpuBackend implements Backend {
@@ -102,14 +103,19 @@ export class CpuBackend implements Backend {
   }
 
   unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {
+    checkUnaryStorage(`unary ${kind}`, kind, readFormat, [['x', x]], out);
     const values = floats(out);
-    elementwise.unary(kind, readRounded(f32(x), readFormat, n), values, n, inScale, outScale);
+    elementwise.unary(kind, readRounded(floats(x), readFormat, n), values, n, inScale, outScale);
     const format = outputFormat(out);
     if (format) roundTo16Bits(values.subarray(0, n), format);
   }
 
   unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: Format16): void {
-    elementwise.unaryGrad(kind, readRounded(f32(x), readFormat, n), readRounded(f32(gradOut), readFormat, n), f32(gradX), n, inScale, gradScale);
+    checkUnaryStorage(`unaryGrad ${kind}`, kind, readFormat, [['x', x], ['gradOut', gradOut], ['gradX', gradX]]);
+    const values = floats(gradX);
+    elementwise.unaryGrad(kind, readRounded(floats(x), readFormat, n), readRounded(floats(gradOut), readFormat, n), values, n, inScale, gradScale);
+    const format = outputFormat(gradX);
+    if (format) roundTo16Bits(values.subarray(0, n), format);
   }
 
   binary(kind: BinaryKind, a: StridedView, b: StridedView, out: Storage, shape: readonly number[], scaleA: number, scaleB: number): void {
@@ -159,7 +165,7 @@ export class CpuBackend implements Backend {
       bOffset: p.bOffset,
       ldb: p.ldb,
       beta: p.beta,
-      c: f32(p.c),
+      c: floats(p.c),
       cOffset: p.cOffset,
       ldc: p.ldc,
       batch: p.batch,
@@ -167,6 +173,9 @@ export class CpuBackend implements Backend {
       strideB: p.strideB,
       strideC: p.strideC,
     });
+    // A 16-bit C holds the results rounded (and, outside the window, values already on its grid).
+    const format = outputFormat(p.c);
+    if (format) roundTo16Bits(floats(p.c), format);
   }
 
   softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean, causalRows: number): void {

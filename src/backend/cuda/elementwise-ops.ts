@@ -1,6 +1,7 @@
 /** Host wrappers of the element-wise kernels (unary, binary, where, copy, fill). */
 import type { BinaryKind, Format16, Storage, StridedView, UnaryKind } from '../backend.ts';
 import { checkDriver } from './driver-api.ts';
+import { checkUnaryStorage } from '../unary-rules.ts';
 import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
 import { readFormatCode, storageFormatCode, STRIDED_WORDS } from './kernels/prelude.ts';
 import { addressAt, asCuda, type CudaRuntime } from './runtime.ts';
@@ -31,12 +32,12 @@ export function fill(rt: CudaRuntime, out: Storage, offset: number, n: number, v
 export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {
   checkCount(`unary ${kind}`, 'x', x, n);
   checkCount(`unary ${kind}`, 'out', out, n);
-  requireFloat(`unary ${kind}`, x);
+  checkUnaryStorage(`unary ${kind}`, kind, readFormat, [['x', x]], out);
   const outFmt = storageFormatCode(out.dtype);
   if (n === 0) return;
   const xa = asCuda(x, 'unary').address;
   const oa = asCuda(out, 'unary').address;
-  if (kind === 'copy' && readFormat === undefined && outFmt === 0) {
+  if (kind === 'copy' && readFormat === undefined && outFmt === 0 && x.dtype === 'f32') {
     const s = inScale * outScale;
     if (s === 1) {
       if (xa !== oa) checkDriver(rt.api, 'cuMemcpyDtoDAsync', rt.api.cuMemcpyDtoDAsync_v2(oa, xa, 4 * n, rt.stream));
@@ -45,8 +46,8 @@ export function unary(rt: CudaRuntime, kind: UnaryKind, x: Storage, out: Storage
     rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, 'scale_copy', ['p', 'p', 'i', 'f', 'i']), Math.ceil(n / 4), [xa, oa, n, s, aligned(xa, oa)]);
     return;
   }
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f', 'i', 'i', 'i']), Math.ceil(n / 4), [
-    xa, oa, n, inScale, outScale, aligned(xa, oa), readFormatCode(readFormat), outFmt,
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_${kind}`, ['p', 'p', 'i', 'f', 'f', 'i', 'i', 'i', 'i']), Math.ceil(n / 4), [
+    xa, oa, n, inScale, outScale, aligned(xa, oa), readFormatCode(readFormat), outFmt, x.dtype === 'f32' ? 0 : 1,
   ]);
 }
 
@@ -80,12 +81,13 @@ function launchStrided(
 
 export function unaryGrad(rt: CudaRuntime, kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: Format16): void {
   for (const [name, s] of [['x', x], ['gradOut', gradOut], ['gradX', gradX]] as const) checkCount(`unaryGrad ${kind}`, name, s, n);
-  requireFloat(`unaryGrad ${kind}`, x, gradOut, gradX);
+  checkUnaryStorage(`unaryGrad ${kind}`, kind, readFormat, [['x', x], ['gradOut', gradOut], ['gradX', gradX]]);
   const xa = asCuda(x, 'unaryGrad').address;
   const ga = asCuda(gradOut, 'unaryGrad').address;
   const gxa = asCuda(gradX, 'unaryGrad').address;
-  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_grad_${kind}`, ['p', 'p', 'p', 'i', 'f', 'f', 'i', 'i']), Math.ceil(n / 4), [
-    xa, ga, gxa, n, inScale, gradScale * inScale, aligned(xa, ga, gxa), readFormatCode(readFormat),
+  const is16 = (s: Storage) => (s.dtype === 'f32' ? 0 : 1);
+  rt.launchLinear(rt.kernel(ELEMENTWISE_MODULE, `unary_grad_${kind}`, ['p', 'p', 'p', 'i', 'f', 'f', 'i', 'i', 'i', 'i', 'i']), Math.ceil(n / 4), [
+    xa, ga, gxa, n, inScale, gradScale * inScale, aligned(xa, ga, gxa), readFormatCode(readFormat), is16(x), is16(gradOut), is16(gradX),
   ]);
 }
 

@@ -188,7 +188,7 @@ export class CudaGemm {
     const format = p.inputFormat ?? 'fp32';
     // Operands to be rounded as read go to the 16-bit path, whose packing rounds them; gemm_small reads float32 as it is.
     // 16-bit operands (storage) too: gemm_small reads float32.
-    const rounds = operandRounding(p) !== null || p.a.dtype !== 'f32' || p.b.dtype !== 'f32';
+    const rounds = operandRounding(p) !== null || p.a.dtype !== 'f32' || p.b.dtype !== 'f32' || p.c.dtype !== 'f32';
     if (this.smallProducts && !rounds && p.m * p.n * p.k * p.batch <= SMALL_GEMM_MACS && format !== 'tf32' && !(format === 'e4m3' && this.options.nativeFp8)) {
       this.small(p);
       this.counts.small++;
@@ -346,7 +346,7 @@ export class CudaGemm {
 
   private cAddress(p: GemmParams): number {
     if (this.partsAddress !== null) return this.partsAddress;
-    return this.host.addressOf(p.c) + 4 * p.cOffset;
+    return this.host.addressOf(p.c) + bytesPerElement(p.c.dtype) * p.cOffset;
   }
 
   private sgemm(p: GemmParams): void {
@@ -368,7 +368,7 @@ export class CudaGemm {
     const code = this.cublas.cublasGemmStridedBatchedEx(
       this.handle, p.transB ? CUBLAS_OP_T : CUBLAS_OP_N, p.transA ? CUBLAS_OP_T : CUBLAS_OP_N, p.n, p.m, p.k,
       this.alpha, b.address, type, b.ld, b.stride, a.address, type, a.ld, a.stride,
-      this.beta, this.cAddress(p), CUDA_R_32F, p.ldc, p.strideC, p.batch, compute, CUBLAS_GEMM_DEFAULT,
+      this.beta, this.cAddress(p), isFormat16(p.c.dtype) ? type : CUDA_R_32F, p.ldc, p.strideC, p.batch, compute, CUBLAS_GEMM_DEFAULT,
     );
     checkCublas('cublasGemmStridedBatchedEx', code);
   }

@@ -37,11 +37,12 @@ export interface ReferenceGptOptions {
    */
   readonly flashAttention16?: boolean;
   /**
-   * With products that round their own operands (precision.readFormat): layer norms and GELU
-   * write their outputs in 16-bit storage, and each weight is copied to 16 bits once a step for
-   * its forward and backward products (T.copy16), so no product packs them: the same values, fewer
-   * passes over memory. Default true; false keeps float32 outputs that the products round as they
-   * read them.
+   * With products that round their own operands (precision.readFormat), values that are only read
+   * rounded live in 16-bit storage: the layer norms' and GELU's outputs, the up projection's
+   * output, the gradients at GELU's output and input, and a copy of each weight made once a step
+   * for its forward and backward products (T.copy16). No product packs them, and less memory is
+   * read and written: the same values. Default true; false keeps them float32 (the products
+   * round them as they read them).
    */
   readonly operands16?: boolean;
 }
@@ -101,14 +102,24 @@ export class ReferenceGpt {
     return this.store.parameters;
   }
 
-  /** outputRoundedOnRead: only ops that round it as they read it read the output (see precision.linear). */
-  private linear(x: T.Tensor, w: T.Tensor, outputRoundedOnRead = false, layer: typeof nn.linear = nn.linear): T.Tensor {
+  /**
+   * outputRoundedOnRead: only ops that round it as they read it read the output (see
+   * precision.linear); output16: and they take it in 16-bit storage (operands16).
+   */
+  private linear(x: T.Tensor, w: T.Tensor, read: { outputRoundedOnRead?: boolean; output16?: boolean } = {}, layer: typeof nn.linear = nn.linear): T.Tensor {
     const { precision, scaling } = this.options;
     const format = this.operandFormat();
     return precision.linear(
       [x, precision.parameter(w)],
-      ([a, b], formats) => layer(a, b, null, scaling, { weightLayout: 'out-in', formats, weightRead: format ? T.copy16(b!, format) : undefined }),
-      { outputRoundedOnRead },
+      ([a, b], formats) =>
+        layer(a, b, null, scaling, {
+          weightLayout: 'out-in',
+          formats,
+          weightRead: format ? T.copy16(b!, format) : undefined,
+          outputFormat: read.output16 ? format : undefined,
+          gradStorage16: format !== undefined,
+        }),
+      { outputRoundedOnRead: read.outputRoundedOnRead },
     );
   }
 
@@ -158,7 +169,7 @@ export class ReferenceGpt {
     // 16-bit attention rounds q, k, v and its output's gradient as it reads them, and the output
     // projection rounds the attention's output: neither needs a rounding pass of its own.
     const internalFormat = this.attentionFormat();
-    const qkv = this.linear(h, layer.qkv, internalFormat !== undefined); // [B, S, 3d]
+    const qkv = this.linear(h, layer.qkv, { outputRoundedOnRead: internalFormat !== undefined }); // [B, S, 3d]
     // Part i of qkv ([B, S, 3, H, Dh]) as a [B, H, S, Dh] window; the result is [B, S, H, Dh].
     // The precision policy sees qkv whole: FP8 quantises all three parts at once.
     const attend = ([t]: T.Tensor[], formats: nn.GemmFormats) => {
@@ -167,7 +178,7 @@ export class ReferenceGpt {
     };
     const attended = internalFormat !== undefined ? precision.linear([qkv], attend, { outputRoundedOnRead: true }) : precision.matmul([qkv], attend);
     const merged = T.reshape(attended, [B, S, d]);
-    return this.linear(merged, layer.proj, this.branchOutputRoundedOnRead());
+    return this.linear(merged, layer.proj, { outputRoundedOnRead: this.branchOutputRoundedOnRead() });
   }
 
   /** Whether the fused residual add reads each branch's output rounded (so the branch's last linear need not round it). */
@@ -187,8 +198,10 @@ export class ReferenceGpt {
     if (readFormat) {
       // GELU reads the up projection rounded and rounds its output's gradient as it reads it; the
       // down projection rounds GELU's output: no rounding pass in the block.
-      const activated = nn.gelu(this.linear(h, layer.up, true), scaling, { readFormat, outputFormat: this.operandFormat() });
-      return this.linear(activated, layer.down, this.branchOutputRoundedOnRead());
+      const up = this.linear(h, layer.up, { outputRoundedOnRead: true, output16: true });
+      const format = this.operandFormat();
+      const activated = nn.gelu(up, scaling, { readFormat, outputFormat: format, gradStorage16: format !== undefined });
+      return this.linear(activated, layer.down, { outputRoundedOnRead: this.branchOutputRoundedOnRead() });
     }
     return this.linear(precision.linearInput(nn.gelu(this.linear(h, layer.up), scaling)), layer.down);
   }
@@ -215,7 +228,7 @@ export class ReferenceGpt {
       const next = sublayers[i + 1] ?? { gain: this.finalGain, bias: this.finalBias };
       ({ x, normed } = this.residualThenNorm(x, sublayer.branch(normed), i, next.gain, next.bias, eps));
     });
-    const logits = this.linear(normed, this.readout, false, nn.linearReadout);
+    const logits = this.linear(normed, this.readout, {}, nn.linearReadout);
     return nn.crossEntropy(T.reshape(logits, [B * S, vocab]), T.reshape(labels, [B * S]), null, scaling).loss;
   }
 

@@ -18,6 +18,8 @@ export interface ActivationOptions {
   readonly readFormat?: T.Format16;
   /** The output stored in 16 bits of this format, for products of that format (T.UnaryOptions.outputFormat). */
   readonly outputFormat?: T.Format16;
+  /** Gradients in 16-bit storage where readers round them anyway (T.UnaryOptions.gradStorage16). */
+  readonly gradStorage16?: boolean;
 }
 
 /** Ideal (output, grad) scales of a nonlinearity before the constraint. */
@@ -51,7 +53,7 @@ export function activationScales(kind: Nonlinearity, scaling: Scaling, options: 
 const UNARY = { gelu: T.gelu, relu: T.relu, tanh: T.tanh, sigmoid: T.sigmoid } as const;
 
 function activation(kind: Nonlinearity, x: T.Tensor, scaling: Scaling, options: ActivationOptions): T.Tensor {
-  return UNARY[kind](x, { ...activationScales(kind, scaling, options), readFormat: options.readFormat, outputFormat: options.outputFormat });
+  return UNARY[kind](x, { ...activationScales(kind, scaling, options), readFormat: options.readFormat, outputFormat: options.outputFormat, gradStorage16: options.gradStorage16 });
 }
 
 /** GELU (erf form): 2023 rules 1/0.588 and 1/0.675 constrained (gmean 1.5873); u-μP interpolation. */

@@ -23,6 +23,10 @@ export interface LinearOptions {
   readonly formats?: GemmFormats;
   /** The weight as its products read it: a 16-bit copy (T.copy16) read in its place (T.MatmulOptions.readB). */
   readonly weightRead?: T.Tensor;
+  /** The output stored in 16 bits of the product's format, for readers that round it to it anyway (T.MatmulOptions.outputFormat); no bias. */
+  readonly outputFormat?: T.Format16;
+  /** Gradients in 16-bit storage where readers round them anyway (T.MatmulOptions.gradStorage16). */
+  readonly gradStorage16?: boolean;
 }
 
 const UNSCALED: LinearScales = { output: 1, gradInput: 1, gradWeight: 1, gradBias: 1, biasForward: 1 };
@@ -63,7 +67,10 @@ export function linear(x: T.Tensor, weight: T.Tensor, bias: T.Tensor | null, sca
     gradFormat: options.formats?.gradFormat,
     roundInputs: options.formats?.roundInputs,
     readB: options.weightRead,
+    outputFormat: options.outputFormat,
+    gradStorage16: options.gradStorage16,
   });
+  if (bias && options.outputFormat) throw new Error('linear: a 16-bit output (outputFormat) takes no bias');
   if (bias) y = T.add(y, bias, { scaleB: s.biasForward, gradScaleB: s.gradBias });
   return T.reshape(y, [...x.shape.slice(0, -1), fanOut]);
 }

@@ -1,6 +1,7 @@
 import type { BinaryKind, Format16, UnaryKind } from '../../backend/backend.ts';
 export type { Format16 } from '../../backend/backend.ts';
-import { record, SUNK, type GradSink } from '../autograd.ts';
+import { gradientDType, record, SUNK, type GradSink } from '../autograd.ts';
+import { STORAGE16_UNARY_KINDS } from '../../backend/unary-rules.ts';
 import { sameShape, type Tensor } from '../tensor.ts';
 import { broadcastShapes, broadcastView, sumTo } from './broadcast.ts';
 import { alias, empty, full } from './creation.ts';
@@ -162,15 +163,26 @@ export interface UnaryOptions extends OutputScale {
    * little else). The gradient is float32 as always.
    */
   outputFormat?: Format16;
+  /**
+   * With readFormat, for the activations that take 16-bit storage (STORAGE16_UNARY_KINDS): the
+   * gradient arriving at the output may come in 16-bit storage of readFormat, and x's gradient is
+   * written in it where x's producer allows the same (autograd.gradientDType): the values the
+   * rounding reads give anyway.
+   */
+  gradStorage16?: boolean;
 }
 
 function unaryOp(kind: UnaryKind, x: Tensor, options: UnaryOptions = {}): Tensor {
   const { inScale = 1, scale = 1 } = options;
   const gradScale = options.gradScale ?? scale;
+  const readFormat = options.readFormat;
   const out = empty(x.shape, options.outputFormat ?? 'f32', x.backend);
-  x.backend.unary(kind, x.storage, out.storage, x.size, inScale, scale, options.readFormat);
+  x.backend.unary(kind, x.storage, out.storage, x.size, inScale, scale, readFormat);
+  // The activations' kernels take their incoming gradient, and write x's, in 16-bit storage of the read format.
+  const storage16 = options.gradStorage16 === true && readFormat !== undefined && STORAGE16_UNARY_KINDS.includes(kind);
+  if (storage16) out.gradRoundedTo = readFormat;
   return record(out, [x], (g) => {
-    const gx = empty(x.shape, 'f32', x.backend);
+    const gx = empty(x.shape, storage16 && gradientDType(x) === readFormat ? readFormat : 'f32', x.backend);
     x.backend.unaryGrad(kind, x.storage, g.storage, gx.storage, x.size, inScale, gradScale, options.readFormat);
     return [gx];
   });

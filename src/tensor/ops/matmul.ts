@@ -1,5 +1,5 @@
-import type { GemmParams } from '../../backend/backend.ts';
-import { deferLeafProduct, record, SUNK, type GradSink } from '../autograd.ts';
+import type { Format16, GemmParams } from '../../backend/backend.ts';
+import { deferLeafProduct, gradientDType, record, SUNK, type GradSink } from '../autograd.ts';
 import { formatShape, sameShape, type Tensor } from '../tensor.ts';
 import { alias, empty } from './creation.ts';
 
@@ -31,6 +31,18 @@ export interface MatmulOptions {
    * that neither packs b. b itself still receives the gradient.
    */
   readB?: Tensor;
+  /**
+   * The output is 16-bit storage of this format (fp16 or bf16, the product's inputFormat): the
+   * product's float32 result rounded to it (nearest-even), for outputs that every reader reads
+   * rounded to that format anyway.
+   */
+  outputFormat?: Format16;
+  /**
+   * With roundInputs and a 16-bit gradFormat: the gradient arriving at the output may come in
+   * 16-bit storage of gradFormat (the backward products read it as stored), and the operands'
+   * gradients are written in it where their producers allow the same (autograd.gradientDType).
+   */
+  gradStorage16?: boolean;
 }
 
 interface Layout {
@@ -113,7 +125,10 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const gradFormat = options.gradFormat ?? options.inputFormat;
   const bRead = readOperandB(b, options.readB);
   for (const [name, t] of [['a', a], ['b', bRead]] as const) checkStoredFormat(name, t, options.inputFormat, gradFormat);
-  const out = empty([...L.batchShape, m, n], 'f32', a.backend);
+  if (options.outputFormat && options.outputFormat !== options.inputFormat) {
+    throw new Error(`matmul: a ${options.outputFormat} output needs a ${options.outputFormat} product, got ${options.inputFormat ?? 'fp32'}`);
+  }
+  const out = empty([...L.batchShape, m, n], options.outputFormat ?? 'f32', a.backend);
   gemm(a, bRead, out, {
     transA,
     transB,
@@ -128,10 +143,14 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     roundInputs: options.roundInputs,
   });
   const roundInputs = options.roundInputs;
+  // The backward products round the gradient arriving here as they read it.
+  const grad16 = options.gradStorage16 === true && roundInputs === true && (gradFormat === 'bf16' || gradFormat === 'fp16');
+  if (grad16) out.gradRoundedTo = gradFormat;
   return record(out, [a, b], (g, sinks) => {
     // A gradient goes straight into its sink when there is one (beta 1 adds, beta 0 overwrites).
-    const target = (x: Tensor, sink: GradSink | null | undefined): { t: Tensor; beta: number } =>
-      sink ? { t: sink.target, beta: sink.accumulate ? 1 : 0 } : { t: empty(x.shape, 'f32', x.backend), beta: 0 };
+    // One written whole by a single product may be 16-bit where its reader rounds it anyway.
+    const target = (x: Tensor, sink: GradSink | null | undefined, wholeProduct = false): { t: Tensor; beta: number } =>
+      sink ? { t: sink.target, beta: sink.accumulate ? 1 : 0 } : { t: empty(x.shape, grad16 && wholeProduct && gradFormat === gradientDType(x) ? gradFormat : 'f32', x.backend), beta: 0 };
     const zeroed = (x: Tensor, sink: GradSink | null | undefined): Tensor => {
       const { t, beta } = target(x, sink);
       if (beta === 0) x.backend.fill(t.storage, 0, t.size, 0);
@@ -165,7 +184,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
           else accumulateGemm(bRead, g, gradA, i * n * k, i * m * n, true, true, k, m, n, k, n, m, gradScaleA, gradFormat, roundInputs);
         }
       } else {
-        const { t, beta } = target(a, sinks[0]);
+        const { t, beta } = target(a, sinks[0], true);
         gradA = t;
         const strideG = m * n;
         const strideB = L.bBatched ? k * n : 0;
@@ -177,7 +196,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       const shared = L.aBatched && !L.bBatched;
       if (shared && !transA) {
         // Fold the batch into the GEMM: A is [batch·m, k] contiguous, g is [batch·m, n].
-        const { t, beta } = target(b, sinks[1]);
+        const { t, beta } = target(b, sinks[1], true);
         gradB = t;
         if (!transB) queue(a, g, gradB, { transA: true, transB: false, m: k, n, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat, roundInputs }, sinks[1]);
         else queue(g, a, gradB, { transA: true, transB: false, m: n, n: k, k: batch * m, batch: 1, strideA: 0, strideB: 0, alpha: gradScaleB, beta, inputFormat: gradFormat, roundInputs }, sinks[1]);
@@ -188,7 +207,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
           else accumulateGemm(g, a, gradB, i * m * n, i * k * m, true, true, n, k, m, n, m, k, gradScaleB, gradFormat, roundInputs);
         }
       } else {
-        const { t, beta } = target(b, sinks[1]);
+        const { t, beta } = target(b, sinks[1], true);
         gradB = t;
         const strideA = L.aBatched ? m * k : 0;
         const strideG = m * n;

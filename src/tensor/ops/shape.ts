@@ -11,6 +11,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw new Error(`reshape: cannot view ${x.describe()} as ${formatShape(shape)}`);
   }
   const out = alias(x, resolved);
+  out.gradPassesTo = x;
   return record(out, [x], (g) => [alias(g, x.shape)]);
 }
 

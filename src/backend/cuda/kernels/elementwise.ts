@@ -5,6 +5,7 @@
  */
 import type { BinaryKind, UnaryKind } from '../../backend.ts';
 import type { KernelModuleSource } from '../modules.ts';
+import { STORAGE16_UNARY_KINDS } from '../../unary-rules.ts';
 import { PRELUDE } from './prelude.ts';
 
 export const UNARY_KINDS: readonly UnaryKind[] = [
@@ -107,44 +108,65 @@ ${body1}
 const LANES = ['x', 'y', 'z', 'w'] as const;
 
 function unaryKernels(): string {
-  // The read format and the output's type are template parameters of the loop, so the common
-  // float32 kernels keep their loop as it was and the rounding ones carry no per-element branch.
-  const dispatch = (body: string, args: string) =>
-    `  if (fmt == 1) ${body}<1>(${args});\n  else if (fmt == 2) ${body}<2>(${args});\n  else ${body}<0>(${args});`;
-  const dispatchOut = (body: string, args: string) =>
-    [0, 1, 2]
-      .map((out) => `  ${out ? 'else ' : ''}if (outFmt == ${out}) {\n    if (fmt == 1) ${body}<${out}, 1>(${args});\n    else if (fmt == 2) ${body}<${out}, 2>(${args});\n    else ${body}<${out}, 0>(${args});\n  }`)
-      .join('\n');
-  const forward = (Object.keys(DERIVATIVE) as UnaryKind[]).map(
-    (kind) => `__device__ __forceinline__ float unary_fn_${kind}(float v, float outScale) { return ${forwardExpression(kind)}; }
-template <int OUT, int FMT>
-__device__ __forceinline__ void unary_loop_${kind}(const float *x, void *out, int n, float inScale, float outScale, int aligned) {
+  // Formats are template parameters of the loops, so the common float32 kernels keep their loop
+  // as it was and the 16-bit ones carry no per-element branch. A 16-bit input is in the read
+  // format's format (the host checks), so it is read as stored: rounding it would change nothing.
+  const read = (type: string, pointer: string, vector: boolean) =>
+    vector ? `load4_as<${type}>(${pointer}, i)` : `load_as<${type}>(${pointer}, i)`;
+  const forward = (Object.keys(DERIVATIVE) as UnaryKind[]).map((kind) => {
+    const fn = (v: string) => `unary_fn_${kind}(inScale * rounded_as<XT ? 0 : FMT>(${v}), outScale)`;
+    // (outFmt, fmt, x16) combinations: any output type; a 16-bit x only under a read format.
+    const cases: string[] = [];
+    for (const out of [0, 1, 2]) {
+      for (const fmt of [0, 1, 2]) {
+        for (const x16 of STORAGE16_UNARY_KINDS.includes(kind) && fmt !== 0 ? [0, 1] : [0]) {
+          cases.push(`    case ${(out * 3 + fmt) * 2 + x16}: unary_loop_${kind}<${out}, ${fmt}, ${x16 ? fmt : 0}>(x, out, n, inScale, outScale, aligned); break;`);
+        }
+      }
+    }
+    return `__device__ __forceinline__ float unary_fn_${kind}(float v, float outScale) { return ${forwardExpression(kind)}; }
+template <int OUT, int FMT, int XT>
+__device__ __forceinline__ void unary_loop_${kind}(const void *x, void *out, int n, float inScale, float outScale, int aligned) {
 ${contiguousLoop(
-  `    float4 a = reinterpret_cast<const float4 *>(x)[i], o;
-${LANES.map((l) => `    o.${l} = unary_fn_${kind}(inScale * rounded_as<FMT>(a.${l}), outScale);`).join('\n')}
+  `    float4 a = ${read('XT', 'x', true)}, o;
+${LANES.map((l) => `    o.${l} = ${fn(`a.${l}`)};`).join('\n')}
     store4_as<OUT>(out, i, o);`,
-  `    store_as<OUT>(out, i, unary_fn_${kind}(inScale * rounded_as<FMT>(x[i]), outScale));`,
+  `    store_as<OUT>(out, i, ${fn(read('XT', 'x', false))});`,
 )}
 }
-extern "C" __global__ void unary_${kind}(const float *x, void *out, int n, float inScale, float outScale, int aligned, int fmt, int outFmt) {
-${dispatchOut(`unary_loop_${kind}`, 'x, out, n, inScale, outScale, aligned')}
-}`,
-  );
-  const grads = Object.entries(DERIVATIVE).map(
-    ([kind, expr]) => `__device__ __forceinline__ float unary_grad_fn_${kind}(float v, float g, float s) { (void)v; return s * (${expr}) * g; }
-template <int FMT>
-__device__ __forceinline__ void unary_grad_loop_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s, int aligned) {
+extern "C" __global__ void unary_${kind}(const void *x, void *out, int n, float inScale, float outScale, int aligned, int fmt, int outFmt, int x16) {
+  switch ((outFmt * 3 + fmt) * 2 + x16) {
+${cases.join('\n')}
+  }
+}`;
+  });
+  const grads = (Object.entries(DERIVATIVE) as [UnaryKind, string][]).map(([kind, expr]) => {
+    const fn = (v: string, g: string) => `unary_grad_fn_${kind}(inScale * rounded_as<XT ? 0 : FMT>(${v}), rounded_as<GT ? 0 : FMT>(${g}), s)`;
+    // (fmt, x16, g16, gx16) combinations: 16-bit storage only under a read format, and in its format.
+    const cases: string[] = ['    case 0: unary_grad_loop_' + kind + '<0, 0, 0, 0>(x, g, gx, n, inScale, s, aligned); break;'];
+    for (const fmt of [1, 2]) {
+      const flags = STORAGE16_UNARY_KINDS.includes(kind) ? [0, 1, 2, 3, 4, 5, 6, 7] : [0];
+      for (const f of flags) {
+        const [x16, g16, gx16] = [f & 1, (f >> 1) & 1, (f >> 2) & 1];
+        cases.push(`    case ${fmt * 8 + f}: unary_grad_loop_${kind}<${fmt}, ${x16 ? fmt : 0}, ${g16 ? fmt : 0}, ${gx16 ? fmt : 0}>(x, g, gx, n, inScale, s, aligned); break;`);
+      }
+    }
+    return `__device__ __forceinline__ float unary_grad_fn_${kind}(float v, float g, float s) { (void)v; return s * (${expr}) * g; }
+template <int FMT, int XT, int GT, int OUT>
+__device__ __forceinline__ void unary_grad_loop_${kind}(const void *x, const void *g, void *gx, int n, float inScale, float s, int aligned) {
 ${contiguousLoop(
-  `    float4 a = reinterpret_cast<const float4 *>(x)[i], b = reinterpret_cast<const float4 *>(g)[i], o;
-${LANES.map((l) => `    o.${l} = unary_grad_fn_${kind}(inScale * rounded_as<FMT>(a.${l}), rounded_as<FMT>(b.${l}), s);`).join('\n')}
-    reinterpret_cast<float4 *>(gx)[i] = o;`,
-  `    gx[i] = unary_grad_fn_${kind}(inScale * rounded_as<FMT>(x[i]), rounded_as<FMT>(g[i]), s);`,
+  `    float4 a = ${read('XT', 'x', true)}, b = ${read('GT', 'g', true)}, o;
+${LANES.map((l) => `    o.${l} = ${fn(`a.${l}`, `b.${l}`)};`).join('\n')}
+    store4_as<OUT>(gx, i, o);`,
+  `    store_as<OUT>(gx, i, ${fn(read('XT', 'x', false), read('GT', 'g', false))});`,
 )}
 }
-extern "C" __global__ void unary_grad_${kind}(const float *x, const float *g, float *gx, int n, float inScale, float s, int aligned, int fmt) {
-${dispatch(`unary_grad_loop_${kind}`, 'x, g, gx, n, inScale, s, aligned')}
-}`,
-  );
+extern "C" __global__ void unary_grad_${kind}(const void *x, const void *g, void *gx, int n, float inScale, float s, int aligned, int fmt, int x16, int g16, int gx16) {
+  switch (fmt * 8 + x16 + 2 * g16 + 4 * gx16) {
+${cases.join('\n')}
+  }
+}`;
+  });
   return [...forward, ...grads].join('\n');
 }
 

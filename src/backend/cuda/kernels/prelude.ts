@@ -80,6 +80,26 @@ __device__ __forceinline__ void store4_as(void *out, long long i, float4 v) {
   }
 }
 
+/** Element i of an input of storage type IN (codes as store_as's) as float; load4_as reads elements 4i..4i+3. */
+__device__ __forceinline__ float from_bits16(unsigned short h, int in) {
+  if (in == 1) return __uint_as_float((u32)h << 16);
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+template <int IN>
+__device__ __forceinline__ float load_as(const void *p, long long i) {
+  if (IN == 0) return static_cast<const float *>(p)[i];
+  return from_bits16(static_cast<const unsigned short *>(p)[i], IN);
+}
+template <int IN>
+__device__ __forceinline__ float4 load4_as(const void *p, long long i) {
+  if (IN == 0) return static_cast<const float4 *>(p)[i];
+  uint2 w = static_cast<const uint2 *>(p)[i];
+  return make_float4(from_bits16((unsigned short)(w.x & 0xffffu), IN), from_bits16((unsigned short)(w.x >> 16), IN),
+                     from_bits16((unsigned short)(w.y & 0xffffu), IN), from_bits16((unsigned short)(w.y >> 16), IN));
+}
+
 /** store_as with the output's type known only at run time (kernels that write few outputs per load). */
 __device__ __forceinline__ void store_in(void *out, long long i, float v, int outFmt) {
   if (outFmt == 0) store_as<0>(out, i, v);
