@@ -234,6 +234,7 @@ export interface LayerNormGradParams {
 }
 
 export interface CrossEntropyParams {
+  /** float32, or 16-bit storage (read as stored). */
   readonly logits: Storage;
   readonly labels: Storage;
   /** Per-row weight (0 drops the row), or null for all ones. */
@@ -253,6 +254,7 @@ export interface CrossEntropyGradParams {
   readonly logSumExp: Storage;
   /** Upstream gradient of each row's loss. */
   readonly gradLoss: Storage;
+  /** float32, or 16-bit storage (the gradient written rounded to its format). */
   readonly gradLogits: Storage;
   readonly rows: number;
   readonly vocab: number;
@@ -585,10 +587,13 @@ export type Format16 = 'fp16' | 'bf16';
  * summation order.
  */
 export interface AttentionParams extends AttentionShape {
+  /** q, k and v: float32, or (with a format) all three 16-bit storage of it, read as stored. */
   readonly q: AttentionOperand;
   readonly k: AttentionOperand;
   readonly v: AttentionOperand;
   readonly out: AttentionOperand;
+  /** With a format: also out rounded to it, into 16-bit storage of it (for products that read it). */
+  readonly out16?: AttentionOperand | null;
   /** [B, H, S] contiguous (written) */
   readonly logSumExp: Storage;
 }
@@ -607,7 +612,9 @@ export interface AttentionGradParams extends AttentionShape {
   readonly v: AttentionOperand;
   readonly out: AttentionOperand;
   readonly logSumExp: Storage;
+  /** float32, or (with a format) 16-bit storage of it. */
   readonly gradOut: AttentionOperand;
+  /** float32, or (with a format) all three 16-bit storage of it, written rounded. */
   readonly gradQ: AttentionOperand;
   readonly gradK: AttentionOperand;
   readonly gradV: AttentionOperand;

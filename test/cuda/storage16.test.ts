@@ -112,6 +112,64 @@ describe.skipIf(cuda === null)(`16-bit storage on CUDA ${noCudaReason}`, () => {
         const c16 = T.matmul(a, b, { ...options, outputFormat: format });
         expect(c16.dtype).toBe(format);
         expect(c16.toFloat32Array()).toEqual(T.copy16(T.matmul(a, b, options), format).toFloat32Array());
+        // Past FP16's range: infinity, as the rounding passes give.
+        const big = { ...options, scale: 3e3 };
+        expect(T.matmul(a, b, { ...big, outputFormat: format }).toFloat32Array()).toEqual(T.copy16(T.matmul(a, b, big), format).toFloat32Array());
+      });
+    });
+
+    it(`${format}: the cross-entropy reads 16-bit logits and writes a 16-bit gradient as the float32 kernels round them`, () => {
+      onCuda(() => {
+        const [rows, vocab] = [37, 1003];
+        const logits32 = T.copy16(T.tensor(values(rows * vocab, 16, -6, 6), [rows, vocab]), format);
+        const exact = T.tensor(logits32.toFloat32Array(), [rows, vocab]);
+        const labels = T.tensor(Int32Array.from({ length: rows }, (_, i) => (i * 31) % vocab), [rows]);
+        const gradLoss = T.tensor(values(rows, 17, 0.5, 2), [rows]);
+        const run = (logits: T.Tensor, gradType: 'f32' | T.Format16) => {
+          const [loss, lse, gx] = [T.empty([rows]), T.empty([rows]), T.empty([rows, vocab], gradType)];
+          cuda!.crossEntropy({ logits: logits.storage, labels: labels.storage, mask: null, rows, vocab, loss: loss.storage, logSumExp: lse.storage });
+          cuda!.crossEntropyGrad({ logits: logits.storage, labels: labels.storage, mask: null, logSumExp: lse.storage, gradLoss: gradLoss.storage, gradLogits: gx.storage, rows, vocab, scale: 0.3 });
+          return { loss: loss.toFloat32Array(), gx };
+        };
+        const stored = run(logits32, format);
+        const float32 = run(exact, 'f32');
+        expect(stored.loss).toEqual(float32.loss);
+        expect(stored.gx.toFloat32Array()).toEqual(T.copy16(float32.gx, format).toFloat32Array());
+      });
+    });
+
+    it(`${format}: attention reads 16-bit q, k, v and output gradient and writes 16-bit copies and gradients as the float32-stored kernels round them`, () => {
+      onCuda(() => {
+        for (const [S, D] of [[100, 64], [70, 36], [65, 30]] as const) {
+          const [B, H] = [2, 3];
+          const size = B * S * 3 * H * D;
+          const qkv32 = T.tensor(T.copy16(T.tensor(values(size, 18 + D, -2, 2), [size]), format).toFloat32Array(), [size]);
+          const qkv16 = T.copy16(qkv32, format);
+          const g32 = T.tensor(T.copy16(T.tensor(values(B * S * H * D, 19, -1, 1), [B * S * H * D]), format).toFloat32Array(), [B * S * H * D]);
+          const g16 = T.copy16(g32, format);
+          const view = (t: T.Tensor, i: number) => ({ storage: t.storage, offset: i * H * D, strides: [S * 3 * H * D, D, 3 * H * D] as [number, number, number] });
+          const outView = (t: T.Tensor) => ({ storage: t.storage, offset: 0, strides: [S * H * D, D, H * D] as [number, number, number] });
+          const shape = { batch: B, heads: H, queries: S, keys: S, headDim: D, temperature: 0.2, outputScale: 1.3, causal: true, format };
+          const run = (stored: boolean) => {
+            const qkv = stored ? qkv16 : qkv32;
+            const out = T.empty([B * S * H * D]);
+            const out16 = T.empty([B * S * H * D], format);
+            const lse = T.empty([B * H * S]);
+            cuda!.attention({ ...shape, q: view(qkv, 0), k: view(qkv, 1), v: view(qkv, 2), out: outView(out), out16: stored ? outView(out16) : null, logSumExp: lse.storage });
+            const grads = T.empty([size], stored ? format : 'f32');
+            const delta = T.empty([B * H * S]);
+            cuda!.attentionGrad({
+              ...shape, q: view(qkv, 0), k: view(qkv, 1), v: view(qkv, 2), out: outView(out), logSumExp: lse.storage, gradOut: outView(stored ? g16 : g32),
+              gradQ: view(grads, 0), gradK: view(grads, 1), gradV: view(grads, 2), delta: delta.storage, probsGradScale: 0.8, logitGradScale: 1.7, valueGradScale: 0.6,
+            });
+            return { out, out16, grads };
+          };
+          const stored = run(true);
+          const float32 = run(false);
+          expect(stored.out.toFloat32Array(), `out S ${S} D ${D}`).toEqual(float32.out.toFloat32Array());
+          expect(stored.out16.toFloat32Array(), `out16 S ${S} D ${D}`).toEqual(T.copy16(float32.out, format).toFloat32Array());
+          expect(stored.grads.toFloat32Array(), `grads S ${S} D ${D}`).toEqual(T.copy16(float32.grads, format).toFloat32Array());
+        }
       });
     });
 

@@ -9,7 +9,8 @@
  */
 import type { Format16, AttentionGradParams, AttentionOperand, AttentionParams, AttentionShape } from '../backend.ts';
 import { readRounded, roundTo16Bits } from './quantise.ts';
-import { f32 } from './storage.ts';
+import { f32, floats } from './storage.ts';
+import { attentionStorage } from '../attention-rules.ts';
 
 const pair = new Float32Array(2);
 
@@ -38,10 +39,12 @@ function visibleKeys(p: AttentionShape, i: number): number {
 }
 
 export function attention(p: AttentionParams): void {
-  const q = readRounded(f32(p.q.storage), p.format);
-  const k = readRounded(f32(p.k.storage), p.format);
-  const v = readRounded(f32(p.v.storage), p.format);
+  attentionStorage('attention', p, { qkv: [p.q, p.k, p.v], out: p.out, out16: p.out16 });
+  const q = readRounded(floats(p.q.storage), p.format);
+  const k = readRounded(floats(p.k.storage), p.format);
+  const v = readRounded(floats(p.v.storage), p.format);
   const out = f32(p.out.storage);
+  const out16 = p.out16 ? floats(p.out16.storage) : null;
   const lse = f32(p.logSumExp);
   const D = p.headDim;
   const scores = new Float64Array(p.keys);
@@ -77,6 +80,11 @@ export function attention(p: AttentionParams): void {
         const norm = p.format ? 1 : total;
         const oi = rowOffset(p.out, b, h, i);
         for (let d = 0; d < D; d++) out[oi + d] = (p.outputScale * acc[d]!) / norm;
+        if (out16 && p.out16 && p.format) {
+          const at = rowOffset(p.out16, b, h, i);
+          out16.set(out.subarray(oi, oi + D), at);
+          roundTo16Bits(out16.subarray(at, at + D), p.format);
+        }
         lse[(b * p.heads + h) * p.queries + i] = max + Math.log(total);
       }
     }
@@ -84,16 +92,17 @@ export function attention(p: AttentionParams): void {
 }
 
 export function attentionGrad(p: AttentionGradParams): void {
-  const q = readRounded(f32(p.q.storage), p.format);
-  const k = readRounded(f32(p.k.storage), p.format);
-  const v = readRounded(f32(p.v.storage), p.format);
+  const storage = attentionStorage('attentionGrad', p, { qkv: [p.q, p.k, p.v], out: p.out, gradOut: p.gradOut, grads: [p.gradQ, p.gradK, p.gradV] });
+  const q = readRounded(floats(p.q.storage), p.format);
+  const k = readRounded(floats(p.k.storage), p.format);
+  const v = readRounded(floats(p.v.storage), p.format);
   const out = f32(p.out.storage);
-  const g = readRounded(f32(p.gradOut.storage), p.format);
+  const g = readRounded(floats(p.gradOut.storage), p.format);
   const lse = f32(p.logSumExp);
   const delta = f32(p.delta);
-  const gq = f32(p.gradQ.storage);
-  const gk = f32(p.gradK.storage);
-  const gv = f32(p.gradV.storage);
+  const gq = floats(p.gradQ.storage);
+  const gk = floats(p.gradK.storage);
+  const gv = floats(p.gradV.storage);
   const D = p.headDim;
   const S = p.queries;
   const K = p.keys;
@@ -143,4 +152,6 @@ export function attentionGrad(p: AttentionGradParams): void {
       }
     }
   }
+  // 16-bit gradients hold the float32 results rounded (elsewhere their storages hold values already on the grid).
+  if (storage.grads16 && p.format) for (const target of new Set([gq, gk, gv])) roundTo16Bits(target, p.format);
 }

@@ -138,7 +138,7 @@ export function scatterAdd(gradOut: Float32Array, ids: Int32Array, gradTable: Fl
 }
 
 export function crossEntropy(p: CrossEntropyParams): void {
-  const logits = f32(p.logits), labels = i32(p.labels), loss = f32(p.loss), lseOut = f32(p.logSumExp);
+  const logits = floats(p.logits), labels = i32(p.labels), loss = f32(p.loss), lseOut = f32(p.logSumExp);
   const mask = p.mask ? f32(p.mask) : null;
   const { rows, vocab } = p;
   for (let r = 0; r < rows; r++) {
@@ -156,7 +156,7 @@ export function crossEntropy(p: CrossEntropyParams): void {
 }
 
 export function crossEntropyGrad(p: CrossEntropyGradParams): void {
-  const logits = f32(p.logits), labels = i32(p.labels), lse = f32(p.logSumExp), gLoss = f32(p.gradLoss), gx = f32(p.gradLogits);
+  const logits = floats(p.logits), labels = i32(p.labels), lse = f32(p.logSumExp), gLoss = f32(p.gradLoss), gx = floats(p.gradLogits);
   const mask = p.mask ? f32(p.mask) : null;
   const { rows, vocab, scale } = p;
   for (let r = 0; r < rows; r++) {
@@ -170,4 +170,6 @@ export function crossEntropyGrad(p: CrossEntropyGradParams): void {
     for (let c = 0; c < vocab; c++) gx[base + c] = w * Math.exp(logits[base + c] - l);
     gx[base + labels[r]] -= w;
   }
+  const format = outputFormat(p.gradLogits);
+  if (format) roundTo16Bits(gx.subarray(0, rows * vocab), format);
 }

@@ -5,10 +5,13 @@ import { ATTENTION_TC_ROWS, ATTENTION_TC_THREADS, attentionTcModule, attentionTc
 import { writeWideWords, type Kernel, type ParamKind } from './launch.ts';
 import { addressAt, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
+import { attentionStorage, type AttentionStorage } from '../attention-rules.ts';
 
 /** The Operand struct: a float pointer and three int64 strides. */
 const OPERAND = 's8' as const;
 const FORWARD_KINDS: readonly ParamKind[] = [OPERAND, OPERAND, OPERAND, OPERAND, 'p', 'i', 'i', 'i', 'i', 'f', 'f', 'i'];
+/** The tensor-core forward kernel also takes out16 after out. */
+const TC_FORWARD_KINDS: readonly ParamKind[] = [OPERAND, ...FORWARD_KINDS];
 const GRAD_Q_KINDS: readonly ParamKind[] = [OPERAND, OPERAND, OPERAND, OPERAND, OPERAND, OPERAND, 'p', 'p', 'i', 'i', 'i', 'i', 'f', 'f', 'i', 'f', 'f'];
 const GRAD_KV_KINDS: readonly ParamKind[] = [OPERAND, OPERAND, OPERAND, OPERAND, OPERAND, OPERAND, 'p', 'p', 'i', 'i', 'i', 'i', 'f', 'i', 'f', 'f', 'f'];
 
@@ -30,7 +33,6 @@ function checkShape(op: string, p: AttentionShape): void {
 function operand(op: string, name: string, o: AttentionOperand, p: AttentionShape, rows: number): Int32Array {
   const [sb, sh, ss] = o.strides;
   if ([sb, sh, ss, o.offset].some((v) => !Number.isInteger(v) || v < 0)) throw new RangeError(`${op}: ${name} needs non-negative integer strides and offset`);
-  if (o.storage.dtype !== 'f32') throw new TypeError(`${op}: ${name} must be float32 storage`);
   const reach = (p.batch - 1) * sb + (p.heads - 1) * sh + (rows - 1) * ss + p.headDim;
   checkCount(op, name, o.storage, reach, o.offset);
   const words = new Int32Array(8);
@@ -44,13 +46,23 @@ function rowStats(op: string, name: string, storage: Storage, p: AttentionShape)
   return addressAt(storage, 0, op);
 }
 
-/** The 16-bit tensor-core kernel (kernels/attention-tc.ts), checked against the device. */
-function tensorCoreKernel(rt: CudaRuntime, op: string, p: AttentionShape, name: 'forward' | 'grad_q' | 'grad_kv', kinds: readonly ParamKind[]): Kernel {
+/**
+ * The 16-bit tensor-core kernel (kernels/attention-tc.ts) for these operand types, checked against
+ * the device; `read16` are the 16-bit operands it reads, which decide between 8-byte and scalar loads.
+ */
+function tensorCoreKernel(
+  rt: CudaRuntime, op: string, p: AttentionShape, storage: AttentionStorage, read16: readonly AttentionOperand[], name: 'forward' | 'grad_q' | 'grad_kv', kinds: readonly ParamKind[],
+): Kernel {
   const format = p.format!;
   const [major] = rt.device.info.computeCapability;
   if (major < 8) throw new RangeError(`${op}: ${format} attention needs tensor cores of compute capability 8.0 or newer, this GPU has ${rt.device.info.computeCapability.join('.')}`);
-  return rt.kernel(attentionTcModule(attentionTcPaddedDim(p.headDim), format), `attention_tc_${name}`, kinds);
+  // 8-byte loads: every row of every 16-bit operand starts on a multiple of 4 codes (allocations are 256-byte aligned).
+  const vec16 = p.headDim % 4 === 0 && read16.every((o) => [o.offset, ...o.strides].every((x) => x % 4 === 0));
+  return rt.kernel(attentionTcModule(attentionTcPaddedDim(p.headDim), format, storage, vec16), `attention_tc_${name}`, kinds);
 }
+
+/** An Operand struct with a null base: an absent optional operand. */
+const ABSENT_OPERAND = new Int32Array(8);
 
 /** The kernel, allowed the dynamic shared memory it needs. */
 function attentionKernel(rt: CudaRuntime, paddedDim: (typeof ATTENTION_PADDED_DIMS)[number], name: 'forward' | 'grad_q' | 'grad_kv', kinds: readonly ParamKind[]): { kernel: Kernel; shared: number } {
@@ -64,11 +76,9 @@ export function attention(rt: CudaRuntime, p: AttentionParams): void {
   const op = 'attention';
   checkShape(op, p);
   const padded = paddedDim(op, p.headDim);
-  const args = [
-    operand(op, 'q', p.q, p, p.queries),
-    operand(op, 'k', p.k, p, p.keys),
-    operand(op, 'v', p.v, p, p.keys),
-    operand(op, 'out', p.out, p, p.queries),
+  const storage = attentionStorage(op, p, { qkv: [p.q, p.k, p.v], out: p.out, out16: p.out16 });
+  const out = operand(op, 'out', p.out, p, p.queries);
+  const tail = [
     rowStats(op, 'logSumExp', p.logSumExp, p),
     p.heads,
     p.queries,
@@ -78,10 +88,14 @@ export function attention(rt: CudaRuntime, p: AttentionParams): void {
     p.outputScale,
     p.causal ? 1 : 0,
   ];
+  const qkv = [operand(op, 'q', p.q, p, p.queries), operand(op, 'k', p.k, p, p.keys), operand(op, 'v', p.v, p, p.keys)];
   if (p.format) {
-    tensorCoreKernel(rt, op, p, 'forward', FORWARD_KINDS).launch(rt.stream, Math.ceil(p.queries / ATTENTION_TC_ROWS), p.batch * p.heads, ATTENTION_TC_THREADS, 0, args);
+    const out16 = p.out16 ? operand(op, 'out16', p.out16, p, p.queries) : ABSENT_OPERAND;
+    const kernel = tensorCoreKernel(rt, op, p, storage, storage.qkv16 ? [p.q, p.k, p.v] : [], 'forward', TC_FORWARD_KINDS);
+    kernel.launch(rt.stream, Math.ceil(p.queries / ATTENTION_TC_ROWS), p.batch * p.heads, ATTENTION_TC_THREADS, 0, [...qkv, out, out16, ...tail]);
     return;
   }
+  const args = [...qkv, out, ...tail];
   const { kernel, shared } = attentionKernel(rt, padded, 'forward', FORWARD_KINDS);
   kernel.launch(rt.stream, Math.ceil(p.queries / attentionGeometry().blockRows), p.batch * p.heads, ATTENTION_THREADS, shared, args);
 }
@@ -90,6 +104,7 @@ export function attentionGrad(rt: CudaRuntime, p: AttentionGradParams): void {
   const op = 'attentionGrad';
   checkShape(op, p);
   const padded = paddedDim(op, p.headDim);
+  const storage = attentionStorage(op, p, { qkv: [p.q, p.k, p.v], out: p.out, gradOut: p.gradOut, grads: [p.gradQ, p.gradK, p.gradV] });
   const q = operand(op, 'q', p.q, p, p.queries);
   const k = operand(op, 'k', p.k, p, p.keys);
   const v = operand(op, 'v', p.v, p, p.keys);
@@ -109,8 +124,9 @@ export function attentionGrad(rt: CudaRuntime, p: AttentionGradParams): void {
   // grad_q writes delta, which grad_kv reads: same stream, in this order.
   if (p.format) {
     const blocks = (rows: number) => Math.ceil(rows / ATTENTION_TC_ROWS);
-    tensorCoreKernel(rt, op, p, 'grad_q', GRAD_Q_KINDS).launch(rt.stream, blocks(p.queries), p.batch * p.heads, ATTENTION_TC_THREADS, 0, gradQArgs);
-    tensorCoreKernel(rt, op, p, 'grad_kv', GRAD_KV_KINDS).launch(rt.stream, blocks(p.keys), p.batch * p.heads, ATTENTION_TC_THREADS, 0, gradKvArgs);
+    const read16 = [...(storage.qkv16 ? [p.q, p.k, p.v] : []), ...(storage.gradOut16 ? [p.gradOut] : [])];
+    tensorCoreKernel(rt, op, p, storage, read16, 'grad_q', GRAD_Q_KINDS).launch(rt.stream, blocks(p.queries), p.batch * p.heads, ATTENTION_TC_THREADS, 0, gradQArgs);
+    tensorCoreKernel(rt, op, p, storage, read16, 'grad_kv', GRAD_KV_KINDS).launch(rt.stream, blocks(p.keys), p.batch * p.heads, ATTENTION_TC_THREADS, 0, gradKvArgs);
     return;
   }
   const gradQ = attentionKernel(rt, padded, 'grad_q', GRAD_Q_KINDS);

@@ -210,9 +210,10 @@ export function crossEntropy(rt: CudaRuntime, p: CrossEntropyParams): void {
   checkCount(op, 'loss', p.loss, p.rows);
   checkCount(op, 'logSumExp', p.logSumExp, p.rows);
   if (p.mask) checkCount(op, 'mask', p.mask, p.rows);
-  const kernel = rt.kernel(NN_MODULE, 'cross_entropy_rows', ['p', 'p', 'p', 'p', 'p', 'i', 'i']);
+  const kernel = rt.kernel(NN_MODULE, 'cross_entropy_rows', ['p', 'p', 'p', 'p', 'p', 'i', 'i', 'i']);
   rt.launch(kernel, Math.min(p.rows, rt.multiprocessors * 16), 1, CROSS_ENTROPY_BLOCK, [
     address(p.logits, op), address(p.labels, op), optional(p.mask, op), address(p.loss, op), address(p.logSumExp, op), p.rows, p.vocab,
+    storageFormatCode(p.logits.dtype),
   ]);
 }
 
@@ -225,9 +226,9 @@ export function crossEntropyGrad(rt: CudaRuntime, p: CrossEntropyGradParams): vo
   checkCount(op, 'logSumExp', p.logSumExp, p.rows);
   checkCount(op, 'gradLoss', p.gradLoss, p.rows);
   if (p.mask) checkCount(op, 'mask', p.mask, p.rows);
-  const kernel = rt.kernel(NN_MODULE, 'cross_entropy_grad_rows', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd']);
+  const kernel = rt.kernel(NN_MODULE, 'cross_entropy_grad_rows', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i', 'i']);
   rt.launch(kernel, Math.min(p.rows, rt.multiprocessors * 16), 1, CROSS_ENTROPY_BLOCK, [
     address(p.logits, op), address(p.labels, op), optional(p.mask, op), address(p.logSumExp, op), address(p.gradLoss, op), address(p.gradLogits, op),
-    p.rows, p.vocab, p.scale,
+    p.rows, p.vocab, p.scale, storageFormatCode(p.logits.dtype), storageFormatCode(p.gradLogits.dtype),
   ]);
 }

@@ -39,7 +39,8 @@ export interface ReferenceGptOptions {
   /**
    * With products that round their own operands (precision.readFormat), values that are only read
    * rounded live in 16-bit storage: the layer norms' and GELU's outputs, the up projection's
-   * output, the gradients at GELU's output and input, and a copy of each weight made once a step
+   * output, the logits, with 16-bit attention (flashAttention16) qkv and the attention's output,
+   * the gradients at all of these but the norms' outputs, and a copy of each weight made once a step
    * for its forward and backward products (T.copy16). No product packs them, and less memory is
    * read and written: the same values. Default true; false keeps them float32 (the products
    * round them as they read them).
@@ -169,12 +170,20 @@ export class ReferenceGpt {
     // 16-bit attention rounds q, k, v and its output's gradient as it reads them, and the output
     // projection rounds the attention's output: neither needs a rounding pass of its own.
     const internalFormat = this.attentionFormat();
-    const qkv = this.linear(h, layer.qkv, { outputRoundedOnRead: internalFormat !== undefined }); // [B, S, 3d]
+    // 16-bit attention reads qkv, and the output projection the attention's output, in 16 bits (operands16).
+    const stored16 = internalFormat !== undefined && this.operandFormat() === internalFormat;
+    const qkv = this.linear(h, layer.qkv, { outputRoundedOnRead: internalFormat !== undefined, output16: stored16 }); // [B, S, 3d]
     // Part i of qkv ([B, S, 3, H, Dh]) as a [B, H, S, Dh] window; the result is [B, S, H, Dh].
     // The precision policy sees qkv whole: FP8 quantises all three parts at once.
     const attend = ([t]: T.Tensor[], formats: nn.GemmFormats) => {
       const part = (i: number) => T.headsView(t!, [B, heads, S, headDim], [S * 3 * d, headDim, 3 * d], i * d);
-      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, { causal: true, formats, internalFormat });
+      return nn.scaledDotProductAttentionHeads(part(0), part(1), part(2), scaling, {
+        causal: true,
+        formats,
+        internalFormat,
+        outputFormat: stored16 ? internalFormat : undefined,
+        gradStorage16: stored16,
+      });
     };
     const attended = internalFormat !== undefined ? precision.linear([qkv], attend, { outputRoundedOnRead: true }) : precision.matmul([qkv], attend);
     const merged = T.reshape(attended, [B, S, d]);
@@ -228,7 +237,8 @@ export class ReferenceGpt {
       const next = sublayers[i + 1] ?? { gain: this.finalGain, bias: this.finalBias };
       ({ x, normed } = this.residualThenNorm(x, sublayer.branch(normed), i, next.gain, next.bias, eps));
     });
-    const logits = this.linear(normed, this.readout, {}, nn.linearReadout);
+    // The cross-entropy reads the logits, and the readout's backward their gradient, in 16 bits (operands16).
+    const logits = this.linear(normed, this.readout, { outputRoundedOnRead: this.operandFormat() !== undefined, output16: true }, nn.linearReadout);
     return nn.crossEntropy(T.reshape(logits, [B * S, vocab]), T.reshape(labels, [B * S]), null, scaling).loss;
   }
 

@@ -58,6 +58,9 @@ export interface AttentionOptions {
    * distinct windows. Absent: float32 attention internals.
    */
   readonly internalFormat?: T.Format16;
+  /** With internalFormat: a 16-bit output and 16-bit gradients where readers round them anyway (T.AttentionOpOptions.outputFormat, gradStorage16). */
+  readonly outputFormat?: T.Format16;
+  readonly gradStorage16?: boolean;
 }
 
 /**
@@ -135,6 +138,8 @@ export function scaledDotProductAttentionHeads(q: T.HeadsView, k: T.HeadsView, v
       logitGradScale,
       valueGradScale: sc.gradInputs,
       format: options.internalFormat,
+      outputFormat: options.outputFormat,
+      gradStorage16: options.gradStorage16,
     });
   }
   // Logits above the diagonal are masked (their gradient is exactly zero), and the masked softmax

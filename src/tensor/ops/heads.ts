@@ -1,4 +1,4 @@
-import type { AttentionOperand } from '../../backend/backend.ts';
+import type { AttentionOperand, DType } from '../../backend/backend.ts';
 import type { GradSink } from '../autograd.ts';
 import { formatShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
@@ -87,13 +87,14 @@ export interface GradientTarget {
 }
 
 /**
- * Where a source's gradient goes when an op writes it through windows. With `adds` (the op's
+ * Where a source's gradient goes when an op writes it through windows (a new buffer of `dtype`,
+ * which must be float32 unless the windows tile the source). With `adds` (the op's
  * kernels can add, as GEMMs with beta 1 do) an accumulating sink is added into, and windows of one
  * source that leave gaps add onto zeros (they may overlap); otherwise an accumulating sink gets a
  * new tensor, which autograd adds. A written sink, or a new tensor, is zero-filled unless the
  * windows cover it exactly.
  */
-export function gradientTarget(source: Tensor, sink: GradSink | null | undefined, views: readonly HeadsView[], adds: boolean): GradientTarget {
+export function gradientTarget(source: Tensor, sink: GradSink | null | undefined, views: readonly HeadsView[], adds: boolean, dtype: DType = 'f32'): GradientTarget {
   if (adds && sink?.accumulate) return { tensor: sink.target, beta: 1, sunk: true };
   const covered = windowCoverage(source.size, views).tiles;
   const beta = adds && !covered && views.length > 1 ? 1 : 0;
@@ -101,5 +102,6 @@ export function gradientTarget(source: Tensor, sink: GradSink | null | undefined
     if (!covered) source.backend.fill(sink.target.storage, 0, sink.target.size, 0);
     return { tensor: sink.target, beta, sunk: true };
   }
-  return { tensor: covered ? empty(source.shape, 'f32', source.backend) : zeros(source.shape, 'f32', source.backend), beta, sunk: false };
+  if (dtype !== 'f32' && !covered) throw new Error(`attention: a ${dtype} gradient buffer needs windows that cover ${source.describe()}`);
+  return { tensor: covered ? empty(source.shape, dtype, source.backend) : zeros(source.shape, 'f32', source.backend), beta, sunk: false };
 }

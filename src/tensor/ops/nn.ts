@@ -1,4 +1,4 @@
-import { record, SUNK } from '../autograd.ts';
+import { gradientDType, record, SUNK } from '../autograd.ts';
 import { randomContext } from '../random.ts';
 import { formatShape, sameShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
@@ -219,7 +219,8 @@ export function crossEntropyRows(logits: Tensor, labels: Tensor, mask: Tensor | 
   logits.backend.crossEntropy({ logits: logits.storage, labels: labels.storage, mask: mask?.storage ?? null, rows, vocab, loss: loss.storage, logSumExp: lse.storage });
   const scale = options.gradScale ?? 1;
   return record(loss, [logits], (g) => {
-    const gx = empty(logits.shape, 'f32', logits.backend);
+    // 16 bits where the logits' producer reads their gradient rounded anyway.
+    const gx = empty(logits.shape, gradientDType(logits), logits.backend);
     logits.backend.crossEntropyGrad({
       logits: logits.storage,
       labels: labels.storage,

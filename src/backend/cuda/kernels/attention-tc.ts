@@ -27,6 +27,7 @@
  * also fetches the next key tile while it multiplies the current one).
  */
 import type { Format16 } from '../../backend.ts';
+import type { AttentionStorage } from '../../attention-rules.ts';
 import type { KernelModuleSource } from '../modules.ts';
 import { ATTENTION_OPERAND } from './attention.ts';
 import { PRELUDE } from './prelude.ts';
@@ -35,7 +36,7 @@ import { PRELUDE } from './prelude.ts';
 export const ATTENTION_TC_ROWS = 64;
 export const ATTENTION_TC_THREADS = 128;
 
-const source = (dp: number, format: Format16) => String.raw`
+const source = (dp: number, format: Format16, io: AttentionStorage, vec16: boolean) => String.raw`
 #define DP ${dp}
 #define BR ${ATTENTION_TC_ROWS}
 #define THREADS ${ATTENTION_TC_THREADS}
@@ -52,6 +53,16 @@ const source = (dp: number, format: Format16) => String.raw`
 #define IS_BF16 ${format === 'bf16' ? 1 : 0}
 
 ${ATTENTION_OPERAND}
+// Element types of q, k, v; of the output's gradient; of q's, k's and v's gradients (16-bit ones hold the format's codes).
+typedef ${io.qkv16 ? 'unsigned short' : 'float'} QKV_T;
+typedef ${io.gradOut16 ? 'unsigned short' : 'float'} G_T;
+typedef ${io.grads16 ? 'unsigned short' : 'float'} DQKV_T;
+#define VEC16 ${vec16 ? 1 : 0}
+template <typename T>
+__device__ __forceinline__ T *head_of(const Operand &o, int b, int h) { return reinterpret_cast<T *>(o.base) + b * o.sb + h * o.sh; }
+// What fetch holds per thread for a tile of float32 (float4s) or 16-bit (four codes in a uint2) values.
+template <typename T> struct StageOf { typedef float4 type; };
+template <> struct StageOf<unsigned short> { typedef uint2 type; };
 
 // Two values rounded to the format (nearest-even; overflow gives infinity), lo in the low half.
 __device__ __forceinline__ u32 pack2(float lo, float hi) {
@@ -76,6 +87,14 @@ __device__ __forceinline__ float low_value(u32 w) {
 
 // x rounded to the format and back.
 __device__ __forceinline__ float rounded(float x) { return low_value(pack2(x, 0.0f)); }
+
+// An operand element as the kernels read it: float32 rounded to the format, 16-bit as stored.
+__device__ __forceinline__ float read_value(float v) { return rounded(v); }
+__device__ __forceinline__ float read_value(unsigned short h) { return low_value((u32)h); }
+
+// An output element: float32, or rounded to the format.
+__device__ __forceinline__ void put(float *p, float v) { *p = v; }
+__device__ __forceinline__ void put(unsigned short *p, float v) { *p = (unsigned short)(pack2(v, 0.0f) & 0xffffu); }
 
 __device__ __forceinline__ void mma(float c[4], const u32 a[4], u32 b0, u32 b1) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." FMT "." FMT ".f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
@@ -111,7 +130,30 @@ __device__ __forceinline__ void fetch(float4 (&st)[STAGE], const float *base, lo
   }
 }
 
-// The fetched rows, rounded to the format, into a row tile.
+// The same for a 16-bit operand: four codes (8 bytes) where a float32 one has a float4. VEC16
+// (a module of its own): every 16-bit row starts 8-byte aligned and D % 4 == 0; the scalar
+// loads' registers cost the kernels spills even when unused.
+__device__ __forceinline__ void fetch(uint2 (&st)[STAGE], const unsigned short *base, long long stride, int r0, int rows, int D) {
+  const bool vec = VEC16;
+  #pragma unroll
+  for (int it = 0; it < STAGE; it++) {
+    const int e = it * THREADS + threadIdx.x;
+    const int r = e / (DP / 4), c = (e - r * (DP / 4)) * 4, row = r0 + r;
+    uint2 v = make_uint2(0u, 0u);
+    if (row < rows && c < D) {
+      const unsigned short *p = base + (long long)row * stride + c;
+      if (vec) {
+        v = __ldg(reinterpret_cast<const uint2 *>(p));
+      } else {
+        const u32 h0 = __ldg(p), h1 = c + 1 < D ? __ldg(p + 1) : 0u, h2 = c + 2 < D ? __ldg(p + 2) : 0u, h3 = c + 3 < D ? __ldg(p + 3) : 0u;
+        v = make_uint2(h0 | (h1 << 16), h2 | (h3 << 16));
+      }
+    }
+    st[it] = v;
+  }
+}
+
+// The fetched rows, rounded to the format (16-bit ones as they are), into a row tile.
 __device__ __forceinline__ void stage(u32 *tile, const float4 (&st)[STAGE]) {
   #pragma unroll
   for (int it = 0; it < STAGE; it++) {
@@ -120,11 +162,21 @@ __device__ __forceinline__ void stage(u32 *tile, const float4 (&st)[STAGE]) {
     *reinterpret_cast<uint2 *>(&tile[r * RW + (c >> 1)]) = make_uint2(pack2(st[it].x, st[it].y), pack2(st[it].z, st[it].w));
   }
 }
+__device__ __forceinline__ void stage(u32 *tile, const uint2 (&st)[STAGE]) {
+  #pragma unroll
+  for (int it = 0; it < STAGE; it++) {
+    const int e = it * THREADS + threadIdx.x;
+    const int r = e / (DP / 4), c = (e - r * (DP / 4)) * 4;
+    *reinterpret_cast<uint2 *>(&tile[r * RW + (c >> 1)]) = st[it];
+  }
+}
 
 // Two operands' rows into two row tiles, every load issued before the first store. The caller
 // brackets it with __syncthreads.
-__device__ __forceinline__ void load_two(u32 *tileA, const float *a, long long strideA, int rowsA, u32 *tileB, const float *b, long long strideB, int rowsB, int r0, int D) {
-  float4 sa[STAGE], sb[STAGE];
+template <typename TA, typename TB>
+__device__ __forceinline__ void load_two(u32 *tileA, const TA *a, long long strideA, int rowsA, u32 *tileB, const TB *b, long long strideB, int rowsB, int r0, int D) {
+  typename StageOf<TA>::type sa[STAGE];
+  typename StageOf<TB>::type sb[STAGE];
   fetch(sa, a, strideA, r0, rowsA, D);
   fetch(sb, b, strideB, r0, rowsB, D);
   stage(tileA, sa);
@@ -199,19 +251,20 @@ __device__ __forceinline__ float quad_max(float v) {
   return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
 }
 
-// scale·acc into rows r (fragment rows g, g + 8 from row0) of a [rows, D] operand.
-__device__ __forceinline__ void store_fragments(float *base, long long stride, int row0, int rows, int D, const float acc[DTILES][4], float scale) {
+// scale·acc into rows r (fragment rows g, g + 8 from row0) of a [rows, D] operand (float32, or rounded to 16 bits).
+template <typename T>
+__device__ __forceinline__ void store_fragments(T *base, long long stride, int row0, int rows, int D, const float acc[DTILES][4], float scale) {
   const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
   #pragma unroll
   for (int half = 0; half < 2; half++) {
     const int row = row0 + g + 8 * half;
     if (row >= rows) continue;
-    float *p = base + (long long)row * stride;
+    T *p = base + (long long)row * stride;
     #pragma unroll
     for (int n = 0; n < DTILES; n++) {
       const int c = n * 8 + 2 * t;
-      if (c < D) p[c] = scale * acc[n][2 * half];
-      if (c + 1 < D) p[c + 1] = scale * acc[n][2 * half + 1];
+      if (c < D) put(p + c, scale * acc[n][2 * half]);
+      if (c + 1 < D) put(p + c + 1, scale * acc[n][2 * half + 1]);
     }
   }
 }
@@ -284,18 +337,18 @@ __device__ __forceinline__ bool tile_unmasked(int k0, int keys, int row0, int ca
 // reference step's attention went from 0.256 to 0.247 ms a layer (H200, bench/attention.ts).
 // The gradient kernels need more registers; capped alike they spill more.
 extern "C" __global__ void __launch_bounds__(THREADS, 3) attention_tc_forward(
-    Operand q, Operand k, Operand v, Operand out, float *lse, int H, int S, int keys, int D, float temperature, float outputScale, int causal) {
+    Operand q, Operand k, Operand v, Operand out, Operand out16, float *lse, int H, int S, int keys, int D, float temperature, float outputScale, int causal) {
   __shared__ __align__(16) u32 Ks[BR * RW];
   __shared__ __align__(16) u32 Vs[BR * RW];
   const auto [warp, g, t, b, h] = thread_place(H);
   const float scale2 = temperature * LOG2E;
   const int q0 = blockIdx.x * BR;
-  const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
+  const QKV_T *kh = head_of<const QKV_T>(k, b, h), *vh = head_of<const QKV_T>(v, b, h);
   u32 qa[KSTEPS][4];
   {
     // The block's q rows pass through Ks on their way to registers.
-    float4 st[STAGE];
-    fetch(st, head_base(q, b, h), q.ss, q0, S, D);
+    typename StageOf<QKV_T>::type st[STAGE];
+    fetch(st, head_of<const QKV_T>(q, b, h), q.ss, q0, S, D);
     stage(Ks, st);
     __syncthreads();
     row_fragments(qa, Ks, warp * 16);
@@ -305,7 +358,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 3) attention_tc_forward(
   // Walk 1: each row's max and sum; every row sees key 0 in the first tile, so m is finite after it.
   float m[2] = {-f32_inf(), -f32_inf()}, l[2] = {0.0f, 0.0f};
   {
-    float4 st[STAGE];
+    typename StageOf<QKV_T>::type st[STAGE];
     fetch(st, kh, k.ss, 0, keys, D);
     for (int k0 = 0; k0 < end; k0 += BR) {
       __syncthreads();
@@ -344,7 +397,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 3) attention_tc_forward(
     else row_probabilities<true>(s, scale2, rowLse, k0, keys, rows, causal);
     accumulate_rows(acc, s, Vs);
   }
-  store_fragments(head_base(out, b, h), out.ss, q0 + warp * 16, S, D, acc, outputScale);
+  store_fragments(head_of<float>(out, b, h), out.ss, q0 + warp * 16, S, D, acc, outputScale);
+  if (out16.base) store_fragments(head_of<unsigned short>(out16, b, h), out16.ss, q0 + warp * 16, S, D, acc, outputScale);
   if (t == 0) {
     #pragma unroll
     for (int half = 0; half < 2; half++)
@@ -360,10 +414,11 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
   const auto [warp, g, t, b, h] = thread_place(H);
   const float scale2 = temperature * LOG2E;
   const int q0 = blockIdx.x * BR;
-  const float *kh = head_base(k, b, h), *vh = head_base(v, b, h);
-  const float *gh = head_base(gradOut, b, h), *oh = head_base(out, b, h);
+  const QKV_T *kh = head_of<const QKV_T>(k, b, h), *vh = head_of<const QKV_T>(v, b, h);
+  const G_T *gh = head_of<const G_T>(gradOut, b, h);
+  const float *oh = head_of<const float>(out, b, h);
   // The block's q and g rows pass through Ks and Vs on their way to registers.
-  load_two(Ks, head_base(q, b, h), q.ss, S, Vs, gh, gradOut.ss, S, q0, D);
+  load_two(Ks, head_of<const QKV_T>(q, b, h), q.ss, S, Vs, gh, gradOut.ss, S, q0, D);
   __syncthreads();
   u32 qa[KSTEPS][4], ga[KSTEPS][4];
   row_fragments(qa, Ks, warp * 16);
@@ -375,7 +430,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
     const int row = rows[half];
     float part = 0.0f;
     if (row < S)
-      for (int d = t; d < D; d += 4) part += rounded(gh[(long long)row * gradOut.ss + d]) * oh[(long long)row * out.ss + d];
+      for (int d = t; d < D; d += 4) part += read_value(gh[(long long)row * gradOut.ss + d]) * oh[(long long)row * out.ss + d];
     const long long at = (long long)blockIdx.y * S + row;
     rowDelta[half] = probsGradScale * quad_sum(part) / outputScale;
     rowLse[half] = row < S ? lse[at] * LOG2E : 0.0f;
@@ -400,7 +455,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_q(
       for (int e = 0; e < 4; e++) s[n][e] = logitGradScale * s[n][e] * (probsGradScale * dp[n][e] - rowDelta[e >> 1]);
     accumulate_rows(acc, s, Ks);
   }
-  store_fragments(head_base(gradQ, b, h), gradQ.ss, q0 + warp * 16, S, D, acc, 1.0f);
+  store_fragments(head_of<DQKV_T>(gradQ, b, h), gradQ.ss, q0 + warp * 16, S, D, acc, 1.0f);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
@@ -412,9 +467,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
   const auto [warp, g, t, b, h] = thread_place(H);
   const float scale2 = temperature * LOG2E;
   const int k0 = blockIdx.x * BR;
-  const float *qh = head_base(q, b, h), *gh = head_base(gradOut, b, h);
+  const QKV_T *qh = head_of<const QKV_T>(q, b, h);
+  const G_T *gh = head_of<const G_T>(gradOut, b, h);
   // The block's k and v rows pass through Qs and Gs on their way to registers.
-  load_two(Qs, head_base(k, b, h), k.ss, keys, Gs, head_base(v, b, h), v.ss, keys, k0, D);
+  load_two(Qs, head_of<const QKV_T>(k, b, h), k.ss, keys, Gs, head_of<const QKV_T>(v, b, h), v.ss, keys, k0, D);
   __syncthreads();
   u32 ka[KSTEPS][4], va[KSTEPS][4];
   row_fragments(ka, Qs, warp * 16);
@@ -447,8 +503,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_tc_grad_kv(
     accumulate_rows(dv, s, Gs);
     accumulate_rows(dk, dp, Qs);
   }
-  store_fragments(head_base(gradK, b, h), gradK.ss, k0 + warp * 16, keys, D, dk, 1.0f);
-  store_fragments(head_base(gradV, b, h), gradV.ss, k0 + warp * 16, keys, D, dv, valueGradScale);
+  store_fragments(head_of<DQKV_T>(gradK, b, h), gradK.ss, k0 + warp * 16, keys, D, dk, 1.0f);
+  store_fragments(head_of<DQKV_T>(gradV, b, h), gradV.ss, k0 + warp * 16, keys, D, dv, valueGradScale);
 }
 `;
 
@@ -459,12 +515,16 @@ export function attentionTcPaddedDim(headDim: number): number {
   return Math.ceil(headDim / 16) * 16;
 }
 
-/** The module for one format and padded head size (a multiple of 16, at most 64). */
-export function attentionTcModule(paddedDim: number, format: Format16): KernelModuleSource {
-  const name = `attention_tc_${format}_d${paddedDim}`;
+/**
+ * The module for one format, padded head size (a multiple of 16, at most 64) and set of 16-bit
+ * operands; vec16: the 16-bit ones are read 8 bytes at a time (see fetch), else one code at a time.
+ */
+export function attentionTcModule(paddedDim: number, format: Format16, io: AttentionStorage, vec16 = true): KernelModuleSource {
+  const stored = [io.qkv16 ? 'qkv16' : '', io.gradOut16 ? 'g16' : '', io.grads16 ? 'dqkv16' : '', vec16 ? '' : 'scalar16'].filter((x) => x).join('_');
+  const name = `attention_tc_${format}_d${paddedDim}${stored ? `_${stored}` : ''}`;
   let module = modules.get(name);
   if (!module) {
-    module = { name, source: [PRELUDE, source(paddedDim, format)].join('\n'), options: [] };
+    module = { name, source: [PRELUDE, source(paddedDim, format, io, vec16)].join('\n'), options: [] };
     modules.set(name, module);
   }
   return module;

@@ -632,45 +632,46 @@ extern "C" __global__ void scatter_add_ordered(const float *gradOut, const int *
   for (int r = 0; r < SA_ROWS; ++r) if (column && ((touched >> r) & 1u)) gradTable[(long long)(r0 + r) * dim + c] = acc[r][lane];
 }
 
-extern "C" __global__ void cross_entropy_rows(const float *logits, const int *labels, const float *mask, float *loss, float *logSumExp,
-                                              int rows, int vocab) {
+// logits: float32 or 16-bit storage (logitsFmt, codes as store_in's).
+extern "C" __global__ void cross_entropy_rows(const void *logits, const int *labels, const float *mask, float *loss, float *logSumExp,
+                                              int rows, int vocab, int logitsFmt) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float *lr = logits + (long long)r * vocab;
+    const long long base = (long long)r * vocab;
     float m = -f32_inf();
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) m = nan_max(m, lr[c]);
+    for (int c = threadIdx.x; c < vocab; c += blockDim.x) m = nan_max(m, load_in(logits, base + c, logitsFmt));
     m = block_max(m);
     double sum = 0.0;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) sum += (double)expf(lr[c] - m);
+    for (int c = threadIdx.x; c < vocab; c += blockDim.x) sum += (double)expf(load_in(logits, base + c, logitsFmt) - m);
     double lse = (double)m + log(block_sum(sum));
     if (threadIdx.x == 0) {
       logSumExp[r] = (float)lse;
       double w = mask ? (double)mask[r] : 1.0;
       int label = labels[r];
-      double picked = (label >= 0 && label < vocab) ? (double)lr[label] : (double)f32_nan();
+      double picked = (label >= 0 && label < vocab) ? (double)load_in(logits, base + label, logitsFmt) : (double)f32_nan();
       loss[r] = w == 0.0 ? 0.0f : (float)(w * (lse - picked));
     }
     __syncthreads();
   }
 }
 
-extern "C" __global__ void cross_entropy_grad_rows(const float *logits, const int *labels, const float *mask, const float *logSumExp,
-                                                   const float *gradLoss, float *gx, int rows, int vocab, double scale) {
+// logits and gx: float32 or 16-bit storage (gx written rounded to its format).
+extern "C" __global__ void cross_entropy_grad_rows(const void *logits, const int *labels, const float *mask, const float *logSumExp,
+                                                   const float *gradLoss, void *gx, int rows, int vocab, double scale, int logitsFmt, int gxFmt) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float *lr = logits + (long long)r * vocab;
-    float *gr = gx + (long long)r * vocab;
+    const long long base = (long long)r * vocab;
     double w = (mask ? (double)mask[r] : 1.0) * (double)gradLoss[r] * scale;
     int label = labels[r];
     double l = (double)logSumExp[r];
     for (int c = threadIdx.x; c < vocab; c += blockDim.x) {
       if (w == 0.0) {
-        gr[c] = 0.0f;
+        store_in(gx, base + c, 0.0f, gxFmt);
         continue;
       }
       // Single-precision exp: the double one made this pass compute-bound (FP64 exp is ~40
       // instructions); the relative difference from the CPU twin stays at a few float ulps.
-      float p = (float)(w * (double)expf(lr[c] - (float)l));
+      float p = (float)(w * (double)expf(load_in(logits, base + c, logitsFmt) - (float)l));
       // The CPU twin stores w·p first and then subtracts w at the label: keep both roundings.
-      gr[c] = c == label ? (float)((double)p - w) : p;
+      store_in(gx, base + c, c == label ? (float)((double)p - w) : p, gxFmt);
     }
   }
 }

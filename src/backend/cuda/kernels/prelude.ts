@@ -100,6 +100,11 @@ __device__ __forceinline__ float4 load4_as(const void *p, long long i) {
                      from_bits16((unsigned short)(w.y & 0xffffu), IN), from_bits16((unsigned short)(w.y >> 16), IN));
 }
 
+/** load_as with the input's type known only at run time. */
+__device__ __forceinline__ float load_in(const void *p, long long i, int in) {
+  return in == 0 ? static_cast<const float *>(p)[i] : from_bits16(static_cast<const unsigned short *>(p)[i], in);
+}
+
 /** store_as with the output's type known only at run time (kernels that write few outputs per load). */
 __device__ __forceinline__ void store_in(void *out, long long i, float v, int outFmt) {
   if (outFmt == 0) store_as<0>(out, i, v);
