@@ -193,7 +193,7 @@ export interface LayerNormSumOf {
   readonly b: Storage;
   readonly scaleA: number;
   readonly scaleB: number;
-  /** a is read rounded to this format (nearest-even), as if a rounding pass had run on it first. */
+  /** a is read rounded to this format (nearest-even), as if a rounding pass had run on it first; a may be 16-bit storage of it. */
   readonly readFormatA?: Format16;
 }
 
@@ -229,8 +229,10 @@ export interface LayerNormGradParams {
    * residual add hands its scaled skip path, with no kernel of its own (T.addLayerNorm).
    */
   readonly gradXCopy?: { readonly target: Storage; readonly scale: number } | null;
-  /** gradOut is read rounded to this format (nearest-even), as if a rounding pass had run on it first. */
+  /** gradOut is read rounded to this format (nearest-even), as if a rounding pass had run on it first; gradOut may be 16-bit storage of it. */
   readonly gradOutReadFormat?: Format16;
+  /** Also writes scale·gradX (the final value) rounded to target's format, into 16-bit storage. */
+  readonly gradXCopy16?: { readonly target: Storage; readonly scale: number } | null;
 }
 
 export interface CrossEntropyParams {

@@ -173,6 +173,44 @@ describe.skipIf(cuda === null)(`16-bit storage on CUDA ${noCudaReason}`, () => {
       });
     });
 
+    it(`${format}: layer norm reads a 16-bit addend and output gradient and writes a 16-bit copy of its input gradient as the float32 kernels round them`, () => {
+      onCuda(() => {
+        for (const cols of [24, 30, 512, 1500]) {
+          const rows = 9;
+          const n = rows * cols;
+          const rounded = (seed: number) => T.tensor(T.copy16(T.tensor(values(n, seed, -3, 3), [n]), format).toFloat32Array(), [n]);
+          const a32 = rounded(20);
+          const g32 = rounded(21);
+          const b = T.tensor(values(n, 22, -2, 2), [n]);
+          const gamma = T.tensor(values(cols, 23, 0.5, 1.5), [cols]);
+          const beta = T.tensor(values(cols, 24, -1, 1), [cols]);
+          const prior = T.tensor(values(n, 25), [n]);
+          const run = (stored: boolean) => {
+            const a = stored ? T.copy16(a32, format) : a32;
+            const g = stored ? T.copy16(g32, format) : g32;
+            const [x, out, mean, rstd] = [T.empty([n]), T.empty([n], stored ? format : 'f32'), T.empty([rows]), T.empty([rows])];
+            cuda!.layerNorm({ x: x.storage, gamma: gamma.storage, beta: beta.storage, out: out.storage, mean: mean.storage, rstd: rstd.storage, rows, cols, eps: 1e-5,
+              sumOf: { a: a.storage, b: b.storage, scaleA: 0.7, scaleB: 1.1, readFormatA: format } });
+            const [gx, gg, gb] = [T.empty([n]), T.empty([cols]), T.empty([cols])];
+            const copy = T.empty([n], stored ? format : 'f32');
+            cuda!.layerNormGrad({
+              x: x.storage, gamma: gamma.storage, mean: mean.storage, rstd: rstd.storage, gradOut: g.storage, gradX: gx.storage, gradGamma: gg.storage, gradBeta: gb.storage,
+              rows, cols, gradXScale: 0.9, gradGammaScale: 1, gradBetaScale: 1, accumulateGradX: true, gradXAddend: prior.storage, accumulateParams: false,
+              gradXCopy: stored ? null : { target: copy.storage, scale: 0.6 }, gradXCopy16: stored ? { target: copy.storage, scale: 0.6 } : null, gradOutReadFormat: format,
+            });
+            return [x, out, gx, gg, gb, copy];
+          };
+          const [x16, out16, gx16, gg16, gb16, copy16] = run(true);
+          const [x32, out32, gx32, gg32, gb32, copy32] = run(false);
+          for (const [mine, theirs, name] of [[x16, x32, 'sum'], [gx16, gx32, 'gradX'], [gg16, gg32, 'gradGamma'], [gb16, gb32, 'gradBeta']] as const) {
+            expect(mine!.toFloat32Array(), `${name} cols ${cols}`).toEqual(theirs!.toFloat32Array());
+          }
+          expect(out16!.toFloat32Array(), `out cols ${cols}`).toEqual(T.copy16(out32!, format).toFloat32Array());
+          expect(copy16!.toFloat32Array(), `copy cols ${cols}`).toEqual(T.copy16(copy32!, format).toFloat32Array());
+        }
+      });
+    });
+
     it(`${format}: products reading 16-bit storage equal the products that pack float32 operands, forward and backward`, () => {
       const run = (stored: boolean) =>
         onCuda(() => {

@@ -1,6 +1,7 @@
 import type { CrossEntropyGradParams, CrossEntropyParams, LayerNormGradParams, LayerNormParams } from '../backend.ts';
 import { readRounded, roundTo16Bits } from './quantise.ts';
 import { f32, floats, i32, outputFormat } from './storage.ts';
+import { checkLayerNormGradStorage, checkLayerNormStorage } from '../layer-norm-rules.ts';
 
 /**
  * causalRows > 0: element (r, c) with c > r mod causalRows reads as −∞, the value a −∞ mask added
@@ -50,11 +51,12 @@ export function softmaxGrad(y: Float32Array, gy: Float32Array, gx: Float32Array,
 }
 
 export function layerNorm(p: LayerNormParams): void {
+  checkLayerNormStorage(p);
   const x = f32(p.x), out = floats(p.out), mean = f32(p.mean), rstd = f32(p.rstd);
   const gamma = p.gamma ? f32(p.gamma) : null;
   const beta = p.beta ? f32(p.beta) : null;
   const { rows, cols, eps } = p;
-  const sumOf = p.sumOf ? { a: readRounded(f32(p.sumOf.a), p.sumOf.readFormatA, rows * cols), b: f32(p.sumOf.b), sa: p.sumOf.scaleA, sb: p.sumOf.scaleB } : null;
+  const sumOf = p.sumOf ? { a: readRounded(floats(p.sumOf.a), p.sumOf.readFormatA, rows * cols), b: f32(p.sumOf.b), sa: p.sumOf.scaleA, sb: p.sumOf.scaleB } : null;
   if (sumOf && (sumOf.a.length < rows * cols || sumOf.b.length < rows * cols)) throw new RangeError(`layerNorm: sumOf operands hold fewer than ${rows * cols} values`);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
@@ -83,7 +85,8 @@ export function layerNorm(p: LayerNormParams): void {
 }
 
 export function layerNormGrad(p: LayerNormGradParams): void {
-  const x = f32(p.x), mean = f32(p.mean), rstd = f32(p.rstd), gy = readRounded(f32(p.gradOut), p.gradOutReadFormat, p.rows * p.cols), gx = f32(p.gradX);
+  checkLayerNormGradStorage(p);
+  const x = f32(p.x), mean = f32(p.mean), rstd = f32(p.rstd), gy = readRounded(floats(p.gradOut), p.gradOutReadFormat, p.rows * p.cols), gx = f32(p.gradX);
   const prior = p.gradXAddend ? f32(p.gradXAddend) : gx;
   const copy = p.gradXCopy ? f32(p.gradXCopy.target) : null;
   const copyScale = p.gradXCopy?.scale ?? 1;
@@ -114,6 +117,11 @@ export function layerNormGrad(p: LayerNormGradParams): void {
       gx[base + c] = p.accumulateGradX ? prior[base + c] + v : v;
       if (copy) copy[base + c] = copyScale * gx[base + c];
     }
+  }
+  if (p.gradXCopy16) {
+    const target = floats(p.gradXCopy16.target);
+    for (let i = 0; i < rows * cols; i++) target[i] = p.gradXCopy16.scale * gx[i];
+    roundTo16Bits(target.subarray(0, rows * cols), outputFormat(p.gradXCopy16.target)!);
   }
   for (const [sums, storage, scale] of [[gGamma, p.gradGamma, p.gradGammaScale], [gBeta, p.gradBeta, p.gradBetaScale]] as const) {
     if (!sums || !storage) continue;

@@ -5,6 +5,7 @@ import type { Block } from './allocator.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount } from './strided.ts';
 import { readFormatCode, storageFormatCode } from './kernels/prelude.ts';
+import { checkLayerNormGradStorage, checkLayerNormStorage } from '../layer-norm-rules.ts';
 
 function address(storage: Storage, op: string): number {
   return asCuda(storage, op).address;
@@ -74,6 +75,7 @@ export function softmaxGrad(rt: CudaRuntime, y: Storage, gradOut: Storage, gradX
 
 export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
   const op = 'layerNorm';
+  checkLayerNormStorage(p);
   const size = p.rows * p.cols;
   checkCount(op, 'x', p.x, size);
   checkCount(op, 'out', p.out, size);
@@ -86,11 +88,11 @@ export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
     checkCount(op, 'sumOf.a', sumOf.a, size);
     checkCount(op, 'sumOf.b', sumOf.b, size);
   }
-  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'p', 'p', 'f', 'f', 'i', 'i'] as const;
+  const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'p', 'p', 'f', 'f', 'i', 'i', 'i'] as const;
   const args = [
     address(p.x, op), optional(p.gamma, op), optional(p.beta, op), address(p.out, op), address(p.mean, op), address(p.rstd, op), p.rows, p.cols, p.eps,
     optional(sumOf?.a ?? null, op), optional(sumOf?.b ?? null, op), sumOf?.scaleA ?? 1, sumOf?.scaleB ?? 1, readFormatCode(sumOf?.readFormatA),
-    storageFormatCode(p.out.dtype),
+    storageFormatCode(p.out.dtype), sumOf ? storageFormatCode(sumOf.a.dtype) : 0,
   ];
   const k = warpWidth(p.cols, 32);
   if (k !== null) rt.launchWarpRows(rt.kernel(NN_MODULE, `layer_norm_warp_${k}`, kinds), p.rows, args);
@@ -99,6 +101,7 @@ export function layerNorm(rt: CudaRuntime, p: LayerNormParams): void {
 
 export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   const op = 'layerNormGrad';
+  checkLayerNormGradStorage(p);
   const { rows, cols } = p;
   const size = rows * cols;
   checkCount(op, 'x', p.x, size);
@@ -114,6 +117,10 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   if (p.gradXCopy) checkCount(op, 'gradXCopy', p.gradXCopy.target, size);
   const copy = [optional(p.gradXCopy?.target ?? null, op), p.gradXCopy?.scale ?? 1] as const;
   const fmtG = readFormatCode(p.gradOutReadFormat);
+  const gyIn = storageFormatCode(p.gradOut.dtype);
+  const copy16 = p.gradXCopy16 ?? null;
+  if (copy16) checkCount(op, 'gradXCopy16', copy16.target, size);
+  const copy16Args = [optional(copy16?.target ?? null, op), copy16?.scale ?? 1, copy16 ? storageFormatCode(copy16.target.dtype) : 0] as const;
   // With accumulateGradX the kernels add the prior gradient read from here (gradX itself by default).
   const addend = p.gradXAddend ?? p.gradX;
   const k = warpWidth(cols, 32);
@@ -121,7 +128,7 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
   let scratch: Block | null = null;
   if (k !== null) {
     // One pass: gradX and the per-block gamma/beta partial sums from a single read of x and gy.
-    const vector = cols % 4 === 0 && [p.x, p.gradOut, p.gradX, addend, ...(p.gamma ? [p.gamma] : []), ...(p.gradXCopy ? [p.gradXCopy.target] : [])].every((s) => address(s, op) % 16 === 0);
+    const vector = cols % 4 === 0 && [p.x, p.gradOut, p.gradX, addend, ...(p.gamma ? [p.gamma] : []), ...(p.gradXCopy ? [p.gradXCopy.target] : []), ...(copy16 ? [copy16.target] : [])].every((s) => address(s, op) % 16 === 0);
     const kernel = vector ? `layer_norm_grad_fused_v${Math.max(4, k)}` : `layer_norm_grad_fused_s${k}`;
     // Blocks a multiprocessor holds: the kernels' __launch_bounds__ (registers allow one at 32 columns a lane).
     const tileRows = fusedTileRows(rows, rt.multiprocessors * (k >= 32 ? 1 : 2));
@@ -130,25 +137,25 @@ export function layerNormGrad(rt: CudaRuntime, p: LayerNormGradParams): void {
     const partialGamma = scratch ? scratch.address : 0;
     const partialBeta = scratch ? scratch.address + parts * cols * 8 : 0;
     if (parts > 0) {
-      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i', 'p', 'f', 'i']), parts, 1, 32 * LN_WARPS, [
+      rt.launch(rt.kernel(NN_MODULE, kernel, ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'd', 'i', 'p', 'f', 'i', 'i', 'p', 'f', 'i']), parts, 1, 32 * LN_WARPS, [
         address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
-        address(addend, op), partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX, ...copy, fmtG,
+        address(addend, op), partialGamma, partialBeta, rows, cols, tileRows, p.gradXScale, accumulateX, ...copy, fmtG, gyIn, ...copy16Args,
       ]);
     }
   } else {
-    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i', 'p', 'f', 'i'] as const;
+    const kinds = ['p', 'p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'd', 'i', 'p', 'f', 'i', 'i', 'p', 'f', 'i'] as const;
     rt.launchRows(rt.kernel(NN_MODULE, 'layer_norm_grad_rows', kinds), rows, cols, [
       address(p.x, op), optional(p.gamma, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), address(p.gradX, op),
-      address(addend, op), rows, cols, p.gradXScale, accumulateX, ...copy, fmtG,
+      address(addend, op), rows, cols, p.gradXScale, accumulateX, ...copy, fmtG, gyIn, ...copy16Args,
     ]);
     if (params && rows > 0) {
       const chunkRows = Math.max(PARAM_CHUNK_ROWS, Math.ceil(rows / MAX_GRID_Y));
       parts = Math.ceil(rows / chunkRows);
       scratch = rt.allocateScratch(2 * parts * cols * 8);
-      const partials = rt.kernel(NN_MODULE, 'layer_norm_param_partials', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'i']);
+      const partials = rt.kernel(NN_MODULE, 'layer_norm_param_partials', ['p', 'p', 'p', 'p', 'p', 'p', 'i', 'i', 'i', 'i', 'i']);
       rt.launch(partials, Math.ceil(cols / 32), parts, 1024, [
         address(p.x, op), address(p.mean, op), address(p.rstd, op), address(p.gradOut, op), scratch.address, scratch.address + parts * cols * 8,
-        rows, cols, chunkRows, fmtG,
+        rows, cols, chunkRows, fmtG, gyIn,
       ]);
     }
   }

@@ -40,7 +40,7 @@ export interface ReferenceGptOptions {
    * With products that round their own operands (precision.readFormat), values that are only read
    * rounded live in 16-bit storage: the layer norms' and GELU's outputs, the up projection's
    * output, the logits, with 16-bit attention (flashAttention16) qkv and the attention's output,
-   * the gradients at all of these but the norms' outputs, and a copy of each weight made once a step
+   * the branch outputs the residual adds read, the gradients at all of these, and a copy of each weight made once a step
    * for its forward and backward products (T.copy16). No product packs them, and less memory is
    * read and written: the same values. Default true; false keeps them float32 (the products
    * round them as they read them).
@@ -156,7 +156,14 @@ export class ReferenceGpt {
       // Under readFormat the kernel reads the branch output rounded and the normed output's
       // gradient rounded: no rounding pass on either.
       const readFormat = precision.readFormat ?? undefined;
-      const { sum, normed } = nn.addLayerNorm(out, x, add, g, b, scaling, { ...options, aReadFormat: readFormat, gradReadFormat: readFormat, outputFormat: this.operandFormat() });
+      const format = this.operandFormat();
+      const { sum, normed } = nn.addLayerNorm(out, x, add, g, b, scaling, {
+        ...options,
+        aReadFormat: readFormat,
+        gradReadFormat: readFormat,
+        outputFormat: format,
+        gradStorage16: format !== undefined,
+      });
       return { x: sum, normed: readFormat ? normed : precision.linearInput(normed) };
     }
     const sum = T.add(out, x, add);
@@ -187,7 +194,7 @@ export class ReferenceGpt {
     };
     const attended = internalFormat !== undefined ? precision.linear([qkv], attend, { outputRoundedOnRead: true }) : precision.matmul([qkv], attend);
     const merged = T.reshape(attended, [B, S, d]);
-    return this.linear(merged, layer.proj, { outputRoundedOnRead: this.branchOutputRoundedOnRead() });
+    return this.linear(merged, layer.proj, { outputRoundedOnRead: this.branchOutputRoundedOnRead(), output16: this.branchOutputRoundedOnRead() });
   }
 
   /** Whether the fused residual add reads each branch's output rounded (so the branch's last linear need not round it). */
@@ -210,7 +217,7 @@ export class ReferenceGpt {
       const up = this.linear(h, layer.up, { outputRoundedOnRead: true, output16: true });
       const format = this.operandFormat();
       const activated = nn.gelu(up, scaling, { readFormat, outputFormat: format, gradStorage16: format !== undefined });
-      return this.linear(activated, layer.down, { outputRoundedOnRead: this.branchOutputRoundedOnRead() });
+      return this.linear(activated, layer.down, { outputRoundedOnRead: this.branchOutputRoundedOnRead(), output16: this.branchOutputRoundedOnRead() });
     }
     return this.linear(precision.linearInput(nn.gelu(this.linear(h, layer.up), scaling)), layer.down);
   }
@@ -231,7 +238,8 @@ export class ReferenceGpt {
     ]);
     const [g0, b0] = [precision.parameter(sublayers[0]!.gain), precision.parameter(sublayers[0]!.bias)];
     const readFormat = precision.readFormat ?? undefined;
-    const first = nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad, gradReadFormat: readFormat, outputFormat: this.operandFormat() });
+    const format = this.operandFormat();
+    const first = nn.layerNorm(x, g0, b0, scaling, { eps, gradScaleX: this.residual(0).branchGrad, gradReadFormat: readFormat, outputFormat: format, gradStorage16: format !== undefined });
     let normed = readFormat ? first : precision.linearInput(first);
     sublayers.forEach((sublayer, i) => {
       const next = sublayers[i + 1] ?? { gain: this.finalGain, bias: this.finalBias };

@@ -23,12 +23,14 @@ export interface NormOptions {
   readonly gradReadFormat?: T.Format16;
   /** The output stored in 16 bits of this format, for products of that format (T.LayerNormOptions.outputFormat). */
   readonly outputFormat?: T.Format16;
+  /** Gradients in 16-bit storage where readers round them anyway (T.LayerNormOptions.gradStorage16). */
+  readonly gradStorage16?: boolean;
 }
 
 export function layerNorm(x: T.Tensor, gamma: T.Tensor | null, beta: T.Tensor | null, scaling: Scaling, options: NormOptions): T.Tensor {
   const rows = x.size / x.shape[x.rank - 1];
   const g = normParamGradScale(scaling, rows);
-  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX, gradReadFormat: options.gradReadFormat, outputFormat: options.outputFormat });
+  return T.layerNorm(x, gamma, beta, { eps: options.eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX: options.gradScaleX, gradReadFormat: options.gradReadFormat, outputFormat: options.outputFormat, gradStorage16: options.gradStorage16 });
 }
 
 /**
@@ -47,8 +49,8 @@ export function addLayerNorm(
 ): { sum: T.Tensor; normed: T.Tensor } {
   const rows = a.size / a.shape[a.rank - 1];
   const g = normParamGradScale(scaling, rows);
-  const { eps, gradScaleX, gradReadFormat, aReadFormat, outputFormat } = options;
-  return T.addLayerNorm(a, b, add, gamma, beta, { eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX, gradReadFormat, aReadFormat, outputFormat });
+  const { eps, gradScaleX, gradReadFormat, aReadFormat, outputFormat, gradStorage16 } = options;
+  return T.addLayerNorm(a, b, add, gamma, beta, { eps, gradScaleGamma: g, gradScaleBeta: g, gradScaleX, gradReadFormat, aReadFormat, outputFormat, gradStorage16 });
 }
 
 /**

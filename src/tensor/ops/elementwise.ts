@@ -59,14 +59,20 @@ export function recordAdd(
   b: Tensor,
   { gradScaleA, gradScaleB }: { gradScaleA: number; gradScaleB: number },
   readyGradB?: (g: Tensor) => Tensor | null,
+  readyGradA?: (g: Tensor) => Tensor | null,
 ): Tensor {
   return record(out, [a, b], (g, sinks) => {
-    const given = readyGradB?.(g) ?? null;
-    const ready = given && b.requiresGrad && !sinks[1] ? given : null;
-    if (given && !ready) given.dispose();
+    // A gradient the kernel before this one already wrote is used where no sink wants it.
+    const ready = (given: Tensor | null, x: Tensor, sink: GradSink | null | undefined): Tensor | null => {
+      const usable = given && x.requiresGrad && !sink ? given : null;
+      if (given && !usable) given.dispose();
+      return usable;
+    };
+    const readyA = ready(readyGradA?.(g) ?? null, a, sinks[0]);
+    const readyB = ready(readyGradB?.(g) ?? null, b, sinks[1]);
     return [
-      a.requiresGrad ? addGrad(g, a, gradScaleA, sinks[0]) : null,
-      b.requiresGrad ? (ready ?? addGrad(g, b, gradScaleB, sinks[1])) : null,
+      a.requiresGrad ? (readyA ?? addGrad(g, a, gradScaleA, sinks[0])) : null,
+      b.requiresGrad ? (readyB ?? addGrad(g, b, gradScaleB, sinks[1])) : null,
     ];
   });
 }

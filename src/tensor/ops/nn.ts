@@ -1,4 +1,5 @@
 import { gradientDType, record, SUNK } from '../autograd.ts';
+import type { DType } from '../../backend/backend.ts';
 import { randomContext } from '../random.ts';
 import { formatShape, sameShape, type Tensor } from '../tensor.ts';
 import { empty, zeros } from './creation.ts';
@@ -60,10 +61,12 @@ export interface LayerNormOptions {
   gradReadFormat?: Format16;
   /** The output is 16-bit storage of this format (rounded to it, nearest-even): see UnaryOptions.outputFormat. */
   outputFormat?: Format16;
+  /** With gradReadFormat: the output's gradient may come in 16-bit storage of it (see UnaryOptions.gradStorage16). */
+  gradStorage16?: boolean;
 }
 
 export interface AddLayerNormOptions extends LayerNormOptions {
-  /** a is read rounded to this format: a rounding pass on a before the add, without the pass. */
+  /** a is read rounded to this format: a rounding pass on a before the add, without the pass. a may be 16-bit storage of it. */
   aReadFormat?: Format16;
 }
 
@@ -100,21 +103,34 @@ export function addLayerNorm(
   // b's gradient, gradScaleB times the sum's, costs a kernel of its own unless the factor is 1 (an
   // alias) or b's gradient lands in a sink. Otherwise (a unit-scaled skip path) the norm's backward
   // kernel writes it: it runs just before the add's backward and writes the sum's whole gradient.
-  let written: { source: Tensor; copy: Tensor } | null = null;
-  const copyGradX = gradScaleB !== 1 && b.requiresGrad && !b.isLeaf && a !== b
-    ? { scale: gradScaleB, deliver: (source: Tensor, copy: Tensor) => void (written = { source, copy }) }
-    : null;
-  const readyGradB = (g: Tensor): Tensor | null => {
-    const w = written;
-    written = null;
-    if (!w) return null;
-    if (w.source.shared === g.shared) return w.copy;
-    w.copy.dispose();
-    return null;
-  };
-  const recordSum = (out: Tensor) => recordAdd(out, a, b, { gradScaleA, gradScaleB }, readyGradB);
-  const normed = layerNormKernel(sum, gamma, beta, options, 1, { sumOf, recordSum, copyGradX });
+  const b32 = deliveredGradient();
+  const copyGradX = gradScaleB !== 1 && b.requiresGrad && !b.isLeaf && a !== b ? { scale: gradScaleB, deliver: b32.deliver } : null;
+  // a's gradient, gradScaleA times the sum's, in 16 bits where its producer reads it rounded
+  // anyway (autograd.gradientDType): the norm's backward kernel writes that copy too.
+  const a16 = deliveredGradient();
+  const copyGradA16 = options.gradStorage16 && a.requiresGrad && a !== b ? { scale: gradScaleA, dtype: () => gradientDType(a), deliver: a16.deliver } : null;
+  const recordSum = (out: Tensor) => recordAdd(out, a, b, { gradScaleA, gradScaleB }, b32.ready, a16.ready);
+  const normed = layerNormKernel(sum, gamma, beta, options, 1, { sumOf, recordSum, copyGradX, copyGradA16 });
   return { sum, normed };
+}
+
+/**
+ * A gradient the norm's backward kernel writes for an input of the fused add (deliver), handed to
+ * the add's backward (ready) if it is still the gradient of the sum that arrives there.
+ */
+function deliveredGradient(): { deliver: (source: Tensor, copy: Tensor) => void; ready: (g: Tensor) => Tensor | null } {
+  let written: { source: Tensor; copy: Tensor } | null = null;
+  return {
+    deliver: (source, copy) => void (written = { source, copy }),
+    ready: (g) => {
+      const w = written;
+      written = null;
+      if (!w) return null;
+      if (w.source.shared === g.shared) return w.copy;
+      w.copy.dispose();
+      return null;
+    },
+  };
 }
 
 /**
@@ -132,6 +148,8 @@ function layerNormKernel(
     recordSum: (sum: Tensor) => Tensor;
     /** Also write scale·(x's gradient) and hand it, with the tensor holding x's gradient, to deliver. */
     copyGradX: { scale: number; deliver: (source: Tensor, copy: Tensor) => void } | null;
+    /** The same, rounded into 16-bit storage when dtype() (asked during the backward) is 16-bit. */
+    copyGradA16: { scale: number; dtype: () => DType; deliver: (source: Tensor, copy: Tensor) => void } | null;
   } | null,
 ): Tensor {
   const { eps = 1e-5, gradScaleGamma = 1, gradScaleBeta = 1, gradScaleX = 1 } = options;
@@ -142,6 +160,7 @@ function layerNormKernel(
     if (p && (p.rank !== 1 || p.shape[0] !== cols)) throw new Error(`layerNorm: parameter ${p.describe()} does not match ${x.describe()}`);
   }
   const out = empty(x.shape, options.outputFormat ?? 'f32', x.backend);
+  if (options.gradStorage16 && options.gradReadFormat) out.gradRoundedTo = options.gradReadFormat;
   const mean = empty([rows], 'f32', x.backend);
   const rstd = empty([rows], 'f32', x.backend);
   x.backend.layerNorm({ x: x.storage, gamma: gamma?.storage ?? null, beta: beta?.storage ?? null, out: out.storage, mean: mean.storage, rstd: rstd.storage, rows, cols, eps, sumOf: fused?.sumOf ?? null });
@@ -163,6 +182,9 @@ function layerNormKernel(
     const gb = paramGrad(beta, gamma ? 1 : 0);
     const copyGradX = fused?.copyGradX ?? null;
     const copy = copyGradX ? empty(x.shape, 'f32', x.backend) : null;
+    const copyGradA16 = fused?.copyGradA16 ?? null;
+    const dtypeA = copyGradA16?.dtype() ?? 'f32';
+    const copy16 = copyGradA16 && dtypeA !== 'f32' ? empty(x.shape, dtypeA, x.backend) : null;
     x.backend.layerNormGrad({
       x: x.storage,
       gamma: gamma?.storage ?? null,
@@ -182,8 +204,10 @@ function layerNormKernel(
       accumulateParams,
       gradXCopy: copy && copyGradX ? { target: copy.storage, scale: copyGradX.scale } : null,
       gradOutReadFormat: options.gradReadFormat,
+      gradXCopy16: copy16 && copyGradA16 ? { target: copy16.storage, scale: copyGradA16.scale } : null,
     });
     if (copy && copyGradX) copyGradX.deliver(gx, copy);
+    if (copy16 && copyGradA16) copyGradA16.deliver(gx, copy16);
     const param = (t: Tensor | null): Tensor | typeof SUNK | null => (t && paramsSunk ? SUNK : t);
     const result: (Tensor | typeof SUNK | null)[] = [xSink ? SUNK : gx];
     if (gamma) result.push(param(gg));

@@ -74,12 +74,12 @@ __device__ __forceinline__ float residual_sum(float sa, float a, float sb, float
  * columns it wrote.
  */
 extern "C" __global__ void layer_norm_rows(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd,
-                                           int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
+                                           int rows, int cols, double eps, const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     float *xr = x + (long long)r * cols;
     if (addA) {
-      const float *ar = addA + (long long)r * cols, *br = addB + (long long)r * cols;
-      for (int c = threadIdx.x; c < cols; c += blockDim.x) xr[c] = residual_sum(sa, read_rounded(ar[c], fmtA), sb, br[c]);
+      const float *br = addB + (long long)r * cols;
+      for (int c = threadIdx.x; c < cols; c += blockDim.x) xr[c] = residual_sum(sa, read_rounded(load_in(addA, (long long)r * cols + c, aIn), fmtA), sb, br[c]);
     }
     double sum = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += (double)xr[c];
@@ -108,19 +108,19 @@ extern "C" __global__ void layer_norm_rows(float *x, const float *gamma, const f
  * gradX of layer norm for rows too long for layer_norm_grad_fused, one block per row; the gamma and
  * beta gradients come from layer_norm_param_partials.
  */
-extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
+extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gamma, const float *mean, const float *rstd, const void *gy,
                                                 float *gx, const float *addend, int rows, int cols, double gradXScale, int accumulate,
-                                                float *gxCopy, float copyScale, int fmtG) {
+                                                float *gxCopy, float copyScale, int fmtG, int gyIn, void *gxCopy16, float copy16Scale, int copy16Fmt) {
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *xr = x + (long long)r * cols;
-    const float *gyr = gy + (long long)r * cols;
+    const long long gyr = (long long)r * cols;
     float *gxr = gx + (long long)r * cols;
     const float *addr = addend + (long long)r * cols;
     double mu = (double)mean[r], rs = (double)rstd[r];
     double sumD = 0.0, sumDX = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
       double xhat = ((double)xr[c] - mu) * rs;
-      double d = (double)read_rounded(gyr[c], fmtG) * (gamma ? (double)gamma[c] : 1.0);
+      double d = (double)read_rounded(load_in(gy, gyr + c, gyIn), fmtG) * (gamma ? (double)gamma[c] : 1.0);
       sumD += d;
       sumDX += d * xhat;
     }
@@ -128,11 +128,12 @@ extern "C" __global__ void layer_norm_grad_rows(const float *x, const float *gam
     double meanDX = block_sum(sumDX) / cols;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
       double xhat = ((double)xr[c] - mu) * rs;
-      double d = (double)read_rounded(gyr[c], fmtG) * (gamma ? (double)gamma[c] : 1.0);
+      double d = (double)read_rounded(load_in(gy, gyr + c, gyIn), fmtG) * (gamma ? (double)gamma[c] : 1.0);
       float v = (float)(gradXScale * rs * (d - meanD - xhat * meanDX));
       float o = accumulate ? addr[c] + v : v;
       gxr[c] = o;
       if (gxCopy) gxCopy[(long long)r * cols + c] = copyScale * o;
+      if (gxCopy16) store_in(gxCopy16, (long long)r * cols + c, copy16Scale * o, copy16Fmt);
     }
     __syncthreads();
   }
@@ -218,7 +219,7 @@ __device__ __forceinline__ void softmax_grad_warp(const float *y, const float *g
 /** With addA non-null, x is first written as sa·addA + sb·addB (see layer_norm_rows). */
 template <int K>
 __device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd,
-                                                int rows, int cols, double eps, const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
+                                                int rows, int cols, double eps, const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
   int lane = threadIdx.x & 31;
   WARP_ROWS_LOOP(r) {
     float *xr = x + (long long)r * cols;
@@ -229,12 +230,12 @@ __device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, co
       // and stores between the loads would serialise them (large reference BF16 step: 13.46 ms, not 13.18).
       // The loads are issued before the rounding's arithmetic too (mixing them in, the large BF16
       // step's layer norms took twice as long).
-      const float *ar = addA + (long long)r * cols, *br = addB + (long long)r * cols;
+      const float *br = addB + (long long)r * cols;
       float av[K];
       #pragma unroll
       for (int k = 0; k < K; ++k) {
         int c = lane + 32 * k;
-        av[k] = c < cols ? ar[c] : 0.0f;
+        av[k] = c < cols ? load_in(addA, (long long)r * cols + c, aIn) : 0.0f;
         v[k] = c < cols ? br[c] : 0.0f;
       }
       #pragma unroll
@@ -312,9 +313,40 @@ __device__ __forceinline__ void ln_load(const float *row, int lane, int cols, fl
   }
 }
 
-/** Stores this lane's values (plus the addend's with accumulate), and copyScale times them to copyRow if non-null. */
+/** ln_load from float32 or 16-bit storage (in: its code), row starting at element offset. */
 template <int K, bool VEC>
-__device__ __forceinline__ void ln_store(float *row, const float *addend, int lane, int cols, const float *v, int accumulate, float *copyRow, float copyScale) {
+__device__ __forceinline__ void ln_load_in(const void *base, long long offset, int lane, int cols, float *v, int in) {
+  if (in == 0) {
+    ln_load<K, VEC>(static_cast<const float *>(base) + offset, lane, cols, v);
+    return;
+  }
+  const unsigned short *row = static_cast<const unsigned short *>(base) + offset;
+  if (VEC) {
+    #pragma unroll
+    for (int j = 0; j < K / 4; ++j) {
+      int c = ln_column<VEC>(lane, 4 * j);
+      uint2 w = c < cols ? *reinterpret_cast<const uint2 *>(row + c) : make_uint2(0u, 0u);
+      v[4 * j] = from_bits16((unsigned short)(w.x & 0xffffu), in);
+      v[4 * j + 1] = from_bits16((unsigned short)(w.x >> 16), in);
+      v[4 * j + 2] = from_bits16((unsigned short)(w.y & 0xffffu), in);
+      v[4 * j + 3] = from_bits16((unsigned short)(w.y >> 16), in);
+    }
+  } else {
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      int c = ln_column<VEC>(lane, k);
+      v[k] = c < cols ? from_bits16(row[c], in) : 0.0f;
+    }
+  }
+}
+
+/**
+ * Stores this lane's values (plus the addend's with accumulate), copyScale times them to copyRow
+ * if non-null, and copy16Scale times them rounded to 16-bit storage at copy16 + offset if non-null.
+ */
+template <int K, bool VEC>
+__device__ __forceinline__ void ln_store(float *row, const float *addend, int lane, int cols, const float *v, int accumulate, float *copyRow, float copyScale,
+                                         void *copy16, long long offset, float copy16Scale, int copy16Fmt) {
   if (VEC) {
     #pragma unroll
     for (int j = 0; j < K / 4; ++j) {
@@ -328,6 +360,11 @@ __device__ __forceinline__ void ln_store(float *row, const float *addend, int la
       }
       *dst = o;
       if (copyRow) *reinterpret_cast<float4 *>(copyRow + c) = make_float4(copyScale * o.x, copyScale * o.y, copyScale * o.z, copyScale * o.w);
+      if (copy16) {
+        const float4 scaled = make_float4(copy16Scale * o.x, copy16Scale * o.y, copy16Scale * o.z, copy16Scale * o.w);
+        if (copy16Fmt == 1) store4_as<1>(copy16, (offset + c) >> 2, scaled);
+        else store4_as<2>(copy16, (offset + c) >> 2, scaled);
+      }
     }
   } else {
     #pragma unroll
@@ -337,6 +374,7 @@ __device__ __forceinline__ void ln_store(float *row, const float *addend, int la
       float o = accumulate ? addend[c] + v[k] : v[k];
       row[c] = o;
       if (copyRow) copyRow[c] = copyScale * o;
+      if (copy16) store_in(copy16, offset + c, copy16Scale * o, copy16Fmt);
     }
   }
 }
@@ -371,9 +409,10 @@ __device__ __forceinline__ void ln_block_partial(const float (&acc)[K], float (*
 }
 
 template <int K, bool VEC>
-__device__ __forceinline__ void layer_norm_grad_fused(const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy,
+__device__ __forceinline__ void layer_norm_grad_fused(const float *x, const float *gamma, const float *mean, const float *rstd, const void *gy,
                                                       float *gx, const float *addend, double *partialGamma, double *partialBeta, int rows, int cols,
-                                                      int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale, int fmtG) {
+                                                      int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale, int fmtG, int gyIn,
+                                                      void *gxCopy16, float copy16Scale, int copy16Fmt) {
   __shared__ __align__(16) float sharedSums[LN_WARPS][32 * K];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int first = blockIdx.x * tileRows;
@@ -392,7 +431,7 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
   for (int r = first + warp; r < last; r += LN_WARPS) {
     float xv[K], gv[K];
     ln_load<K, VEC>(x + (long long)r * cols, lane, cols, xv);
-    ln_load<K, VEC>(gy + (long long)r * cols, lane, cols, gv);
+    ln_load_in<K, VEC>(gy, (long long)r * cols, lane, cols, gv, gyIn);
     #pragma unroll
     for (int k = 0; k < K; ++k) gv[k] = read_rounded(gv[k], fmtG);
     float mu = mean[r], rs = rstd[r];
@@ -420,7 +459,8 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
     float scale = (float)(gradXScale * (double)rs);
     #pragma unroll
     for (int k = 0; k < K; ++k) xv[k] = scale * fmaf(-xv[k], meanDX, gv[k] - meanD);
-    ln_store<K, VEC>(gx + (long long)r * cols, addend + (long long)r * cols, lane, cols, xv, accumulate, gxCopy ? gxCopy + (long long)r * cols : nullptr, copyScale);
+    ln_store<K, VEC>(gx + (long long)r * cols, addend + (long long)r * cols, lane, cols, xv, accumulate, gxCopy ? gxCopy + (long long)r * cols : nullptr, copyScale,
+                     gxCopy16, (long long)r * cols, copy16Scale, copy16Fmt);
   }
   if (!params) return;
   ln_block_partial<K, VEC>(accGamma, sharedSums, partialGamma, cols, lane, warp);
@@ -429,9 +469,11 @@ __device__ __forceinline__ void layer_norm_grad_fused(const float *x, const floa
 
 #define LN_GRAD_FUSED(K, VEC, MIN_BLOCKS, SUFFIX) \
   extern "C" __global__ void __launch_bounds__(32 * LN_WARPS, MIN_BLOCKS) layer_norm_grad_fused_##SUFFIX( \
-      const float *x, const float *gamma, const float *mean, const float *rstd, const float *gy, float *gx, const float *addend, \
-      double *partialGamma, double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale, int fmtG) { \
-    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, addend, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate, gxCopy, copyScale, fmtG); \
+      const float *x, const float *gamma, const float *mean, const float *rstd, const void *gy, float *gx, const float *addend, \
+      double *partialGamma, double *partialBeta, int rows, int cols, int tileRows, double gradXScale, int accumulate, float *gxCopy, float copyScale, int fmtG, \
+      int gyIn, void *gxCopy16, float copy16Scale, int copy16Fmt) { \
+    layer_norm_grad_fused<K, VEC>(x, gamma, mean, rstd, gy, gx, addend, partialGamma, partialBeta, rows, cols, tileRows, gradXScale, accumulate, gxCopy, copyScale, fmtG, \
+                                  gyIn, gxCopy16, copy16Scale, copy16Fmt); \
   }
 LN_GRAD_FUSED(4, true, 2, v4)
 LN_GRAD_FUSED(8, true, 2, v8)
@@ -449,8 +491,8 @@ LN_GRAD_FUSED(32, false, 1, s32)
  * and Σ gy over rows [by·chunkRows, (by+1)·chunkRows) of 32 columns into partial[by][column]
  * (fixed order, no atomics). 1024 threads = 32 columns × 32 row lanes.
  */
-extern "C" __global__ void layer_norm_param_partials(const float *x, const float *mean, const float *rstd, const float *gy, double *partialGamma,
-                                                     double *partialBeta, int rows, int cols, int chunkRows, int fmtG) {
+extern "C" __global__ void layer_norm_param_partials(const float *x, const float *mean, const float *rstd, const void *gy, double *partialGamma,
+                                                     double *partialBeta, int rows, int cols, int chunkRows, int fmtG, int gyIn) {
   __shared__ double sharedGamma[32][33];
   __shared__ double sharedBeta[32][33];
   int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
@@ -460,7 +502,7 @@ extern "C" __global__ void layer_norm_param_partials(const float *x, const float
   double accGamma = 0.0, accBeta = 0.0;
   if (c < cols) {
     for (int r = first + ty; r < last; r += 32) {
-      double g = (double)read_rounded(gy[(long long)r * cols + c], fmtG);
+      double g = (double)read_rounded(load_in(gy, (long long)r * cols + c, gyIn), fmtG);
       double xhat = ((double)x[(long long)r * cols + c] - (double)mean[r]) * (double)rstd[r];
       accGamma += g * xhat;
       accBeta += g;
@@ -523,8 +565,8 @@ extern "C" __global__ void softmax_grad_warp_1(const float *y, const float *gy, 
   softmax_grad_warp<1>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_1(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
-  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
+                                                const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
+  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<2>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -533,8 +575,8 @@ extern "C" __global__ void softmax_grad_warp_2(const float *y, const float *gy, 
   softmax_grad_warp<2>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_2(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
-  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
+                                                const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
+  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<4>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -543,8 +585,8 @@ extern "C" __global__ void softmax_grad_warp_4(const float *y, const float *gy, 
   softmax_grad_warp<4>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_4(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
-  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
+                                                const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
+  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<8>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -553,8 +595,8 @@ extern "C" __global__ void softmax_grad_warp_8(const float *y, const float *gy, 
   softmax_grad_warp<8>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_8(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
-  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
+                                                const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
+  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<16>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -563,8 +605,8 @@ extern "C" __global__ void softmax_grad_warp_16(const float *y, const float *gy,
   softmax_grad_warp<16>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_16(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
-  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
+                                                const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
+  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<32>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -573,8 +615,8 @@ extern "C" __global__ void softmax_grad_warp_32(const float *y, const float *gy,
   softmax_grad_warp<32>(y, gy, gx, rows, cols, gradScale, logMode);
 }
 extern "C" __global__ void layer_norm_warp_32(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
-                                                const float *addA, const float *addB, float sa, float sb, int fmtA, int outFmt) {
-  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt);
+                                                const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
+  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 
 /** out[i, :] = table[ids[i], :]; an id outside the table gives a NaN row (the CPU twin throws). */
@@ -601,12 +643,13 @@ extern "C" __global__ void scatter_add_atomic(const float *gradOut, const int *i
 
 /**
  * gradTable[ids[i], :] += scale·gradOut[i, :] for i in order, deterministically: block (x, y), one
- * warp, owns table rows [SA_ROWS·x, +SA_ROWS) and columns [32·y, +32); it walks the ids 32 at a
- * time and adds each match in id order, in double and rounded to float once per add, as the CPU
+ * warp, owns table rows [SA_ROWS·x, +SA_ROWS) and columns [32·y, +32); it walks the ids 32·SA_BATCH
+ * at a time and adds each match in id order, in double and rounded to float once per add, as the CPU
  * twin does, so the result is bit-identical to it and the same on every run (float atomics would
  * add in whatever order the threads arrive). Ids outside the table are skipped, as typed arrays do.
  */
 #define SA_ROWS 32
+#define SA_BATCH 8
 extern "C" __global__ void scatter_add_ordered(const float *gradOut, const int *ids, float *gradTable, int count, int dim, int tableRows, double scale) {
   __shared__ float acc[SA_ROWS][32];
   const int lane = threadIdx.x;
@@ -616,16 +659,24 @@ extern "C" __global__ void scatter_add_ordered(const float *gradOut, const int *
   #pragma unroll
   for (int r = 0; r < SA_ROWS; ++r) acc[r][lane] = column && r0 + r < tableRows ? gradTable[(long long)(r0 + r) * dim + c] : 0.0f;
   unsigned touched = 0;
-  for (int i0 = 0; i0 < count; i0 += 32) {
-    const int id = i0 + lane < count ? ids[i0 + lane] : -1;
-    unsigned mask = __ballot_sync(0xffffffffu, id >= r0 && id < r0 + SA_ROWS && id < tableRows);
-    while (mask) {
-      const int j = __ffs(mask) - 1;
-      mask &= mask - 1;
-      const int r = __shfl_sync(0xffffffffu, id, j) - r0;
-      touched |= 1u << r;
-      // Each lane updates its own column: no other thread touches acc[r][lane].
-      if (column) acc[r][lane] = (float)__dadd_rn((double)acc[r][lane], __dmul_rn(scale, (double)gradOut[(long long)(i0 + j) * dim + c]));
+  // SA_BATCH groups of 32 ids loaded at once, then matched in id order: one load latency per
+  // SA_BATCH groups instead of per group (the walk over every id is what this kernel waits on).
+  for (int i0 = 0; i0 < count; i0 += 32 * SA_BATCH) {
+    int batch[SA_BATCH];
+    #pragma unroll
+    for (int u = 0; u < SA_BATCH; ++u) batch[u] = i0 + 32 * u + lane < count ? ids[i0 + 32 * u + lane] : -1;
+    #pragma unroll
+    for (int u = 0; u < SA_BATCH; ++u) {
+      const int id = batch[u];
+      unsigned mask = __ballot_sync(0xffffffffu, id >= r0 && id < r0 + SA_ROWS && id < tableRows);
+      while (mask) {
+        const int j = __ffs(mask) - 1;
+        mask &= mask - 1;
+        const int r = __shfl_sync(0xffffffffu, id, j) - r0;
+        touched |= 1u << r;
+        // Each lane updates its own column: no other thread touches acc[r][lane].
+        if (column) acc[r][lane] = (float)__dadd_rn((double)acc[r][lane], __dmul_rn(scale, (double)gradOut[(long long)(i0 + 32 * u + j) * dim + c]));
+      }
     }
   }
   #pragma unroll
