@@ -88,6 +88,13 @@ export interface QuantiseOptions {
 }
 
 /** One tensor of quantiseMany: its first n elements, rounded in place on their own random stream. */
+/** One copy of Backend.copies16. */
+export interface Copy16 {
+  readonly src: Storage;
+  readonly dst: Storage;
+  readonly n: number;
+}
+
 export interface QuantiseManyTensor {
   readonly storage: Storage;
   readonly n: number;
@@ -746,6 +753,12 @@ export interface Backend {
    */
   quantiseMany(tensors: readonly QuantiseManyTensor[], format: QuantiseFormat, options: Omit<QuantiseOptions, 'stream'>, epoch: Storage | null): void;
   /** counter[0] += 1 (int32), on the device. */
+  /**
+   * dst = src rounded to the 16-bit format of dst's storage (nearest-even, overflow to infinity),
+   * the first n elements, for every pair (all dst of one format, none overlapping a src): copies
+   * that recur every step, such as a model's weights, which CUDA makes in one launch.
+   */
+  copies16(pairs: readonly Copy16[]): void;
   increment(counter: Storage): void;
   adamw(params: AdamWParams): void;
   /**

@@ -45,6 +45,13 @@ describe.skipIf(cuda === null)(`16-bit storage on CUDA ${noCudaReason}`, () => {
       });
     });
 
+    it(`${format}: copies16 gives copy16 of every tensor in one launch`, () => {
+      onCuda(() => {
+        const xs = [5, 4099, 1, 3 * 4096 + 7].map((n, i) => T.tensor(awkward(n, 30 + i).map((v, j) => (j % 3 === 0 ? v * 3e4 : v)), [n]));
+        T.copies16(xs, format).forEach((c, i) => expect(c.toFloat32Array(), `tensor ${i}`).toEqual(T.copy16(xs[i]!, format).toFloat32Array()));
+      });
+    });
+
     it(`${format}: every unary kernel writing 16 bits gives its float32 result rounded, with and without a read format`, () => {
       onCuda(() => {
         const x = T.tensor(awkward(4099, 2).map((v) => (Number.isFinite(v) ? v : 0.5)), [4099]);

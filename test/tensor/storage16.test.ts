@@ -103,6 +103,17 @@ describe('16-bit storage', () => {
     expect(gw2).toEqual(gw1);
   });
 
+  it('copies16 makes copy16 of every tensor in one call, and refuses a target written twice or read', () => {
+    T.tidy(() => {
+      const xs = [T.tensor(values(5, 1), [5]), T.tensor(values(4099, 2, -70000, 70000), [4099]), T.tensor(values(1, 3), [1])];
+      T.copies16(xs, 'fp16').forEach((c, i) => expect(c.toFloat32Array()).toEqual(T.copy16(xs[i]!, 'fp16').toFloat32Array()));
+      const backend = T.defaultBackend();
+      const [a, b] = [T.empty([4], 'bf16'), T.tensor(values(4, 4), [4])];
+      expect(() => backend.copies16([{ src: b.storage, dst: a.storage, n: 4 }, { src: b.storage, dst: a.storage, n: 4 }])).toThrow(/appears twice/);
+      expect(() => backend.copies16([{ src: b.storage, dst: a.storage, n: 4 }, { src: b.storage, dst: T.empty([4], 'fp16').storage, n: 4 }])).toThrow(/one format/);
+    });
+  });
+
   it('writing into 16-bit storage rounds; only the kernels that say so accept it', () => {
     T.tidy(() => {
       const t = T.tensor(Float32Array.of(1 + 2 ** -9, 3), [2], { dtype: 'bf16' });

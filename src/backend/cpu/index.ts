@@ -7,6 +7,7 @@ import type {
   Backend,
   BinaryKind,
   CrossEntropyGradParams,
+  Copy16,
   CrossEntropyParams,
   DType,
   GemmParams,
@@ -43,6 +44,7 @@ import { fillNormal, fillUniform } from '../../tensor/philox.ts';
 import { quantiseWithFormat, readRounded, roundTo16Bits } from './quantise.ts';
 import { checkOperandTypes, operandRounding } from '../gemm-rules.ts';
 import { checkUnaryStorage } from '../unary-rules.ts';
+import { copies16Format } from '../copy16-rules.ts';
 
 /** The reference backend: plain TypeScript kernels (and a system BLAS for matmuls when present). */
 export class CpuBackend implements Backend {
@@ -227,6 +229,16 @@ export class CpuBackend implements Backend {
 
   quantiseMany(tensors: readonly QuantiseManyTensor[], format: QuantiseFormat, options: Omit<QuantiseOptions, 'stream'>, epoch: Storage | null): void {
     for (const t of tensors) this.quantise(t.storage, t.storage, t.n, format, { ...options, stream: t.stream }, epoch);
+  }
+
+  copies16(pairs: readonly Copy16[]): void {
+    const format = copies16Format(pairs);
+    if (!format) return;
+    for (const { src, dst, n } of pairs) {
+      const target = floats(dst);
+      target.set(f32(src).subarray(0, n));
+      roundTo16Bits(target.subarray(0, n), format);
+    }
   }
 
   increment(counter: Storage): void {

@@ -10,6 +10,7 @@ import type {
   Backend,
   BinaryKind,
   CrossEntropyGradParams,
+  Copy16,
   CrossEntropyParams,
   DeviceFence,
   DType,
@@ -299,6 +300,13 @@ export class CudaBackend implements Backend {
 
   quantise(x: Storage, out: Storage, n: number, format: QuantiseFormat, options: QuantiseOptions, epoch: Storage | null): void {
     randomOps.quantise(this.runtime, x, out, n, format, options, epoch);
+  }
+
+  /** Device tables of copies16's sets (a model's weight copies). */
+  private readonly copyTables = new DeviceTables('copies16');
+
+  copies16(pairs: readonly Copy16[]): void {
+    elementwise.copies16(this.runtime, this.copyTables, pairs);
   }
 
   /** Device tables of quantiseMany's tensor sets (the optimiser's and the gradients' roundings). */

@@ -1,8 +1,10 @@
 /** Host wrappers of the element-wise kernels (unary, binary, where, copy, fill). */
-import type { BinaryKind, Format16, Storage, StridedView, UnaryKind } from '../backend.ts';
+import type { BinaryKind, Copy16, Format16, Storage, StridedView, UnaryKind } from '../backend.ts';
 import { checkDriver } from './driver-api.ts';
 import { checkUnaryStorage } from '../unary-rules.ts';
-import { ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
+import { COPY16_CHUNK, COPY16_TABLE_WORDS, ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
+import { writeAddress, type DeviceTables } from './device-tables.ts';
+import { copies16Format } from '../copy16-rules.ts';
 import { readFormatCode, storageFormatCode, STRIDED_WORDS } from './kernels/prelude.ts';
 import { addressAt, asCuda, type CudaRuntime } from './runtime.ts';
 import { checkCount, checkView, collapse, contiguousStrides, isInjective, packStrided, vectorise, type Collapsed } from './strided.ts';
@@ -152,4 +154,30 @@ export function copy(rt: CudaRuntime, src: StridedView, dst: StridedView, shape:
     return;
   }
   launchStrided(rt, accumulate ? 'copy_accumulate' : 'copy_scaled', [ps, pd], c, [1], [{ kind: 'f', value: scale }], 'copy');
+}
+
+/** Backend.copies16 in one launch of copy16_multi, through a cached device table of the copies. */
+export function copies16(rt: CudaRuntime, tables: DeviceTables, pairs: readonly Copy16[]): void {
+  const format = copies16Format(pairs);
+  const copies = pairs.filter((p) => p.n > 0).map((p) => ({ src: asCuda(p.src, 'copies16').address, dst: asCuda(p.dst, 'copies16').address, n: p.n }));
+  if (!format || copies.length === 0) return;
+  const key = copies.map((c) => `${c.src},${c.dst},${c.n}`).join(';');
+  const table = tables.lookup(rt, key, () => {
+    const buffer = new ArrayBuffer(copies.length * COPY16_TABLE_WORDS * 4);
+    const u32 = new Uint32Array(buffer), i32 = new Int32Array(buffer);
+    let chunks = 0;
+    copies.forEach((c, index) => {
+      const w = index * COPY16_TABLE_WORDS;
+      writeAddress(u32, w, c.src);
+      writeAddress(u32, w + 2, c.dst);
+      i32[w + 4] = c.n;
+      i32[w + 5] = chunks;
+      i32[w + 6] = aligned(c.src, c.dst);
+      chunks += Math.ceil(c.n / COPY16_CHUNK);
+    });
+    return { buffer, count: copies.length, chunks };
+  });
+  rt.launch(rt.kernel(ELEMENTWISE_MODULE, 'copy16_multi', ['p', 'i', 'i', 'i']), Math.min(table.chunks, rt.multiprocessors * 16), 1, 256, [
+    table.block.address, table.count, table.chunks, readFormatCode(format),
+  ]);
 }

@@ -110,18 +110,32 @@ export class ReferenceGpt {
   private linear(x: T.Tensor, w: T.Tensor, read: { outputRoundedOnRead?: boolean; output16?: boolean } = {}, layer: typeof nn.linear = nn.linear): T.Tensor {
     const { precision, scaling } = this.options;
     const format = this.operandFormat();
+    const prepared = this.stepWeights?.get(w);
     return precision.linear(
-      [x, precision.parameter(w)],
+      [x, prepared?.used ?? precision.parameter(w)],
       ([a, b], formats) =>
         layer(a, b, null, scaling, {
           weightLayout: 'out-in',
           formats,
-          weightRead: format ? T.copy16(b!, format) : undefined,
+          weightRead: prepared?.read,
           outputFormat: read.output16 ? format : undefined,
           gradStorage16: format !== undefined,
         }),
       { outputRoundedOnRead: read.outputRoundedOnRead },
     );
+  }
+
+  /**
+   * During loss() with operands16: each linear weight as the layers use it (precision.parameter)
+   * and its 16-bit copy, all made up front in one call (T.copies16).
+   */
+  private stepWeights: Map<T.Tensor, { used: T.Tensor; read: T.Tensor }> | null = null;
+
+  private prepareWeights(format: T.Format16): Map<T.Tensor, { used: T.Tensor; read: T.Tensor }> {
+    const weights = [...this.layers.flatMap((l) => [l.qkv, l.proj, l.up, l.down]), this.readout];
+    const used = weights.map((w) => this.options.precision.parameter(w));
+    const read = T.copies16(used, format);
+    return new Map(weights.map((w, i) => [w, { used: used[i]!, read: read[i]! }]));
   }
 
   /** The 16-bit format that layer norms and GELU write their outputs in and weights are copied to (operands16), if any. */
@@ -224,6 +238,16 @@ export class ReferenceGpt {
 
   /** Mean cross-entropy of next-token predictions: inputs and labels are int32 [B, S]. */
   loss(inputs: T.Tensor, labels: T.Tensor): T.Tensor {
+    const format = this.operandFormat();
+    this.stepWeights = format ? this.prepareWeights(format) : null;
+    try {
+      return this.lossWithWeights(inputs, labels);
+    } finally {
+      this.stepWeights = null;
+    }
+  }
+
+  private lossWithWeights(inputs: T.Tensor, labels: T.Tensor): T.Tensor {
     const { scaling, precision, hidden: d, vocab } = this.options;
     const [B, S] = inputs.shape;
     const eps = 1e-5;

@@ -221,6 +221,16 @@ export function copy16(x: Tensor, format: Format16): Tensor {
   return out;
 }
 
+/** copy16 of each tensor, in one backend call (one launch on CUDA): for copies made every step, such as a model's weights. */
+export function copies16(tensors: readonly Tensor[], format: Format16): Tensor[] {
+  const copies = tensors.map((x) => empty(x.shape, format, x.backend));
+  const backend = tensors[0]?.backend;
+  if (!backend) return copies;
+  if (tensors.some((x) => x.backend !== backend)) throw new Error('copies16: tensors live on different backends');
+  backend.copies16(tensors.map((x, i) => ({ src: x.storage, dst: copies[i]!.storage, n: x.size })));
+  return copies;
+}
+
 /** Multiplies by a constant (one kernel; the true gradient unless gradScale says otherwise). */
 export function scale(x: Tensor, factor: number, gradScale = factor): Tensor {
   return unaryOp('copy', x, { scale: factor, gradScale });

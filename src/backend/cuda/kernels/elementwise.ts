@@ -195,6 +195,45 @@ ${LANES.map((l) => `    o.${l} = binary_op_${kind}(a.${l}, b.${l}, sa, sb, s);`)
     .join('\n');
 }
 
+/** Elements per block-sized unit of work of copy16_multi (a multiple of four). */
+export const COPY16_CHUNK = 4096;
+/** 32-bit words per entry of copy16_multi's table (its Copy16Entry struct). */
+export const COPY16_TABLE_WORDS = 8;
+
+const COPY16_MULTI = String.raw`
+/** One copy of copy16_multi's table, as elementwise-ops.ts writes it (32 bytes). */
+struct Copy16Entry {
+  const float *src;
+  unsigned short *dst;
+  int n;
+  /** First chunk of this copy: the chunk counts of the copies before it, summed. */
+  int chunkStart;
+  /** src and dst 16-byte aligned: float4 in, four codes out. */
+  int aligned;
+  int pad;
+};
+
+template <int FMT>
+__device__ __forceinline__ void copy16_chunk(const Copy16Entry &t, long long start, int len) {
+  const float *src = t.src + start;
+  unsigned short *dst = t.dst + start;
+  const int len4 = t.aligned ? (len >> 2) : 0;
+  for (int i = threadIdx.x; i < len4; i += blockDim.x) store4_as<FMT>(dst, i, reinterpret_cast<const float4 *>(src)[i]);
+  for (int i = (len4 << 2) + threadIdx.x; i < len; i += blockDim.x) store_as<FMT>(dst, i, src[i]);
+}
+
+/** Every copy of the table: dst = src rounded to FMT (store_as's codes), a block per ${COPY16_CHUNK}-element chunk. */
+extern "C" __global__ void copy16_multi(const Copy16Entry *table, int count, int chunks, int fmt) {
+  for (int chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+    const Copy16Entry t = table[chunk_owner(table, count, chunk)];
+    const long long start = (long long)(chunk - t.chunkStart) * ${COPY16_CHUNK};
+    const int len = (int)min((long long)${COPY16_CHUNK}, (long long)t.n - start);
+    if (fmt == 1) copy16_chunk<1>(t, start, len);
+    else copy16_chunk<2>(t, start, len);
+  }
+}
+`;
+
 const OTHER_KERNELS = String.raw`
 /** x·s (the unary 'copy' with its two scales folded). */
 extern "C" __global__ void scale_copy(const float *x, float *out, int n, float s, int aligned) {
@@ -294,6 +333,6 @@ extern "C" __global__ void scale_matrices(float *c, int m, int n, int ldc, long 
 
 export const ELEMENTWISE_MODULE: KernelModuleSource = {
   name: 'elementwise',
-  source: [PRELUDE, HELPERS, unaryKernels(), binaryKernels(), OTHER_KERNELS].join('\n'),
+  source: [PRELUDE, HELPERS, unaryKernels(), binaryKernels(), OTHER_KERNELS, COPY16_MULTI].join('\n'),
   options: [],
 };
