@@ -42,6 +42,9 @@ describe.skipIf(cuda === null)(`16-bit storage on CUDA ${noCudaReason}`, () => {
         expect(cuda!.memoryStats().allocatedBytes - before).toBe(2 * 1001);
         expect(written.toFloat32Array()).toEqual(expected);
         expect(T.copy16(T.tensor(x, [1001]), format).toFloat32Array()).toEqual(expected);
+        const filled = T.full([7], 1 + 2 ** -12, format).toFloat32Array();
+        expect(filled).toEqual(T.tidy(() => T.full([7], 1 + 2 ** -12, format, cpu).toFloat32Array()));
+        expect(filled[0]).toBe(1);
       });
     });
 

@@ -118,6 +118,7 @@ describe('16-bit storage', () => {
     T.tidy(() => {
       const t = T.tensor(Float32Array.of(1 + 2 ** -9, 3), [2], { dtype: 'bf16' });
       expect(t.toFloat32Array()).toEqual(Float32Array.of(1, 3));
+      expect(T.full([3], 1 + 2 ** -9, 'bf16').toFloat32Array()).toEqual(Float32Array.of(1, 1, 1));
       expect(() => T.exp(t)).toThrow(/bf16 storage, which only copy, relu, gelu, geluTanh take/);
       const w = T.tensor(Float32Array.of(1, 2, 3, 4), [2, 2]);
       expect(() => T.matmul(T.reshape(t, [1, 2]), w)).toThrow(/bf16 storage, but the products read fp32/);

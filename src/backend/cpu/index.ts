@@ -101,7 +101,11 @@ export class CpuBackend implements Backend {
   }
 
   fill(out: Storage, offset: number, n: number, value: number): void {
-    dataOf(out).fill(value, offset, offset + n);
+    const data = dataOf(out);
+    data.fill(value, offset, offset + n);
+    // 16-bit storage holds the value rounded to its format, as write() stores it.
+    const format = out.dtype === 'i32' ? null : outputFormat(out);
+    if (format) roundTo16Bits((data as Float32Array).subarray(offset, offset + n), format);
   }
 
   unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {

@@ -43,6 +43,7 @@ export interface DriverApi {
   cuMemcpyDtoHAsync_v2(destination: ArrayBufferView, source: number, bytes: number, stream: Handle): number;
   cuMemcpyDtoDAsync_v2(destination: number, source: number, bytes: number, stream: Handle): number;
   cuMemsetD32Async(destination: number, value: number, count: number, stream: Handle): number;
+  cuMemsetD16Async(destination: number, value: number, count: number, stream: Handle): number;
   cuModuleLoadData(module: BigUint64Array, image: Buffer): number;
   cuModuleGetFunction(fn: BigUint64Array, module: Handle, name: string): number;
   cuFuncSetAttribute(fn: Handle, attribute: number, value: number): number;
@@ -97,6 +98,7 @@ const PROTOTYPES: Record<keyof DriverApi, string> = {
   cuMemcpyDtoHAsync_v2: 'int cuMemcpyDtoHAsync_v2(void *destination, uint64_t source, size_t bytes, void *stream)',
   cuMemcpyDtoDAsync_v2: 'int cuMemcpyDtoDAsync_v2(uint64_t destination, uint64_t source, size_t bytes, void *stream)',
   cuMemsetD32Async: 'int cuMemsetD32Async(uint64_t destination, unsigned int value, size_t count, void *stream)',
+  cuMemsetD16Async: 'int cuMemsetD16Async(uint64_t destination, unsigned short value, size_t count, void *stream)',
   cuModuleLoadData: 'int cuModuleLoadData(void *module, void *image)',
   cuModuleGetFunction: 'int cuModuleGetFunction(void *fn, void *module, const char *name)',
   cuFuncSetAttribute: 'int cuFuncSetAttribute(void *fn, int attribute, int value)',

@@ -1,6 +1,8 @@
 /** Host wrappers of the element-wise kernels (unary, binary, where, copy, fill). */
 import type { BinaryKind, Copy16, Format16, Storage, StridedView, UnaryKind } from '../backend.ts';
 import { checkDriver } from './driver-api.ts';
+import { isFormat16 } from '../backend.ts';
+import { encode16 } from './codes16.ts';
 import { checkUnaryStorage } from '../unary-rules.ts';
 import { COPY16_CHUNK, COPY16_TABLE_WORDS, ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
 import { writeAddress, type DeviceTables } from './device-tables.ts';
@@ -23,6 +25,12 @@ const fillBitsU32 = new Uint32Array(fillBits.buffer);
 export function fill(rt: CudaRuntime, out: Storage, offset: number, n: number, value: number): void {
   checkCount('fill', 'out', out, n, offset);
   if (n === 0) return;
+  if (isFormat16(out.dtype)) {
+    // The value rounded to the storage's format, as write() stores it.
+    const code = encode16(Float32Array.of(value), out.dtype)[0]!;
+    checkDriver(rt.api, 'cuMemsetD16Async', rt.api.cuMemsetD16Async(addressAt(out, offset, 'fill'), code, n, rt.stream));
+    return;
+  }
   let word: number;
   if (out.dtype === 'f32') {
     fillBits[0] = value;

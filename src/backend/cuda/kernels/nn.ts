@@ -758,25 +758,90 @@ extern "C" __global__ void scatter_add_ordered(const float *gradOut, const int *
   for (int r = 0; r < SA_ROWS; ++r) if (column && ((touched >> r) & 1u)) gradTable[(long long)(r0 + r) * dim + c] = acc[r][lane];
 }
 
-// logits: float32 or 16-bit storage (logitsFmt, codes as store_in's).
-extern "C" __global__ void cross_entropy_rows(const void *logits, const int *labels, const float *mask, float *loss, float *logSumExp,
-                                              int rows, int vocab, int logitsFmt) {
-  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+/** Elements 4i..4i+3 of float32 or 16-bit storage (in: its code), 16-byte (8-byte) aligned. */
+__device__ __forceinline__ float4 load4_in(const void *p, long long i, int in) {
+  if (in == 0) return static_cast<const float4 *>(p)[i];
+  const uint2 w = static_cast<const uint2 *>(p)[i];
+  return make_float4(from_bits16((unsigned short)(w.x & 0xffffu), in), from_bits16((unsigned short)(w.x >> 16), in),
+                     from_bits16((unsigned short)(w.y & 0xffffu), in), from_bits16((unsigned short)(w.y >> 16), in));
+}
+
+/**
+ * Per row mask·(logsumexp − logit[label]) and the logsumexp, a warp per row (no block-wide
+ * reductions between a row's passes). logits: float32 or 16-bit storage (logitsFmt, codes as
+ * store_in's); vec (vocab % 4 == 0, rows 16-byte aligned): four logits a load.
+ */
+extern "C" __global__ void cross_entropy_warp(const void *logits, const int *labels, const float *mask, float *loss, float *logSumExp,
+                                              int rows, int vocab, int logitsFmt, int vec) {
+  const int lane = threadIdx.x & 31;
+  WARP_ROWS_LOOP(r) {
     const long long base = (long long)r * vocab;
     float m = -f32_inf();
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) m = nan_max(m, load_in(logits, base + c, logitsFmt));
-    m = block_max(m);
+    if (vec) {
+      for (int c4 = lane; c4 < (vocab >> 2); c4 += 32) {
+        const float4 v = load4_in(logits, (base >> 2) + c4, logitsFmt);
+        m = nan_max(nan_max(m, nan_max(v.x, v.y)), nan_max(v.z, v.w));
+      }
+    } else {
+      for (int c = lane; c < vocab; c += 32) m = nan_max(m, load_in(logits, base + c, logitsFmt));
+    }
+    m = warp_max(m);
     double sum = 0.0;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) sum += (double)expf(load_in(logits, base + c, logitsFmt) - m);
-    double lse = (double)m + log(block_sum(sum));
-    if (threadIdx.x == 0) {
+    if (vec) {
+      for (int c4 = lane; c4 < (vocab >> 2); c4 += 32) {
+        const float4 v = load4_in(logits, (base >> 2) + c4, logitsFmt);
+        sum += (double)expf(v.x - m) + (double)expf(v.y - m) + (double)expf(v.z - m) + (double)expf(v.w - m);
+      }
+    } else {
+      for (int c = lane; c < vocab; c += 32) sum += (double)expf(load_in(logits, base + c, logitsFmt) - m);
+    }
+    const double lse = (double)m + log(warp_sum(sum));
+    if (lane == 0) {
       logSumExp[r] = (float)lse;
       double w = mask ? (double)mask[r] : 1.0;
       int label = labels[r];
       double picked = (label >= 0 && label < vocab) ? (double)load_in(logits, base + label, logitsFmt) : (double)f32_nan();
       loss[r] = w == 0.0 ? 0.0f : (float)(w * (lse - picked));
     }
-    __syncthreads();
+  }
+}
+
+/** One gradient element of cross_entropy_grad_rows (p, or p − w at the label). */
+__device__ __forceinline__ float cross_entropy_grad_value(float logit, float l, double w, bool atLabel) {
+  // Single-precision exp: the double one made this pass compute-bound (FP64 exp is ~40
+  // instructions); the relative difference from the CPU twin stays at a few float ulps.
+  float p = (float)(w * (double)expf(logit - l));
+  // The CPU twin stores w·p first and then subtracts w at the label: keep both roundings.
+  return atLabel ? (float)((double)p - w) : p;
+}
+
+/** cross_entropy_grad_rows four elements a thread (vocab % 4 == 0, rows 16-byte aligned), a warp per row. */
+template <int IN, int OUT>
+__device__ __forceinline__ void cross_entropy_grad_vec(const void *logits, const int *labels, const float *mask, const float *logSumExp,
+                                                       const float *gradLoss, void *gx, int rows, int vocab, double scale) {
+  const int lane = threadIdx.x & 31;
+  WARP_ROWS_LOOP(r) {
+    const long long base4 = ((long long)r * vocab) >> 2;
+    const double w = (mask ? (double)mask[r] : 1.0) * (double)gradLoss[r] * scale;
+    const int label = labels[r];
+    const float l = (float)(double)logSumExp[r];
+    for (int c4 = lane; c4 < (vocab >> 2); c4 += 32) {
+      float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (w != 0.0) {
+        const float4 v = load4_as<IN>(logits, base4 + c4);
+        const int c = c4 << 2;
+        o = make_float4(cross_entropy_grad_value(v.x, l, w, c == label), cross_entropy_grad_value(v.y, l, w, c + 1 == label),
+                        cross_entropy_grad_value(v.z, l, w, c + 2 == label), cross_entropy_grad_value(v.w, l, w, c + 3 == label));
+      }
+      store4_as<OUT>(gx, base4 + c4, o);
+    }
+  }
+}
+
+extern "C" __global__ void cross_entropy_grad_warp(const void *logits, const int *labels, const float *mask, const float *logSumExp,
+                                                   const float *gradLoss, void *gx, int rows, int vocab, double scale, int logitsFmt, int gxFmt) {
+  switch (logitsFmt * 3 + gxFmt) {
+${[0, 1, 2].flatMap((i) => [0, 1, 2].map((o) => `    case ${i * 3 + o}: cross_entropy_grad_vec<${i}, ${o}>(logits, labels, mask, logSumExp, gradLoss, gx, rows, vocab, scale); break;`)).join('\n')}
   }
 }
 
@@ -793,11 +858,7 @@ extern "C" __global__ void cross_entropy_grad_rows(const void *logits, const int
         store_in(gx, base + c, 0.0f, gxFmt);
         continue;
       }
-      // Single-precision exp: the double one made this pass compute-bound (FP64 exp is ~40
-      // instructions); the relative difference from the CPU twin stays at a few float ulps.
-      float p = (float)(w * (double)expf(load_in(logits, base + c, logitsFmt) - (float)l));
-      // The CPU twin stores w·p first and then subtracts w at the label: keep both roundings.
-      store_in(gx, base + c, c == label ? (float)((double)p - w) : p, gxFmt);
+      store_in(gx, base + c, cross_entropy_grad_value(load_in(logits, base + c, logitsFmt), (float)l, w, c == label), gxFmt);
     }
   }
 }
