@@ -98,3 +98,23 @@ export function writeAddress(u32: Uint32Array, w: number, address: number): void
   u32[w] = address % TWO_32;
   u32[w + 1] = Math.floor(address / TWO_32);
 }
+
+/**
+ * The image of a table of entries of `words` 32-bit words each, every entry's n elements cut into
+ * `chunk`-element chunks: `write` fills entry i from word w, given the entry's first chunk.
+ */
+export function tableImage<E extends { readonly n: number }>(
+  entries: readonly E[],
+  words: number,
+  chunk: number,
+  write: (u32: Uint32Array, i32: Int32Array, w: number, entry: E, chunkStart: number) => void,
+): TableImage {
+  const buffer = new ArrayBuffer(entries.length * words * 4);
+  const u32 = new Uint32Array(buffer), i32 = new Int32Array(buffer);
+  let chunks = 0;
+  entries.forEach((entry, index) => {
+    write(u32, i32, index * words, entry, chunks);
+    chunks += Math.ceil(entry.n / chunk);
+  });
+  return { buffer, count: entries.length, chunks };
+}

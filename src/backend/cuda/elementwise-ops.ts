@@ -5,7 +5,7 @@ import { isFormat16 } from '../backend.ts';
 import { encode16 } from './codes16.ts';
 import { checkUnaryStorage } from '../unary-rules.ts';
 import { COPY16_CHUNK, COPY16_TABLE_WORDS, ELEMENTWISE_MODULE } from './kernels/elementwise.ts';
-import { writeAddress, type DeviceTables } from './device-tables.ts';
+import { tableImage, writeAddress, type DeviceTables } from './device-tables.ts';
 import { copies16Format } from '../copy16-rules.ts';
 import { readFormatCode, storageFormatCode, STRIDED_WORDS } from './kernels/prelude.ts';
 import { addressAt, asCuda, type CudaRuntime } from './runtime.ts';
@@ -170,21 +170,15 @@ export function copies16(rt: CudaRuntime, tables: DeviceTables, pairs: readonly 
   const copies = pairs.filter((p) => p.n > 0).map((p) => ({ src: asCuda(p.src, 'copies16').address, dst: asCuda(p.dst, 'copies16').address, n: p.n }));
   if (!format || copies.length === 0) return;
   const key = copies.map((c) => `${c.src},${c.dst},${c.n}`).join(';');
-  const table = tables.lookup(rt, key, () => {
-    const buffer = new ArrayBuffer(copies.length * COPY16_TABLE_WORDS * 4);
-    const u32 = new Uint32Array(buffer), i32 = new Int32Array(buffer);
-    let chunks = 0;
-    copies.forEach((c, index) => {
-      const w = index * COPY16_TABLE_WORDS;
+  const table = tables.lookup(rt, key, () =>
+    tableImage(copies, COPY16_TABLE_WORDS, COPY16_CHUNK, (u32, i32, w, c, chunkStart) => {
       writeAddress(u32, w, c.src);
       writeAddress(u32, w + 2, c.dst);
       i32[w + 4] = c.n;
-      i32[w + 5] = chunks;
+      i32[w + 5] = chunkStart;
       i32[w + 6] = aligned(c.src, c.dst);
-      chunks += Math.ceil(c.n / COPY16_CHUNK);
-    });
-    return { buffer, count: copies.length, chunks };
-  });
+    }),
+  );
   rt.launch(rt.kernel(ELEMENTWISE_MODULE, 'copy16_multi', ['p', 'i', 'i', 'i']), Math.min(table.chunks, rt.multiprocessors * 16), 1, 256, [
     table.block.address, table.count, table.chunks, readFormatCode(format),
   ]);

@@ -1,6 +1,6 @@
 /** Host wrappers of the Philox kernels: random fills, quantisation, the epoch counter. */
 import type { QuantiseFormat, QuantiseManyTensor, QuantiseOptions, Storage } from '../backend.ts';
-import { checkDistinctStorages, writeAddress, type DeviceTables, type TableImage } from './device-tables.ts';
+import { checkDistinctStorages, tableImage, writeAddress, type DeviceTables, type TableImage } from './device-tables.ts';
 import { QUANT_GRID_WORDS, QUANTISE_CHUNK, QUANTISE_TABLE_WORDS, RANDOM_MODULE } from './kernels/random.ts';
 import { FP16_ENCODING, quantGridWords } from './quantise-grid.ts';
 import { asCuda, type CudaRuntime } from './runtime.ts';
@@ -66,19 +66,13 @@ interface TableTensor {
 
 function quantiseTableImage(tensors: readonly TableTensor[]): TableImage {
   checkDistinctStorages('quantiseMany', tensors.map((t) => [t.address]));
-  const buffer = new ArrayBuffer(tensors.length * QUANTISE_TABLE_WORDS * 4);
-  const u32 = new Uint32Array(buffer), i32 = new Int32Array(buffer);
-  let chunks = 0;
-  tensors.forEach((t, index) => {
-    const w = index * QUANTISE_TABLE_WORDS;
+  return tableImage(tensors, QUANTISE_TABLE_WORDS, QUANTISE_CHUNK, (u32, i32, w, t, chunkStart) => {
     writeAddress(u32, w, t.address);
     i32[w + 2] = t.n;
     u32[w + 3] = t.stream;
     i32[w + 4] = t.address % 16 === 0 ? 1 : 0;
-    i32[w + 5] = chunks;
-    chunks += Math.ceil(t.n / QUANTISE_CHUNK);
+    i32[w + 5] = chunkStart;
   });
-  return { buffer, count: tensors.length, chunks };
 }
 
 /** quantise of every tensor in place, in one launch through a cached device table of the tensors. */

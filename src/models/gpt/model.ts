@@ -39,11 +39,11 @@ export interface ReferenceGptOptions {
   /**
    * With products that round their own operands (precision.readFormat), values that are only read
    * rounded live in 16-bit storage: the layer norms' and GELU's outputs, the up projection's
-   * output, the logits, with 16-bit attention (flashAttention16) qkv and the attention's output,
-   * the branch outputs the residual adds read, the gradients at all of these, and a copy of each weight made once a step
-   * for its forward and backward products (T.copy16). No product packs them, and less memory is
-   * read and written: the same values. Default true; false keeps them float32 (the products
-   * round them as they read them).
+   * output, the logits, the branch outputs the residual adds read, with 16-bit attention
+   * (flashAttention16) qkv and the attention's output, the gradients at all of these, and a copy
+   * of each weight made once a step for its forward and backward products (T.copies16). No
+   * product packs anything, and less memory is read and written: the same values. Default true;
+   * false keeps them float32 (the products round them as they read them).
    */
   readonly operands16?: boolean;
 }
@@ -138,7 +138,7 @@ export class ReferenceGpt {
     return new Map(weights.map((w, i) => [w, { used: used[i]!, read: read[i]! }]));
   }
 
-  /** The 16-bit format that layer norms and GELU write their outputs in and weights are copied to (operands16), if any. */
+  /** The format of the 16-bit storage operands16 uses, if it applies. */
   private operandFormat(): T.Format16 | undefined {
     return (this.options.operands16 ?? true) ? (this.options.precision.readFormat ?? undefined) : undefined;
   }

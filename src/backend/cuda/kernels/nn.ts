@@ -216,68 +216,6 @@ __device__ __forceinline__ void softmax_grad_warp(const float *y, const float *g
   }
 }
 
-/** With addA non-null, x is first written as sa·addA + sb·addB (see layer_norm_rows). */
-template <int K>
-__device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd,
-                                                int rows, int cols, double eps, const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
-  int lane = threadIdx.x & 31;
-  WARP_ROWS_LOOP(r) {
-    float *xr = x + (long long)r * cols;
-    float v[K];
-    double sum = 0.0;
-    if (addA) {
-      // Every load before the first store: the compiler cannot know that x aliases neither input,
-      // and stores between the loads would serialise them (large reference BF16 step: 13.46 ms, not 13.18).
-      // The loads are issued before the rounding's arithmetic too (mixing them in, the large BF16
-      // step's layer norms took twice as long).
-      const float *br = addB + (long long)r * cols;
-      float av[K];
-      #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        int c = lane + 32 * k;
-        av[k] = c < cols ? load_in(addA, (long long)r * cols + c, aIn) : 0.0f;
-        v[k] = c < cols ? br[c] : 0.0f;
-      }
-      #pragma unroll
-      for (int k = 0; k < K; ++k) v[k] = residual_sum(sa, read_rounded(av[k], fmtA), sb, v[k]);
-      #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        int c = lane + 32 * k;
-        if (c < cols) xr[c] = v[k];
-      }
-    } else {
-      #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        int c = lane + 32 * k;
-        v[k] = c < cols ? xr[c] : 0.0f;
-      }
-    }
-    #pragma unroll
-    for (int k = 0; k < K; ++k) sum += (double)v[k];
-    double mu = warp_sum(sum) / cols;
-    double sq = 0.0;
-    #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      double d = (double)v[k] - mu;
-      if (lane + 32 * k < cols) sq += d * d;
-    }
-    double rs = 1.0 / sqrt(warp_sum(sq) / cols + eps);
-    if (lane == 0) {
-      mean[r] = (float)mu;
-      rstd[r] = (float)rs;
-    }
-    #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      int c = lane + 32 * k;
-      if (c >= cols) continue;
-      double o = ((double)v[k] - mu) * rs;
-      if (gamma) o *= (double)gamma[c];
-      if (beta) o += (double)beta[c];
-      store_in(out, (long long)r * cols + c, (float)o, outFmt);
-    }
-  }
-}
-
 /**
  * layerNormGrad for rows of at most 32·K columns in one pass over x and gy: a warp per row,
  * LN_WARPS warps a block over a tile of tileRows consecutive rows. VEC (cols % 4 == 0, 16-byte
@@ -341,81 +279,6 @@ __device__ __forceinline__ void ln_load_in(const void *base, long long offset, i
 }
 
 /**
- * layer_norm_warp with float4 access (cols % 4 == 0, 16-byte aligned rows, gamma and beta): lane l
- * holds columns 128j + 4l .. 128j + 4l + 3, as in layer_norm_grad_fused's VEC layout. The same
- * arithmetic; only the order of the row sums differs. A 16-bit addA is read 8 bytes at a time.
- */
-template <int K>
-__device__ __forceinline__ void layer_norm_warp_vec(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd,
-                                                    int rows, int cols, double eps, const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
-  int lane = threadIdx.x & 31;
-  WARP_ROWS_LOOP(r) {
-    const long long base = (long long)r * cols;
-    float v[K];
-    if (addA) {
-      // Both operands' loads before any arithmetic or store (see layer_norm_warp).
-      float av[K];
-      ln_load_in<K, true>(addA, base, lane, cols, av, aIn);
-      ln_load<K, true>(addB + base, lane, cols, v);
-      #pragma unroll
-      for (int k = 0; k < K; ++k) v[k] = residual_sum(sa, read_rounded(av[k], fmtA), sb, v[k]);
-      #pragma unroll
-      for (int j = 0; j < K / 4; ++j) {
-        int c = ln_column<true>(lane, 4 * j);
-        if (c < cols) *reinterpret_cast<float4 *>(x + base + c) = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
-      }
-    } else {
-      ln_load<K, true>(x + base, lane, cols, v);
-    }
-    double sum = 0.0;
-    #pragma unroll
-    for (int k = 0; k < K; ++k) sum += (double)v[k];
-    double mu = warp_sum(sum) / cols;
-    double sq = 0.0;
-    #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      double d = (double)v[k] - mu;
-      if (ln_column<true>(lane, k) < cols) sq += d * d;
-    }
-    double rs = 1.0 / sqrt(warp_sum(sq) / cols + eps);
-    if (lane == 0) {
-      mean[r] = (float)mu;
-      rstd[r] = (float)rs;
-    }
-    #pragma unroll
-    for (int j = 0; j < K / 4; ++j) {
-      int c = ln_column<true>(lane, 4 * j);
-      if (c >= cols) continue;
-      const float4 g4 = gamma ? *reinterpret_cast<const float4 *>(gamma + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-      const float4 b4 = beta ? *reinterpret_cast<const float4 *>(beta + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      const float gs[4] = {g4.x, g4.y, g4.z, g4.w}, bs[4] = {b4.x, b4.y, b4.z, b4.w};
-      float o[4];
-      #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        double y = ((double)v[4 * j + i] - mu) * rs;
-        if (gamma) y *= (double)gs[i];
-        if (beta) y += (double)bs[i];
-        o[i] = (float)y;
-      }
-      const float4 o4 = make_float4(o[0], o[1], o[2], o[3]);
-      if (outFmt == 0) store4_as<0>(out, (base + c) >> 2, o4);
-      else if (outFmt == 1) store4_as<1>(out, (base + c) >> 2, o4);
-      else store4_as<2>(out, (base + c) >> 2, o4);
-    }
-  }
-}
-
-#define LN_WARP_VEC(K) \
-  extern "C" __global__ void layer_norm_warp_v##K(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, \
-                                                   double eps, const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) { \
-    layer_norm_warp_vec<K>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn); \
-  }
-LN_WARP_VEC(4)
-LN_WARP_VEC(8)
-LN_WARP_VEC(16)
-LN_WARP_VEC(32)
-
-/**
  * Stores this lane's values (plus the addend's with accumulate), copyScale times them to copyRow
  * if non-null, and copy16Scale times them rounded to 16-bit storage at copy16 + offset if non-null.
  */
@@ -435,11 +298,7 @@ __device__ __forceinline__ void ln_store(float *row, const float *addend, int la
       }
       *dst = o;
       if (copyRow) *reinterpret_cast<float4 *>(copyRow + c) = make_float4(copyScale * o.x, copyScale * o.y, copyScale * o.z, copyScale * o.w);
-      if (copy16) {
-        const float4 scaled = make_float4(copy16Scale * o.x, copy16Scale * o.y, copy16Scale * o.z, copy16Scale * o.w);
-        if (copy16Fmt == 1) store4_as<1>(copy16, (offset + c) >> 2, scaled);
-        else store4_as<2>(copy16, (offset + c) >> 2, scaled);
-      }
+      if (copy16) store4_in(copy16, (offset + c) >> 2, make_float4(copy16Scale * o.x, copy16Scale * o.y, copy16Scale * o.z, copy16Scale * o.w), copy16Fmt);
     }
   } else {
     #pragma unroll
@@ -453,6 +312,91 @@ __device__ __forceinline__ void ln_store(float *row, const float *addend, int la
     }
   }
 }
+
+/**
+ * layerNorm for rows of at most 32·K columns, a warp per row, the row in registers. With addA
+ * non-null, x is first written as sa·addA + sb·addB (see layer_norm_rows). VEC (cols % 4 == 0,
+ * 16-byte aligned rows, gamma and beta): lane l holds columns 128j + 4l .. 128j + 4l + 3 and
+ * moves them as float4 (a 16-bit addA as four codes); otherwise columns l + 32k. The arithmetic
+ * is that of the block kernel; only the order of the row sums differs.
+ */
+template <int K, bool VEC>
+__device__ __forceinline__ void layer_norm_warp(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd,
+                                                int rows, int cols, double eps, const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
+  int lane = threadIdx.x & 31;
+  WARP_ROWS_LOOP(r) {
+    const long long base = (long long)r * cols;
+    float v[K];
+    if (addA) {
+      // Every load before the first store: the compiler cannot know that x aliases neither input,
+      // and stores between the loads would serialise them (large reference BF16 step: 13.46 ms, not 13.18).
+      // The loads are issued before the rounding's arithmetic too (mixing them in, the large BF16
+      // step's layer norms took twice as long).
+      float av[K];
+      ln_load_in<K, VEC>(addA, base, lane, cols, av, aIn);
+      ln_load<K, VEC>(addB + base, lane, cols, v);
+      #pragma unroll
+      for (int k = 0; k < K; ++k) v[k] = residual_sum(sa, read_rounded(av[k], fmtA), sb, v[k]);
+      ln_store<K, VEC>(x + base, nullptr, lane, cols, v, 0, nullptr, 1.0f, nullptr, 0, 1.0f, 0);
+    } else {
+      ln_load<K, VEC>(x + base, lane, cols, v);
+    }
+    double sum = 0.0;
+    #pragma unroll
+    for (int k = 0; k < K; ++k) sum += (double)v[k];
+    double mu = warp_sum(sum) / cols;
+    double sq = 0.0;
+    #pragma unroll
+    for (int k = 0; k < K; ++k) {
+      double d = (double)v[k] - mu;
+      if (ln_column<VEC>(lane, k) < cols) sq += d * d;
+    }
+    double rs = 1.0 / sqrt(warp_sum(sq) / cols + eps);
+    if (lane == 0) {
+      mean[r] = (float)mu;
+      rstd[r] = (float)rs;
+    }
+    if (VEC) {
+      #pragma unroll
+      for (int j = 0; j < K / 4; ++j) {
+        int c = ln_column<VEC>(lane, 4 * j);
+        if (c >= cols) continue;
+        const float4 g4 = gamma ? *reinterpret_cast<const float4 *>(gamma + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+        const float4 b4 = beta ? *reinterpret_cast<const float4 *>(beta + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const float gs[4] = {g4.x, g4.y, g4.z, g4.w}, bs[4] = {b4.x, b4.y, b4.z, b4.w};
+        float o[4];
+        #pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          double y = ((double)v[4 * j + i] - mu) * rs;
+          if (gamma) y *= (double)gs[i];
+          if (beta) y += (double)bs[i];
+          o[i] = (float)y;
+        }
+        store4_in(out, (base + c) >> 2, make_float4(o[0], o[1], o[2], o[3]), outFmt);
+      }
+    } else {
+      #pragma unroll
+      for (int k = 0; k < K; ++k) {
+        int c = ln_column<VEC>(lane, k);
+        if (c >= cols) continue;
+        double y = ((double)v[k] - mu) * rs;
+        if (gamma) y *= (double)gamma[c];
+        if (beta) y += (double)beta[c];
+        store_in(out, base + c, (float)y, outFmt);
+      }
+    }
+  }
+}
+
+#define LN_WARP_VEC(K) \
+  extern "C" __global__ void layer_norm_warp_v##K(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, \
+                                                   double eps, const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) { \
+    layer_norm_warp<K, true>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn); \
+  }
+LN_WARP_VEC(4)
+LN_WARP_VEC(8)
+LN_WARP_VEC(16)
+LN_WARP_VEC(32)
 
 /**
  * partial[blockIdx.x][c] = Σ over the block's warps, in warp order and in float64, of each warp's
@@ -641,7 +585,7 @@ extern "C" __global__ void softmax_grad_warp_1(const float *y, const float *gy, 
 }
 extern "C" __global__ void layer_norm_warp_1(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
                                                 const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
-  layer_norm_warp<1>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
+  layer_norm_warp<1, false>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_2(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<2>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -651,7 +595,7 @@ extern "C" __global__ void softmax_grad_warp_2(const float *y, const float *gy, 
 }
 extern "C" __global__ void layer_norm_warp_2(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
                                                 const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
-  layer_norm_warp<2>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
+  layer_norm_warp<2, false>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_4(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<4>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -661,7 +605,7 @@ extern "C" __global__ void softmax_grad_warp_4(const float *y, const float *gy, 
 }
 extern "C" __global__ void layer_norm_warp_4(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
                                                 const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
-  layer_norm_warp<4>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
+  layer_norm_warp<4, false>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_8(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<8>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -671,7 +615,7 @@ extern "C" __global__ void softmax_grad_warp_8(const float *y, const float *gy, 
 }
 extern "C" __global__ void layer_norm_warp_8(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
                                                 const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
-  layer_norm_warp<8>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
+  layer_norm_warp<8, false>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_16(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<16>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -681,7 +625,7 @@ extern "C" __global__ void softmax_grad_warp_16(const float *y, const float *gy,
 }
 extern "C" __global__ void layer_norm_warp_16(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
                                                 const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
-  layer_norm_warp<16>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
+  layer_norm_warp<16, false>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 extern "C" __global__ void softmax_warp_32(const float *x, float *out, int rows, int cols, float inScale, float outScale, int logMode, int causalRows) {
   softmax_warp<32>(x, out, rows, cols, inScale, outScale, logMode, causalRows);
@@ -691,7 +635,7 @@ extern "C" __global__ void softmax_grad_warp_32(const float *y, const float *gy,
 }
 extern "C" __global__ void layer_norm_warp_32(float *x, const float *gamma, const float *beta, void *out, float *mean, float *rstd, int rows, int cols, double eps,
                                                 const void *addA, const float *addB, float sa, float sb, int fmtA, int outFmt, int aIn) {
-  layer_norm_warp<32>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
+  layer_norm_warp<32, false>(x, gamma, beta, out, mean, rstd, rows, cols, eps, addA, addB, sa, sb, fmtA, outFmt, aIn);
 }
 
 /** out[i, :] = table[ids[i], :]; an id outside the table gives a NaN row (the CPU twin throws). */

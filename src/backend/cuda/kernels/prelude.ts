@@ -112,6 +112,13 @@ __device__ __forceinline__ void store_in(void *out, long long i, float v, int ou
   else store_as<2>(out, i, v);
 }
 
+/** store4_as with the output's type known only at run time. */
+__device__ __forceinline__ void store4_in(void *out, long long i, float4 v, int outFmt) {
+  if (outFmt == 0) store4_as<0>(out, i, v);
+  else if (outFmt == 1) store4_as<1>(out, i, v);
+  else store4_as<2>(out, i, v);
+}
+
 /** rounded_as with the format known only at run time (kernels where the rounding is off the hot loop). */
 __device__ __forceinline__ float read_rounded(float v, int fmt) {
   return fmt == 0 ? v : fmt == 1 ? rounded_as<1>(v) : rounded_as<2>(v);
