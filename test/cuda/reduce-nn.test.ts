@@ -45,6 +45,18 @@ describe.skipIf(!cuda)(`CUDA reduction and nn kernels ${noCudaReason}`, () => {
     });
   }
 
+  it('reductions over a middle block of at most 32 rows (a thread per output) equal the CPU twin bit for bit', () => {
+    for (const kind of KINDS) {
+      const shapes: [number[], number[]][] = [[[32, 4099], [1, 4099]], [[3, 7, 1000], [3, 1, 1000]], [[2, 4, 8, 300], [2, 1, 1, 300]]];
+      for (const [xShape, outShape] of shapes) {
+        const size = xShape.reduce((p, d) => p * d, 1);
+        const outSize = outShape.reduce((p, d) => p * d, 1);
+        const { cpu, gpu } = runBoth({ x: testValues(size, 73), out: new Float32Array(outSize) }, (b, s) => b.reduce(kind, s.x!, xShape, s.out!, outShape, 0.5), ['out']);
+        expect(gpu.out, `${kind} [${xShape}] → [${outShape}]`).toEqual(cpu.out);
+      }
+    }
+  });
+
   it('split reductions one after another: the last block of each combines the chunks, bit-identical each time', () => {
     // Each launch counts its blocks on one device word that its last block resets: a launch that
     // found it non-zero would elect no block and leave its output unwritten.

@@ -51,6 +51,10 @@ export function reduce(rt: CudaRuntime, kind: ReduceKind, x: Storage, xShape: re
         rt.releaseScratch(scratch);
         return;
       }
+      if (mid <= 32 && outer * inner <= 0x7fffffff) {
+        rt.launchLinear(rt.kernel(REDUCE_MODULE, `reduce_mid_serial_${kind}`, ['p', 'p', 'i', 'i', 'i', 'd']), outer * inner, [xa, oa, outer, mid, inner, scale]);
+        return;
+      }
       const kernel = rt.kernel(REDUCE_MODULE, `reduce_mid_${kind}`, ['p', 'p', 'i', 'i', 'i', 'd']);
       rt.launch(kernel, Math.ceil(inner / 32), Math.min(outer, 65535), 1024, [xa, oa, outer, mid, inner, scale]);
       return;
