@@ -4,7 +4,9 @@
  * and the output's gradient are read as FP16 or BF16, the probabilities P and the score
  * gradients dS are rounded to the format before they multiply anything, and every product is an
  * mma.sync m16n8k16 with FP32 accumulation. Row statistics (max, sum, log-sum-exp, delta) and
- * the outputs stay FP32.
+ * the outputs stay FP32. q, k, v and the output's gradient may also be 16-bit storage (read as
+ * stored), the gradients of q, k and v may be written in 16 bits, and the forward may write a
+ * 16-bit copy of its output (AttentionStorage: a module per combination).
  *
  * - attention_tc_forward: one block per 64 queries and (b, h), a warp per 16 query rows. A first
  *   walk over the key tiles finds each row's log-sum-exp; a second recomputes the scores and
