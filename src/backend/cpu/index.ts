@@ -30,7 +30,7 @@ import type {
   Format16,
   UnaryKind,
 } from '../backend.ts';
-import { CpuStorage, dataOf, f32, floats, i32, outputFormat } from './storage.ts';
+import { CpuStorage, dataOf, f32, floats, i32, roundStored } from './storage.ts';
 import * as elementwise from './elementwise.ts';
 import { reduce } from './reduce.ts';
 import * as nn from './nn-kernels.ts';
@@ -41,7 +41,7 @@ import * as fusedAttention from './attention.ts';
 import { sgemmBatched } from './gemm.ts';
 import { gemmStrided } from './gemm-strided.ts';
 import { fillNormal, fillUniform } from '../../tensor/philox.ts';
-import { quantiseWithFormat, readRounded, roundTo16Bits } from './quantise.ts';
+import { quantiseWithFormat, readRounded } from './quantise.ts';
 import { checkOperandTypes, operandRounding } from '../gemm-rules.ts';
 import { checkUnaryStorage } from '../unary-rules.ts';
 import { copies16Format } from '../copy16-rules.ts';
@@ -81,11 +81,8 @@ export class CpuBackend implements Backend {
   }
 
   write(storage: Storage, data: Float32Array | Int32Array, offset = 0): void {
-    const target = dataOf(storage);
-    target.set(data, offset);
-    // 16-bit storage holds values on its grid, as the CUDA backend's 2-byte copy does.
-    const format = storage.dtype === 'i32' ? null : outputFormat(storage);
-    if (format) roundTo16Bits((target as Float32Array).subarray(offset, offset + data.length), format);
+    dataOf(storage).set(data, offset);
+    roundStored(storage, offset, offset + data.length);
   }
 
   read(storage: Storage): Float32Array | Int32Array {
@@ -101,27 +98,20 @@ export class CpuBackend implements Backend {
   }
 
   fill(out: Storage, offset: number, n: number, value: number): void {
-    const data = dataOf(out);
-    data.fill(value, offset, offset + n);
-    // 16-bit storage holds the value rounded to its format, as write() stores it.
-    const format = out.dtype === 'i32' ? null : outputFormat(out);
-    if (format) roundTo16Bits((data as Float32Array).subarray(offset, offset + n), format);
+    dataOf(out).fill(value, offset, offset + n);
+    roundStored(out, offset, offset + n);
   }
 
   unary(kind: UnaryKind, x: Storage, out: Storage, n: number, inScale: number, outScale: number, readFormat?: Format16): void {
     checkUnaryStorage(`unary ${kind}`, kind, readFormat, [['x', x]], out);
-    const values = floats(out);
-    elementwise.unary(kind, readRounded(floats(x), readFormat, n), values, n, inScale, outScale);
-    const format = outputFormat(out);
-    if (format) roundTo16Bits(values.subarray(0, n), format);
+    elementwise.unary(kind, readRounded(floats(x), readFormat, n), floats(out), n, inScale, outScale);
+    roundStored(out, 0, n);
   }
 
   unaryGrad(kind: UnaryKind, x: Storage, gradOut: Storage, gradX: Storage, n: number, inScale: number, gradScale: number, readFormat?: Format16): void {
     checkUnaryStorage(`unaryGrad ${kind}`, kind, readFormat, [['x', x], ['gradOut', gradOut], ['gradX', gradX]]);
-    const values = floats(gradX);
-    elementwise.unaryGrad(kind, readRounded(floats(x), readFormat, n), readRounded(floats(gradOut), readFormat, n), values, n, inScale, gradScale);
-    const format = outputFormat(gradX);
-    if (format) roundTo16Bits(values.subarray(0, n), format);
+    elementwise.unaryGrad(kind, readRounded(floats(x), readFormat, n), readRounded(floats(gradOut), readFormat, n), floats(gradX), n, inScale, gradScale);
+    roundStored(gradX, 0, n);
   }
 
   binary(kind: BinaryKind, a: StridedView, b: StridedView, out: Storage, shape: readonly number[], scaleA: number, scaleB: number): void {
@@ -180,8 +170,7 @@ export class CpuBackend implements Backend {
       strideC: p.strideC,
     });
     // A 16-bit C holds the results rounded (and, outside the window, values already on its grid).
-    const format = outputFormat(p.c);
-    if (format) roundTo16Bits(floats(p.c), format);
+    roundStored(p.c);
   }
 
   softmax(x: Storage, out: Storage, rows: number, cols: number, inScale: number, outScale: number, log: boolean, causalRows: number): void {
@@ -236,12 +225,10 @@ export class CpuBackend implements Backend {
   }
 
   copies16(pairs: readonly Copy16[]): void {
-    const format = copies16Format(pairs);
-    if (!format) return;
+    copies16Format(pairs);
     for (const { src, dst, n } of pairs) {
-      const target = floats(dst);
-      target.set(f32(src).subarray(0, n));
-      roundTo16Bits(target.subarray(0, n), format);
+      floats(dst).set(f32(src).subarray(0, n));
+      roundStored(dst, 0, n);
     }
   }
 

@@ -1,6 +1,6 @@
 import type { CrossEntropyGradParams, CrossEntropyParams, LayerNormGradParams, LayerNormParams } from '../backend.ts';
-import { readRounded, roundTo16Bits } from './quantise.ts';
-import { f32, floats, i32, outputFormat } from './storage.ts';
+import { readRounded } from './quantise.ts';
+import { f32, floats, i32, roundStored } from './storage.ts';
 import { checkLayerNormGradStorage, checkLayerNormStorage } from '../layer-norm-rules.ts';
 
 /**
@@ -80,8 +80,7 @@ export function layerNorm(p: LayerNormParams): void {
       out[base + c] = v;
     }
   }
-  const format = outputFormat(p.out);
-  if (format) roundTo16Bits(out.subarray(0, rows * cols), format);
+  roundStored(p.out, 0, rows * cols);
 }
 
 export function layerNormGrad(p: LayerNormGradParams): void {
@@ -121,7 +120,7 @@ export function layerNormGrad(p: LayerNormGradParams): void {
   if (p.gradXCopy16) {
     const target = floats(p.gradXCopy16.target);
     for (let i = 0; i < rows * cols; i++) target[i] = p.gradXCopy16.scale * gx[i];
-    roundTo16Bits(target.subarray(0, rows * cols), outputFormat(p.gradXCopy16.target)!);
+    roundStored(p.gradXCopy16.target, 0, rows * cols);
   }
   for (const [sums, storage, scale] of [[gGamma, p.gradGamma, p.gradGammaScale], [gBeta, p.gradBeta, p.gradBetaScale]] as const) {
     if (!sums || !storage) continue;
@@ -178,6 +177,5 @@ export function crossEntropyGrad(p: CrossEntropyGradParams): void {
     for (let c = 0; c < vocab; c++) gx[base + c] = w * Math.exp(logits[base + c] - l);
     gx[base + labels[r]] -= w;
   }
-  const format = outputFormat(p.gradLogits);
-  if (format) roundTo16Bits(gx.subarray(0, rows * vocab), format);
+  roundStored(p.gradLogits, 0, rows * vocab);
 }

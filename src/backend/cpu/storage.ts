@@ -1,4 +1,5 @@
-import { isFormat16, type DType, type Format16, type Storage, type StridedView } from '../backend.ts';
+import { isFormat16, type DType, type Storage, type StridedView } from '../backend.ts';
+import { roundTo16Bits } from './quantise.ts';
 
 /** CPU storage: a typed array owned by the backend (16-bit storage holds its values as float32). */
 export class CpuStorage implements Storage {
@@ -29,11 +30,14 @@ export function floats(storage: Storage): Float32Array {
   return data;
 }
 
-/** The format of 16-bit storage, or null for float32 (output storage of kernels that write either). */
-export function outputFormat(storage: Storage): Format16 | null {
-  if (isFormat16(storage.dtype)) return storage.dtype;
-  if (storage.dtype !== 'f32') throw new Error(`CPU kernel expected float32 or 16-bit output storage, got ${storage.dtype}`);
-  return null;
+/**
+ * After a kernel has written float32 values into [start, end) of storage: 16-bit storage keeps
+ * them rounded to its format (nearest-even, overflow to infinity), as the CUDA backend's 2-byte
+ * stores do; float32 and int32 storage are left as written.
+ */
+export function roundStored(storage: Storage, start = 0, end = storage.size): void {
+  if (!isFormat16(storage.dtype)) return;
+  roundTo16Bits(floats(storage).subarray(start, end), storage.dtype);
 }
 
 export function i32(storage: Storage): Int32Array {
