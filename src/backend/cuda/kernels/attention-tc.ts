@@ -291,29 +291,36 @@ __device__ __forceinline__ ThreadPlace thread_place(int H) {
 // the causal mask, does not follow it. MASKED false: the caller checked that every key of the tile
 // is seen by every row of the warp (most tiles), and the index arithmetic goes.
 template <bool MASKED>
-__device__ __forceinline__ void scaled_scores(float s[RTILES][4], float tileMax[2], float scale2, int k0, int keys, const int rows[2], int causal) {
+__device__ __forceinline__ bool seen(int key, int keys, int query, int causal) {
+  return !MASKED || (key < keys && (!causal || key <= query));
+}
+
+// f(score, seen, half) for every element of a row-major score tile (half: which of the rows).
+template <bool MASKED, typename F>
+__device__ __forceinline__ void each_row_score(float s[RTILES][4], int k0, int keys, const int rows[2], int causal, F f) {
   const int t = threadIdx.x & 3;
   #pragma unroll
   for (int n = 0; n < RTILES; n++)
     #pragma unroll
     for (int e = 0; e < 4; e++) {
       const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
-      s[n][e] = !MASKED || (key < keys && (!causal || key <= rows[half])) ? scale2 * s[n][e] : -f32_inf();
-      tileMax[half] = fmaxf(tileMax[half], s[n][e]);
+      f(s[n][e], seen<MASKED>(key, keys, rows[half], causal), half);
     }
+}
+
+// scale2·s, −∞ where masked, and each row's running maximum.
+template <bool MASKED>
+__device__ __forceinline__ void scaled_scores(float s[RTILES][4], float tileMax[2], float scale2, int k0, int keys, const int rows[2], int causal) {
+  each_row_score<MASKED>(s, k0, keys, rows, causal, [&](float &v, bool ok, int half) {
+    v = ok ? scale2 * v : -f32_inf();
+    tileMax[half] = fmaxf(tileMax[half], v);
+  });
 }
 
 // P = exp(s − lse) of a row-major tile (base 2: s carries log2(e) through scale2, lse too), 0 where masked.
 template <bool MASKED>
 __device__ __forceinline__ void row_probabilities(float s[RTILES][4], float scale2, const float rowLse[2], int k0, int keys, const int rows[2], int causal) {
-  const int t = threadIdx.x & 3;
-  #pragma unroll
-  for (int n = 0; n < RTILES; n++)
-    #pragma unroll
-    for (int e = 0; e < 4; e++) {
-      const int key = k0 + n * 8 + 2 * t + (e & 1), half = e >> 1;
-      s[n][e] = !MASKED || (key < keys && (!causal || key <= rows[half])) ? exp2f(scale2 * s[n][e] - rowLse[half]) : 0.0f;
-    }
+  each_row_score<MASKED>(s, k0, keys, rows, causal, [&](float &v, bool ok, int half) { v = ok ? exp2f(scale2 * v - rowLse[half]) : 0.0f; });
 }
 
 // The same for grad_kv's transposed tiles: rows are the warp's keys, columns the queries from q0
@@ -326,7 +333,7 @@ __device__ __forceinline__ void column_probabilities(float s[RTILES][4], float s
     #pragma unroll
     for (int e = 0; e < 4; e++) {
       const int c = n * 8 + 2 * t + (e & 1), query = q0 + c, key = rows[e >> 1];
-      s[n][e] = !MASKED || (query < S && key < keys && (!causal || key <= query)) ? exp2f(scale2 * s[n][e] - Ls[c]) : 0.0f;
+      s[n][e] = !MASKED || (query < S && seen<true>(key, keys, query, causal)) ? exp2f(scale2 * s[n][e] - Ls[c]) : 0.0f;
     }
 }
 

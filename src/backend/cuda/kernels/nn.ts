@@ -254,26 +254,18 @@ __device__ __forceinline__ void ln_load(const float *row, int lane, int cols, fl
 /** ln_load from float32 or 16-bit storage (in: its code), row starting at element offset. */
 template <int K, bool VEC>
 __device__ __forceinline__ void ln_load_in(const void *base, long long offset, int lane, int cols, float *v, int in) {
-  if (in == 0) {
-    ln_load<K, VEC>(static_cast<const float *>(base) + offset, lane, cols, v);
-    return;
-  }
-  const unsigned short *row = static_cast<const unsigned short *>(base) + offset;
   if (VEC) {
     #pragma unroll
     for (int j = 0; j < K / 4; ++j) {
       int c = ln_column<VEC>(lane, 4 * j);
-      uint2 w = c < cols ? *reinterpret_cast<const uint2 *>(row + c) : make_uint2(0u, 0u);
-      v[4 * j] = from_bits16((unsigned short)(w.x & 0xffffu), in);
-      v[4 * j + 1] = from_bits16((unsigned short)(w.x >> 16), in);
-      v[4 * j + 2] = from_bits16((unsigned short)(w.y & 0xffffu), in);
-      v[4 * j + 3] = from_bits16((unsigned short)(w.y >> 16), in);
+      float4 a = c < cols ? load4_in(base, (offset + c) >> 2, in) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      v[4 * j] = a.x; v[4 * j + 1] = a.y; v[4 * j + 2] = a.z; v[4 * j + 3] = a.w;
     }
   } else {
     #pragma unroll
     for (int k = 0; k < K; ++k) {
       int c = ln_column<VEC>(lane, k);
-      v[k] = c < cols ? from_bits16(row[c], in) : 0.0f;
+      v[k] = c < cols ? load_in(base, offset + c, in) : 0.0f;
     }
   }
 }
@@ -700,14 +692,6 @@ extern "C" __global__ void scatter_add_ordered(const float *gradOut, const int *
   }
   #pragma unroll
   for (int r = 0; r < SA_ROWS; ++r) if (column && ((touched >> r) & 1u)) gradTable[(long long)(r0 + r) * dim + c] = acc[r][lane];
-}
-
-/** Elements 4i..4i+3 of float32 or 16-bit storage (in: its code), 16-byte (8-byte) aligned. */
-__device__ __forceinline__ float4 load4_in(const void *p, long long i, int in) {
-  if (in == 0) return static_cast<const float4 *>(p)[i];
-  const uint2 w = static_cast<const uint2 *>(p)[i];
-  return make_float4(from_bits16((unsigned short)(w.x & 0xffffu), in), from_bits16((unsigned short)(w.x >> 16), in),
-                     from_bits16((unsigned short)(w.y & 0xffffu), in), from_bits16((unsigned short)(w.y >> 16), in));
 }
 
 /**

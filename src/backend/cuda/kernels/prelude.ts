@@ -102,7 +102,12 @@ __device__ __forceinline__ float4 load4_as(const void *p, long long i) {
 
 /** load_as with the input's type known only at run time. */
 __device__ __forceinline__ float load_in(const void *p, long long i, int in) {
-  return in == 0 ? static_cast<const float *>(p)[i] : from_bits16(static_cast<const unsigned short *>(p)[i], in);
+  return in == 0 ? load_as<0>(p, i) : in == 1 ? load_as<1>(p, i) : load_as<2>(p, i);
+}
+
+/** load4_as with the input's type known only at run time. */
+__device__ __forceinline__ float4 load4_in(const void *p, long long i, int in) {
+  return in == 0 ? load4_as<0>(p, i) : in == 1 ? load4_as<1>(p, i) : load4_as<2>(p, i);
 }
 
 /** store_as with the output's type known only at run time (kernels that write few outputs per load). */
